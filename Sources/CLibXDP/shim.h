@@ -1,0 +1,1 @@
+#include <xdp/libxdp.h>

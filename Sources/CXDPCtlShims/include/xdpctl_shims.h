@@ -1,0 +1,26 @@
+/*
+ * The only C the control plane needs: errno captured right after the call that set it,
+ * libxdp's ERR_PTR results, the libbpf print callback, and setns().
+ * Every function returns 0 / a valid fd, or a negative errno.
+ */
+#ifndef XDPCTL_SHIMS_H
+#define XDPCTL_SHIMS_H
+
+#include <stddef.h>
+#include <bpf/libbpf.h>
+
+/* Opens an ELF object from memory; maps with LIBBPF_PIN_BY_NAME go under pin_root (may be NULL). */
+struct bpf_object *xdpctl_object_open_mem(const void *buf, size_t len, const char *name,
+					  const char *pin_root, int *err);
+
+/* Routes libbpf and libxdp messages up to max_level into sink, one line per call. */
+typedef void (*xdpctl_log_sink)(int level, const char *line);
+void xdpctl_set_log_sink(xdpctl_log_sink sink, int max_level);
+
+/* Moves the calling thread into the network namespace at path (/run/netns/NAME). */
+int xdpctl_setns(const char *path);
+
+/* Name and id of the XDP program an interface runs, whoever attached it (libxdp). */
+int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int *prog_id);
+
+#endif

@@ -1,0 +1,90 @@
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <xdp/libxdp.h>
+#include "xdpctl_shims.h"
+
+struct bpf_object *xdpctl_object_open_mem(const void *buf, size_t len, const char *name,
+					  const char *pin_root, int *err)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .object_name = name, .pin_root_path = pin_root);
+	struct bpf_object *obj = bpf_object__open_mem(buf, len, &opts);
+
+	*err = obj ? 0 : -errno;
+	return obj;
+}
+
+static xdpctl_log_sink log_sink;
+static int log_max_level;
+
+static int forward(int level, const char *fmt, va_list args)
+{
+	char line[1024];
+	size_t n;
+
+	if (!log_sink || level > log_max_level)
+		return 0;
+	vsnprintf(line, sizeof(line), fmt, args);
+	n = strlen(line);
+	while (n > 0 && line[n - 1] == '\n')
+		line[--n] = '\0';
+	log_sink(level, line);
+	return 0;
+}
+
+static int libbpf_forward(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	return forward((int)level, fmt, args);
+}
+
+static int libxdp_forward(enum libxdp_print_level level, const char *fmt, va_list args)
+{
+	return forward((int)level, fmt, args);
+}
+
+void xdpctl_set_log_sink(xdpctl_log_sink sink, int max_level)
+{
+	log_sink = sink;
+	log_max_level = max_level;
+	libbpf_set_print(libbpf_forward);
+	libxdp_set_print(libxdp_forward);
+}
+
+int xdpctl_setns(const char *path)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	int rc;
+
+	if (fd < 0)
+		return -errno;
+	rc = setns(fd, CLONE_NEWNET) ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int *prog_id)
+{
+	struct xdp_multiprog *mp = xdp_multiprog__get_from_ifindex(ifindex);
+	long err = libxdp_get_error(mp);
+	struct xdp_program *prog;
+
+	if (err)
+		return (int)err;
+	prog = xdp_multiprog__main_prog(mp);
+	if (!prog) {
+		prog = xdp_multiprog__hw_prog(mp);
+	}
+	if (!prog) {
+		xdp_multiprog__close(mp);
+		return -ENOENT;
+	}
+	snprintf(name, name_len, "%s", xdp_program__name(prog));
+	*prog_id = xdp_program__id(prog);
+	xdp_multiprog__close(mp);
+	return 0;
+}

@@ -1,0 +1,104 @@
+import Glibc
+
+/// A failed libbpf/libxdp/kernel call: what was being done, and the errno the kernel gave.
+public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
+    public enum Operation: Sendable, Equatable, CustomStringConvertible {
+        case openObject(String)
+        case loadObject(String)
+        case findProgram(String)
+        case findMap(String)
+        case createMap(String)
+        case mapLookup(String)
+        case mapUpdate(String)
+        case mapDelete(String)
+        case pin(String)
+        case openPin(String)
+        case unpin(String)
+        case attachXDP(interface: String, mode: String)
+        case queryXDP(String)
+        case linkInfo(String)
+        case detach(String)
+        case testRun(String)
+        case enterNetns(String)
+        case lockPinRoot(String)
+
+        public var description: String {
+            switch self {
+            case .openObject(let s): "open BPF object \(s)"
+            case .loadObject(let s): "load BPF object \(s)"
+            case .findProgram(let s): "find program \(s)"
+            case .findMap(let s): "find map \(s)"
+            case .createMap(let s): "create map \(s)"
+            case .mapLookup(let s): "look up in map \(s)"
+            case .mapUpdate(let s): "update map \(s)"
+            case .mapDelete(let s): "delete from map \(s)"
+            case .pin(let s): "pin \(s)"
+            case .openPin(let s): "open pinned object \(s)"
+            case .unpin(let s): "remove pin \(s)"
+            case .attachXDP(let interface, let mode): "attach XDP (\(mode)) to \(interface)"
+            case .queryXDP(let s): "query XDP on \(s)"
+            case .linkInfo(let s): "read link info of \(s)"
+            case .detach(let s): "detach XDP from \(s)"
+            case .testRun(let s): "test-run program \(s)"
+            case .enterNetns(let s): "enter network namespace \(s)"
+            case .lockPinRoot(let s): "lock pin root \(s)"
+            }
+        }
+    }
+
+    public let operation: Operation
+    /// Positive errno value.
+    public let errno: Int32
+    /// Lines of the verifier log, filled when a program fails to load.
+    public var log: [String] = []
+
+    public init(_ operation: Operation, errno: Int32, log: [String] = []) {
+        self.operation = operation
+        self.errno = errno < 0 ? -errno : errno
+        self.log = log
+    }
+
+    public var description: String {
+        var text = "\(operation): \(String(cString: strerror(errno))) [errno \(errno)]"
+        if let hint { text += " — \(hint)" }
+        if let last = log.last(where: { !$0.isEmpty }) { text += "\n  verifier: \(last)" }
+        return text
+    }
+
+    /// The domain knowledge behind an errno, in words an operator knows.
+    var hint: String? {
+        switch (operation, errno) {
+        case (.attachXDP(_, "native"), EOPNOTSUPP), (.attachXDP(_, "native"), EINVAL):
+            return "the driver lacks native XDP; use xdp_mode \"generic\" or \"auto\""
+        case (.attachXDP, EBUSY), (.attachXDP, EEXIST):
+            return "another XDP program is attached to this interface (see `ip link show`); detach it first"
+        case (.attachXDP, ENODEV), (.queryXDP, ENODEV):
+            return "no such interface"
+        case (.mapUpdate, E2BIG):
+            return "the map is full"
+        case (.createMap, ENOMEM), (.loadObject, ENOMEM):
+            return "not enough kernel memory for the maps (check `ulimit -l` and the rule count)"
+        case (.enterNetns, ENOENT):
+            return "no such network namespace (see `ip netns list`)"
+        case (_, EPERM), (_, EACCES):
+            return "needs root (CAP_BPF and CAP_NET_ADMIN)"
+        case (.openPin, ENOENT):
+            return "nothing is pinned there; has `xdpctl apply` run with this --pin-root?"
+        default:
+            return nil
+        }
+    }
+}
+
+/// Throws for a negative return value (a negative errno, libbpf 1.x convention).
+@inline(__always)
+func check(_ rc: Int32, _ operation: @autoclosure () -> BPFError.Operation) throws(BPFError) {
+    if rc < 0 { throw BPFError(operation(), errno: -rc) }
+}
+
+/// Throws for a negative file descriptor; returns it otherwise.
+@inline(__always)
+func checkFD(_ fd: Int32, _ operation: @autoclosure () -> BPFError.Operation) throws(BPFError) -> Int32 {
+    if fd < 0 { throw BPFError(operation(), errno: -fd) }
+    return fd
+}

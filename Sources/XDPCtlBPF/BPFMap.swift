@@ -1,0 +1,100 @@
+import CLibBPF
+import Glibc
+
+/// A BPF map by descriptor, with typed element access. `Key` and `Value` are ABI structs
+/// from xdpctl_abi.h (explicitly padded, so Swift's field-wise copies are exact).
+public struct BPFMap: Sendable {
+    public let name: String
+    public let fd: FileDescriptor
+
+    public init(name: String, fd: FileDescriptor) {
+        self.name = name
+        self.fd = fd
+    }
+
+    /// Opens a pinned map.
+    public static func open(pinned path: String) throws(BPFError) -> BPFMap {
+        let fd = try checkFD(bpf_obj_get(path), .openPin(path))
+        return BPFMap(name: String(path.split(separator: "/").last ?? ""), fd: FileDescriptor(fd))
+    }
+
+    /// Creates an unpinned map (used for the inner maps of a new generation).
+    public static func create(type: bpf_map_type, name: String, keySize: Int, valueSize: Int,
+                              maxEntries: Int, flags: UInt32 = 0) throws(BPFError) -> BPFMap {
+        var opts = bpf_map_create_opts()
+        opts.sz = MemoryLayout<bpf_map_create_opts>.size
+        opts.map_flags = flags
+        let fd = try checkFD(bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize),
+                                            UInt32(maxEntries), &opts), .createMap(name))
+        return BPFMap(name: name, fd: FileDescriptor(fd))
+    }
+
+    public func pin(at path: String) throws(BPFError) {
+        try check(bpf_obj_pin(fd.raw, path), .pin(path))
+    }
+
+    public func update<Key: BitwiseCopyable, Value: BitwiseCopyable>(_ key: Key, _ value: Value) throws(BPFError) {
+        var key = key, value = value
+        try check(bpf_map_update_elem(fd.raw, &key, &value, UInt64(BPF_ANY)), .mapUpdate(name))
+    }
+
+    /// The value at `key`, or nil when there is none.
+    public func lookup<Key: BitwiseCopyable, Value: BitwiseCopyable>(_ key: Key, as: Value.Type = Value.self) throws(BPFError) -> Value? {
+        var key = key
+        let value = UnsafeMutableRawPointer.allocate(byteCount: MemoryLayout<Value>.size, alignment: 8)
+        defer { value.deallocate() }
+        let rc = bpf_map_lookup_elem(fd.raw, &key, value)
+        if rc == -ENOENT { return nil }
+        try check(rc, .mapLookup(name))
+        return value.load(as: Value.self)
+    }
+
+    /// Writes an array map from index 0 in one batch call per chunk.
+    public func fill<Value: BitwiseCopyable>(_ values: [Value]) throws(BPFError) {
+        let chunk = 8192
+        var start = 0
+        while start < values.count {
+            let end = min(start + chunk, values.count)
+            var keys = (UInt32(start)..<UInt32(end)).map { $0 }
+            var count = UInt32(end - start)
+            var opts = bpf_map_batch_opts()
+            opts.sz = MemoryLayout<bpf_map_batch_opts>.size
+            let rc = values[start..<end].withUnsafeBufferPointer { buf in
+                bpf_map_update_batch(fd.raw, &keys, buf.baseAddress, &count, &opts)
+            }
+            try check(rc, .mapUpdate(name))
+            start = end
+        }
+    }
+
+    // MARK: per-CPU maps
+
+    static var possibleCPUs: Int { Int(libbpf_num_possible_cpus()) }
+
+    /// One value per possible CPU.
+    public func lookupPerCPU<Value: BitwiseCopyable>(_ key: UInt32, as: Value.Type = Value.self) throws(BPFError) -> [Value] {
+        let cpus = Self.possibleCPUs
+        let stride = (MemoryLayout<Value>.size + 7) & ~7
+        var key = key
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: stride * cpus, alignment: 8)
+        defer { buffer.deallocate() }
+        try check(bpf_map_lookup_elem(fd.raw, &key, buffer), .mapLookup(name))
+        return (0..<cpus).map { buffer.load(fromByteOffset: $0 * stride, as: Value.self) }
+    }
+
+    /// Sets the value on every CPU to zero bytes.
+    public func zeroPerCPU(_ key: UInt32, valueSize: Int) throws(BPFError) {
+        let bytes = ((valueSize + 7) & ~7) * Self.possibleCPUs
+        var key = key
+        var zeros = [UInt8](repeating: 0, count: bytes)
+        try check(bpf_map_update_elem(fd.raw, &key, &zeros, UInt64(BPF_ANY)), .mapUpdate(name))
+    }
+
+    /// Key size, value size and capacity as the kernel reports them.
+    public func info() throws(BPFError) -> (keySize: Int, valueSize: Int, maxEntries: Int, id: UInt32) {
+        var info = bpf_map_info()
+        var len = UInt32(MemoryLayout<bpf_map_info>.size)
+        try check(bpf_obj_get_info_by_fd(fd.raw, &info, &len), .mapLookup(name))
+        return (Int(info.key_size), Int(info.value_size), Int(info.max_entries), info.id)
+    }
+}

@@ -1,0 +1,55 @@
+import CLibBPF
+import CXDPCtlShims
+import Glibc
+
+/// A loaded BPF object: its programs, and its maps (pinned by name under `pinRoot`).
+public final class BPFObject {
+    let handle: OpaquePointer
+    public let name: String
+
+    /// Opens and loads an embedded object. Maps declared with LIBBPF_PIN_BY_NAME are
+    /// reused from `pinRoot` when pinned there already, and pinned there otherwise.
+    public init(_ object: EmbeddedObject, pinRoot: String?) throws(BPFError) {
+        name = object.name
+        let bytes = object.bytes
+        var err: Int32 = 0
+        let opened = bytes.withUnsafeBytes { buf in
+            object.name.withCString { name in
+                if let pinRoot {
+                    return pinRoot.withCString { xdpctl_object_open_mem(buf.baseAddress, buf.count, name, $0, &err) }
+                }
+                return xdpctl_object_open_mem(buf.baseAddress, buf.count, name, nil, &err)
+            }
+        }
+        guard let opened else { throw BPFError(.openObject(object.name), errno: err) }
+        handle = opened
+        _ = BPFLog.drain()
+        let rc = bpf_object__load(handle)
+        if rc < 0 {
+            let log = BPFLog.drain()
+            bpf_object__close(handle)
+            throw BPFError(.loadObject(object.name), errno: -rc, log: log)
+        }
+    }
+
+    deinit { bpf_object__close(handle) }
+
+    /// File descriptor of a program, owned by the object.
+    public func programFD(_ name: String) throws(BPFError) -> Int32 {
+        guard let prog = bpf_object__find_program_by_name(handle, name) else {
+            throw BPFError(.findProgram(name), errno: ENOENT)
+        }
+        return try checkFD(bpf_program__fd(prog), .findProgram(name))
+    }
+
+    /// A map of the object, with its own duplicated descriptor.
+    public func map(_ name: String) throws(BPFError) -> BPFMap {
+        guard let map = bpf_object__find_map_by_name(handle, name) else {
+            throw BPFError(.findMap(name), errno: ENOENT)
+        }
+        let fd = try checkFD(bpf_map__fd(map), .findMap(name))
+        let copy = dup(fd)
+        if copy < 0 { throw BPFError(.findMap(name), errno: Glibc.errno) }
+        return BPFMap(name: name, fd: FileDescriptor(copy))
+    }
+}

@@ -1,0 +1,103 @@
+/// The config file, version 1, as validated values (see SPEC.md). Every string the
+/// file holds has been turned into a typed value; nothing here can be malformed.
+public struct Config: Sendable, Equatable {
+    public var interfaces: [InterfaceConfig]
+}
+
+public enum XDPMode: String, Sendable, CaseIterable {
+    case native, generic, auto
+}
+
+public enum RuleAction: String, Sendable, CaseIterable {
+    case allow, drop
+}
+
+public struct InterfaceConfig: Sendable, Equatable {
+    public var name: String
+    public var xdpMode: XDPMode
+    public var firewall: Firewall?
+    public var rateLimits: [RateLimit]
+    public var loadBalancers: [LoadBalancer]
+    public var nat: NAT?
+}
+
+public struct Firewall: Sendable, Equatable {
+    public var defaultAction: RuleAction
+    public var rules: [FirewallRule]
+}
+
+/// A rule matches when every present field matches; a list matches when any item does.
+public struct FirewallRule: Sendable, Equatable {
+    public var name: String
+    public var action: RuleAction
+    public var src: [IPPrefix]
+    public var dst: [IPPrefix]
+    public var proto: IPProtocol?
+    public var srcPorts: [PortRange]
+    public var dstPorts: [PortRange]
+}
+
+public enum TCPFlag: String, Sendable, CaseIterable {
+    case fin, syn, rst, psh, ack, urg, ece, cwr
+}
+
+public struct RateLimit: Sendable, Equatable {
+    public enum Scope: String, Sendable, CaseIterable { case source, rule }
+    public var name: String
+    public var proto: IPProtocol?
+    public var src: [IPPrefix]
+    public var dst: [IPPrefix]
+    public var srcPorts: [PortRange]
+    public var dstPorts: [PortRange]
+    public var tcpFlags: [TCPFlag]
+    public var per: Scope
+    public var packetsPerSecond: UInt64?
+    public var burstPackets: UInt64?
+    public var bytesPerSecond: UInt64?
+    public var burstBytes: UInt64?
+}
+
+public struct LoadBalancer: Sendable, Equatable {
+    public enum Forwarding: String, Sendable, CaseIterable { case nat }
+    public struct Backend: Sendable, Equatable {
+        public enum State: String, Sendable, CaseIterable { case active, draining }
+        public var address: IPAddress
+        public var port: UInt16
+        public var weight: UInt32
+        public var state: State
+    }
+    public struct HealthCheck: Sendable, Equatable {
+        public enum Kind: String, Sendable, CaseIterable { case tcp }
+        public var kind: Kind
+        public var intervalMs: UInt32
+        public var timeoutMs: UInt32
+        public var rise: UInt32
+        public var fall: UInt32
+    }
+    public var name: String
+    public var vip: IPAddress
+    public var proto: IPProtocol
+    public var port: UInt16
+    public var forwarding: Forwarding
+    public var backends: [Backend]
+    public var healthCheck: HealthCheck?
+}
+
+public struct NAT: Sendable, Equatable {
+    public struct DNAT: Sendable, Equatable {
+        public var name: String
+        public var proto: IPProtocol
+        public var dst: IPAddress
+        public var dstPort: UInt16
+        public var toAddress: IPAddress
+        public var toPort: UInt16
+    }
+    public struct SNAT: Sendable, Equatable {
+        public var name: String
+        public var src: [IPPrefix]
+        public var toAddress: IPAddress
+        public var portRange: PortRange
+    }
+    public var dnat: [DNAT]
+    public var snat: [SNAT]
+}

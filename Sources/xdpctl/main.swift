@@ -1,0 +1,2 @@
+import XDPCtlKit
+print("hi")

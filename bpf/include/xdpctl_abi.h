@@ -1,0 +1,145 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * xdpctl_abi.h — the one ABI shared by the BPF programs (clang -target bpf) and the
+ * Swift control plane (imported as the CXDPCtlABI module).
+ *
+ * Rules for everything in this file:
+ *   - fixed-width fields only, explicit padding, no bitfields, unions or __packed;
+ *   - every struct has a _Static_assert on its size: Swift copies C structs field by
+ *     field and leaves implicit holes undefined, which makes hash keys miss at random;
+ *   - a layout change bumps DP_ABI_VERSION and the affected map's _vN name suffix
+ *     (libbpf's pinned-map reuse only compares sizes).
+ */
+#ifndef XDPCTL_ABI_H
+#define XDPCTL_ABI_H
+
+#include <linux/types.h>
+
+#define DP_ABI_VERSION 1
+
+/* ---- limits (overridable at build time) -------------------------------------- */
+
+/* Rule counter slots per interface; slot 0 counts packets that fell to the default. */
+#ifndef DP_MAX_RULES
+#define DP_MAX_RULES 131072
+#endif
+/* Depth of the firewall decision tree (cut nodes on one root-to-leaf path). */
+#ifndef DP_FW_MAX_DEPTH
+#define DP_FW_MAX_DEPTH 24
+#endif
+/* Rules scanned in one leaf of the decision tree. */
+#ifndef DP_FW_LEAF_MAX
+#define DP_FW_LEAF_MAX 16
+#endif
+/* Widest cut: a cut node has at most 2^DP_FW_MAX_CUT_BITS children. */
+#define DP_FW_MAX_CUT_BITS 16
+/* IPv6 extension headers walked before giving up on finding the L4 header. */
+#define DP_IPV6_EXT_MAX 8
+/* VLAN tags (802.1Q / 802.1ad) skipped in front of the network header. */
+#define DP_VLAN_MAX 2
+
+/* ---- map names (<= 15 characters; the BPF variables carry exactly these names) --- */
+
+#define DP_MAP_STATS      "dp_stats"
+#define DP_MAP_RULE_STATS "dp_rule_stats"
+#define DP_MAP_FW         "dp_fw"
+#define DP_PROG_XDP       "xdp_ingress"
+
+/* ---- verdicts and reasons ------------------------------------------------------ */
+
+/* Numbered as enum xdp_action, so a verdict is its own XDP return code. */
+enum dp_verdict {
+	DP_VERDICT_ABORTED = 0,
+	DP_VERDICT_DROP = 1,
+	DP_VERDICT_PASS = 2,
+	DP_VERDICT_TX = 3,
+	DP_VERDICT_REDIRECT = 4,
+	DP_VERDICT__MAX
+};
+
+/* Why a packet was dropped (DP_REASON_NONE for every other verdict). */
+enum dp_reason {
+	DP_REASON_NONE = 0,
+	DP_REASON_FIREWALL = 1,
+	DP_REASON_RATE_LIMIT = 2,
+	DP_REASON_MALFORMED = 3,
+	DP_REASON_NO_BACKEND = 4,
+	DP_REASON__MAX
+};
+
+/* ---- dp_stats: PERCPU_ARRAY[1], one per interface ------------------------------- */
+
+struct dp_if_stats {
+	__u64 rx_packets;
+	__u64 rx_bytes;
+	__u64 verdict[DP_VERDICT__MAX];   /* packets by verdict */
+	__u64 drop_reason[DP_REASON__MAX]; /* dropped packets by reason */
+};
+_Static_assert(sizeof(struct dp_if_stats) == 8 * (2 + DP_VERDICT__MAX + DP_REASON__MAX),
+	       "dp_if_stats changed: bump DP_ABI_VERSION");
+
+/* ---- dp_rule_stats: PERCPU_ARRAY[DP_MAX_RULES], indexed by counter slot --------- */
+
+struct dp_rule_stats {
+	__u64 packets;
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump DP_ABI_VERSION");
+
+/* ---- firewall: a decision tree over the packet key -------------------------------
+ *
+ * The packet key is DP_FW_NFIELDS 32-bit words in host byte order:
+ *   src address words 0..3, dst address words 0..3 (IPv4 uses word 0 only, others 0),
+ *   source port, destination port (DP_FW_NO_PORT when the packet has no L4 ports: not
+ *   TCP/UDP, or a non-first fragment), IP protocol, address family (4 or 6).
+ *
+ * dp_fw is an ARRAY_OF_MAPS[1] whose one inner map, an ARRAY of dp_fw_node, is the
+ * whole compiled rule set of one generation. apply builds a new inner map and swaps
+ * the slot, so a packet walks exactly one generation. Node 0 is the root.
+ *
+ * A node is one of three kinds:
+ *   CUT:  child index = base + ((key[field] >> shift) & ((1 << bits) - 1))
+ *   LEAF: the rules to try are nodes base .. base+count-1, in priority order; the last
+ *         one covers the leaf's whole region, so a leaf always decides
+ *   RULE: matches when lo[i] <= key[i] <= hi[i] for every field i
+ */
+enum dp_fw_field {
+	DP_FW_F_SRC0 = 0,
+	DP_FW_F_DST0 = 4,
+	DP_FW_F_SPORT = 8,
+	DP_FW_F_DPORT = 9,
+	DP_FW_F_PROTO = 10,
+	DP_FW_F_FAMILY = 11,
+	DP_FW_NFIELDS = 12
+};
+
+#define DP_FW_NO_PORT 0x10000U
+
+enum dp_fw_node_kind {
+	DP_FW_NODE_CUT = 1,
+	DP_FW_NODE_LEAF = 2,
+	DP_FW_NODE_RULE = 3
+};
+
+enum dp_fw_action {
+	DP_FW_ALLOW = 1,
+	DP_FW_DROP = 2
+};
+
+struct dp_fw_node {
+	__u8 kind;   /* enum dp_fw_node_kind */
+	__u8 field;  /* CUT: enum dp_fw_field */
+	__u8 shift;  /* CUT */
+	__u8 bits;   /* CUT: 1 .. DP_FW_MAX_CUT_BITS */
+	__u32 base;  /* CUT: first child; LEAF: first rule */
+	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX */
+	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
+	__u8 action; /* RULE: enum dp_fw_action */
+	__u8 pad[3];
+	__u32 lo[DP_FW_NFIELDS]; /* RULE: inclusive bounds per key word */
+	__u32 hi[DP_FW_NFIELDS];
+};
+_Static_assert(sizeof(struct dp_fw_node) == 20 + 8 * DP_FW_NFIELDS,
+	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw");
+
+#endif /* XDPCTL_ABI_H */

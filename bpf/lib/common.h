@@ -1,0 +1,17 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/* common.h — includes and the per-packet context every stage of the pipeline reads. */
+#ifndef DP_COMMON_H
+#define DP_COMMON_H
+
+#include <linux/bpf.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "xdpctl_abi.h"
+
+/* What one parse of a packet yields; later stages only read it. */
+struct dp_pkt {
+	__u32 key[DP_FW_NFIELDS]; /* the classification key, see xdpctl_abi.h */
+	__u32 len;                /* frame length in bytes */
+};
+
+#endif

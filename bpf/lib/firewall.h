@@ -1,0 +1,111 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * firewall.h — ordered first-match filtering at a cost that does not grow with the
+ * number of rules.
+ *
+ * The control plane compiles the ordered rule list into a decision tree (HiCuts
+ * style: each cut node splits one key word into 2^bits equal ranges), so a packet
+ * does at most DP_FW_MAX_DEPTH array lookups to reach a leaf and then tries at most
+ * DP_FW_LEAF_MAX rules, already in priority order. See xdpctl_abi.h for the layout.
+ */
+#ifndef DP_FIREWALL_H
+#define DP_FIREWALL_H
+
+#include "common.h"
+
+struct dp_fw_tree {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1); /* each generation is sized to fit (BPF_F_INNER_MAP) */
+	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct dp_fw_node)); /* libbpf 1.1 cannot size inner values from BTF */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct dp_fw_tree);
+} dp_fw SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct dp_rule_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dp_rule_stats SEC(".maps");
+
+static __always_inline int fw_rule_matches(const struct dp_fw_node *r, const __u32 *key)
+{
+#pragma unroll
+	for (int i = 0; i < DP_FW_NFIELDS; i++)
+		if (key[i] < r->lo[i] || key[i] > r->hi[i])
+			return 0;
+	return 1;
+}
+
+/* Walks the cut nodes from the root to a leaf; returns the leaf, or NULL. */
+static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, const struct dp_pkt *p)
+{
+	__u32 idx = 0;
+
+	for (int depth = 0; depth <= DP_FW_MAX_DEPTH; depth++) {
+		const struct dp_fw_node *n = bpf_map_lookup_elem(tree, &idx);
+		__u32 field;
+
+		if (!n || n->kind != DP_FW_NODE_CUT)
+			return n;
+		field = n->field;
+		if (field >= DP_FW_NFIELDS)
+			return NULL;
+		idx = n->base + ((p->key[field] >> (n->shift & 31)) & ((1U << (n->bits & 31)) - 1));
+	}
+	return NULL;
+}
+
+/*
+ * fw_classify — the rule that decides the packet: the first matching rule, or the
+ * default (the last rule of every leaf). NULL when no firewall is configured.
+ */
+static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p)
+{
+	__u32 zero = 0, idx, base, count;
+	const struct dp_fw_node *leaf;
+	void *tree = bpf_map_lookup_elem(&dp_fw, &zero);
+
+	if (!tree)
+		return NULL;
+	leaf = fw_find_leaf(tree, p);
+	if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
+		return NULL;
+	base = leaf->base;
+	count = leaf->count;
+
+	for (__u32 i = 0; i < DP_FW_LEAF_MAX && i < count; i++) {
+		const struct dp_fw_node *r;
+
+		idx = base + i;
+		r = bpf_map_lookup_elem(tree, &idx);
+		if (!r)
+			return NULL;
+		if (fw_rule_matches(r, p->key))
+			return r;
+	}
+	return NULL;
+}
+
+/* Adds the packet to the rule's hit counters. */
+static __always_inline void fw_count(const struct dp_fw_node *rule, const struct dp_pkt *p)
+{
+	__u32 slot = rule->slot;
+	struct dp_rule_stats *s = bpf_map_lookup_elem(&dp_rule_stats, &slot);
+
+	if (s) {
+		s->packets++;
+		s->bytes += p->len;
+	}
+}
+
+#endif
