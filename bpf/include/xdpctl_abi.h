@@ -31,6 +31,11 @@
 #ifndef DP_FW_LEAF_MAX
 #define DP_FW_LEAF_MAX 16
 #endif
+/* Decision trees per rule set: rules that would be copied into too many leaves of one
+ * tree are moved to the next, and a packet takes the best match over all trees. */
+#ifndef DP_FW_MAX_TREES
+#define DP_FW_MAX_TREES 4
+#endif
 /* Widest cut: a cut node has at most 2^DP_FW_MAX_CUT_BITS children. */
 #define DP_FW_MAX_CUT_BITS 16
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
@@ -95,13 +100,15 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *
  * dp_fw is an ARRAY_OF_MAPS[1] whose one inner map, an ARRAY of dp_fw_node, is the
  * whole compiled rule set of one generation. apply builds a new inner map and swaps
- * the slot, so a packet walks exactly one generation. Node 0 is the root.
+ * the slot, so a packet walks exactly one generation.
  *
- * A node is one of three kinds:
- *   CUT:  child index = base + ((key[field] >> shift) & ((1 << bits) - 1))
- *   LEAF: the rules to try are nodes base .. base+count-1, in priority order; the last
- *         one covers the leaf's whole region, so a leaf always decides
- *   RULE: matches when lo[i] <= key[i] <= hi[i] for every field i
+ * Nodes 0 .. DP_FW_MAX_TREES-1 are the roots of the trees (EMPTY when unused), node
+ * DP_FW_DEFAULT_NODE is the RULE that applies when no tree matches. A node is:
+ *   CUT:  a key word whose guarded bits differ from guard_value goes to child
+ *         base + (1 << bits); any other to base + ((key[field] >> shift) & ((1 << bits) - 1))
+ *   LEAF: the rules to try are nodes base .. base+count-1, in priority order
+ *   RULE: matches when lo[i] <= key[i] <= hi[i] for every field i; of all matches over
+ *         all trees the one with the lowest priority wins (first match)
  */
 enum dp_fw_field {
 	DP_FW_F_SRC0 = 0,
@@ -115,7 +122,10 @@ enum dp_fw_field {
 
 #define DP_FW_NO_PORT 0x10000U
 
+#define DP_FW_DEFAULT_NODE DP_FW_MAX_TREES
+
 enum dp_fw_node_kind {
+	DP_FW_NODE_EMPTY = 0,
 	DP_FW_NODE_CUT = 1,
 	DP_FW_NODE_LEAF = 2,
 	DP_FW_NODE_RULE = 3
@@ -130,16 +140,19 @@ struct dp_fw_node {
 	__u8 kind;   /* enum dp_fw_node_kind */
 	__u8 field;  /* CUT: enum dp_fw_field */
 	__u8 shift;  /* CUT */
-	__u8 bits;   /* CUT: 1 .. DP_FW_MAX_CUT_BITS */
+	__u8 bits;   /* CUT: 0 .. DP_FW_MAX_CUT_BITS */
 	__u32 base;  /* CUT: first child; LEAF: first rule */
 	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX */
 	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
+	__u32 priority; /* RULE: position in the expanded rule list; lower wins */
+	__u32 guard_mask;  /* CUT: bits of key[field] that must equal guard_value */
+	__u32 guard_value;
 	__u8 action; /* RULE: enum dp_fw_action */
 	__u8 pad[3];
 	__u32 lo[DP_FW_NFIELDS]; /* RULE: inclusive bounds per key word */
 	__u32 hi[DP_FW_NFIELDS];
 };
-_Static_assert(sizeof(struct dp_fw_node) == 20 + 8 * DP_FW_NFIELDS,
+_Static_assert(sizeof(struct dp_fw_node) == 32 + 8 * DP_FW_NFIELDS,
 	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw");
 
 #endif /* XDPCTL_ABI_H */

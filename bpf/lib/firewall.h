@@ -3,10 +3,11 @@
  * firewall.h — ordered first-match filtering at a cost that does not grow with the
  * number of rules.
  *
- * The control plane compiles the ordered rule list into a decision tree (HiCuts
- * style: each cut node splits one key word into 2^bits equal ranges), so a packet
- * does at most DP_FW_MAX_DEPTH array lookups to reach a leaf and then tries at most
- * DP_FW_LEAF_MAX rules, already in priority order. See xdpctl_abi.h for the layout.
+ * The control plane compiles the ordered rule list into at most DP_FW_MAX_TREES
+ * decision trees (HiCuts-style cuts, EffiCuts-style separation of rules that would be
+ * copied too often). Per tree a packet does at most DP_FW_MAX_DEPTH array lookups to
+ * reach a leaf and tries at most DP_FW_LEAF_MAX rules in priority order, stopping at
+ * the first rule that cannot beat the best match so far. See xdpctl_abi.h.
  */
 #ifndef DP_FIREWALL_H
 #define DP_FIREWALL_H
@@ -46,54 +47,66 @@ static __always_inline int fw_rule_matches(const struct dp_fw_node *r, const __u
 	return 1;
 }
 
-/* Walks the cut nodes from the root to a leaf; returns the leaf, or NULL. */
-static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, const struct dp_pkt *p)
+/* Walks the cut nodes from root `idx` to a leaf; returns the leaf, or NULL. */
+static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, __u32 idx, const struct dp_pkt *p)
 {
-	__u32 idx = 0;
-
 	for (int depth = 0; depth <= DP_FW_MAX_DEPTH; depth++) {
 		const struct dp_fw_node *n = bpf_map_lookup_elem(tree, &idx);
-		__u32 field;
+		__u32 field, word, bits;
 
 		if (!n || n->kind != DP_FW_NODE_CUT)
 			return n;
 		field = n->field;
 		if (field >= DP_FW_NFIELDS)
 			return NULL;
-		idx = n->base + ((p->key[field] >> (n->shift & 31)) & ((1U << (n->bits & 31)) - 1));
+		word = p->key[field];
+		bits = n->bits & 31;
+		if ((word & n->guard_mask) != n->guard_value)
+			idx = n->base + (1U << bits);
+		else
+			idx = n->base + ((word >> (n->shift & 31)) & ((1U << bits) - 1));
 	}
 	return NULL;
 }
 
 /*
  * fw_classify — the rule that decides the packet: the first matching rule, or the
- * default (the last rule of every leaf). NULL when no firewall is configured.
+ * default. NULL when no firewall is configured.
  */
 static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p)
 {
-	__u32 zero = 0, idx, base, count;
-	const struct dp_fw_node *leaf;
+	__u32 zero = 0, idx = DP_FW_DEFAULT_NODE;
+	const struct dp_fw_node *best;
 	void *tree = bpf_map_lookup_elem(&dp_fw, &zero);
 
 	if (!tree)
 		return NULL;
-	leaf = fw_find_leaf(tree, p);
-	if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
+	best = bpf_map_lookup_elem(tree, &idx);
+	if (!best)
 		return NULL;
-	base = leaf->base;
-	count = leaf->count;
 
-	for (__u32 i = 0; i < DP_FW_LEAF_MAX && i < count; i++) {
-		const struct dp_fw_node *r;
+	for (__u32 t = 0; t < DP_FW_MAX_TREES; t++) {
+		const struct dp_fw_node *leaf = fw_find_leaf(tree, t, p);
+		__u32 base, count;
 
-		idx = base + i;
-		r = bpf_map_lookup_elem(tree, &idx);
-		if (!r)
-			return NULL;
-		if (fw_rule_matches(r, p->key))
-			return r;
+		if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
+			continue;
+		base = leaf->base;
+		count = leaf->count;
+		for (__u32 i = 0; i < DP_FW_LEAF_MAX && i < count; i++) {
+			const struct dp_fw_node *r;
+
+			idx = base + i;
+			r = bpf_map_lookup_elem(tree, &idx);
+			if (!r || r->priority >= best->priority)
+				break;
+			if (fw_rule_matches(r, p->key)) {
+				best = r;
+				break;
+			}
+		}
 	}
-	return NULL;
+	return best;
 }
 
 /* Adds the packet to the rule's hit counters. */

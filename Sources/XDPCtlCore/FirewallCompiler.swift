@@ -1,0 +1,383 @@
+import CXDPCtlABI
+
+/// The compiled firewall of one interface: the contents of one dp_fw inner map.
+public struct FirewallTable: Sendable {
+    public var nodes: [dp_fw_node]
+    /// Rules after expansion of their lists (one box per src × dst × port combination).
+    public var boxCount: Int
+    public var depth: Int
+    public var largestLeaf: Int
+
+    /// Walks the table exactly as fw_classify in bpf/lib/firewall.h does; returns the
+    /// index of the deciding RULE node (the default node when no rule matches).
+    public func classify(_ key: [UInt32]) -> Int {
+        var best = Int(DP_FW_DEFAULT_NODE)
+        for tree in 0..<Int(DP_FW_MAX_TREES) {
+            var index = tree
+            for _ in 0...Int(DP_FW_MAX_DEPTH) where nodes[index].kind == UInt8(DP_FW_NODE_CUT.rawValue) {
+                let n = nodes[index], word = key[Int(n.field)], bits = UInt32(n.bits)
+                index = Int(n.base) + Int(word & n.guard_mask != n.guard_value ? 1 << bits : (word >> UInt32(n.shift)) & ((1 << bits) - 1))
+            }
+            let leaf = nodes[index]
+            guard leaf.kind == UInt8(DP_FW_NODE_LEAF.rawValue) else { continue }
+            for r in Int(leaf.base)..<Int(leaf.base) + min(Int(leaf.count), Int(DP_FW_LEAF_MAX)) {
+                if nodes[r].priority >= nodes[best].priority { break }
+                if nodes[r].matches(key) { best = r; break }
+            }
+        }
+        return best
+    }
+
+    /// Rule nodes stored, counting the copies in different leaves.
+    public var ruleNodes: Int { nodes.lazy.filter { $0.kind == UInt8(DP_FW_NODE_RULE.rawValue) }.count }
+    /// Trees in use.
+    public var trees: Int { nodes.prefix(Int(DP_FW_MAX_TREES)).filter { $0.kind != UInt8(DP_FW_NODE_EMPTY.rawValue) }.count }
+}
+
+extension dp_fw_node {
+    func bound(_ field: Int, high: Bool) -> UInt32 {
+        withUnsafeBytes(of: high ? hi : lo) { $0.load(fromByteOffset: field * 4, as: UInt32.self) }
+    }
+
+    func matches(_ key: [UInt32]) -> Bool {
+        (0..<Int(DP_FW_NFIELDS.rawValue)).allSatisfy { bound($0, high: false) <= key[$0] && key[$0] <= bound($0, high: true) }
+    }
+}
+
+public struct FirewallCapacityError: Error, CustomStringConvertible, Sendable {
+    public let message: String
+    public var description: String { message }
+}
+
+/// Compiles ordered first-match rules into a decision tree (HiCuts, Gupta & McKeown 1999):
+/// a cut node splits one key word of its region into 2^bits equal parts, and a leaf holds
+/// the few rules that can still match there, in priority order, ending with the first rule
+/// that covers the whole leaf. A packet then costs at most DP_FW_MAX_DEPTH array lookups
+/// plus DP_FW_LEAF_MAX rule checks, whatever the number of rules.
+public struct FirewallCompiler {
+    /// Rules below which a node becomes a leaf rather than being cut further.
+    public var leafTarget = 8
+    /// Space factor: a cut may replicate rules up to spaceFactor × rules + children.
+    public var spaceFactor = 4
+    /// Widest cut considered.
+    public var maxCutBits = 8
+    /// Nodes a table may hold.
+    public var maxNodes = 1 << 22
+    /// Extra leaves a rule may be copied into before it moves to the next tree.
+    public var maxCopies = 32
+
+    static let fields = Int(DP_FW_NFIELDS.rawValue)
+    /// Bits of each key word's domain: addresses 32, ports 17 (DP_FW_NO_PORT = 2^16), proto 8, family 3.
+    static let domainBits: [Int] = Array(repeating: 32, count: 8) + [17, 17, 8, 3]
+
+    public init() {}
+
+    /// The rule counter slot of each rule: slot 0 counts the default action.
+    public func compile(_ firewall: Firewall, slots: [String: UInt32]) throws(FirewallCapacityError) -> FirewallTable {
+        var boxes = Boxes()
+        for rule in firewall.rules {
+            guard let slot = slots[rule.name] else { preconditionFailure("no counter slot for rule \(rule.name)") }
+            boxes.append(rule, slot: slot)
+        }
+        boxes.appendDefault(action: firewall.defaultAction)
+        return try build(boxes)
+    }
+
+    // MARK: tree construction
+
+    struct Region {
+        var base: [UInt32] = Array(repeating: 0, count: FirewallCompiler.fields)
+        var bits: [Int] = FirewallCompiler.domainBits
+
+        func high(_ f: Int) -> UInt32 { bits[f] >= 32 ? UInt32.max : base[f] | ((UInt32(1) << bits[f]) - 1) }
+    }
+
+    struct Work {
+        var slot: Int
+        var rules: [Int32]
+        var region: Region
+        var depth: Int
+    }
+
+    func build(_ boxes: Boxes) throws(FirewallCapacityError) -> FirewallTable {
+        let roots = Int(DP_FW_MAX_TREES)
+        var table = FirewallTable(nodes: Array(repeating: dp_fw_node(), count: roots), boxCount: boxes.count, depth: 0, largestLeaf: 0)
+        table.nodes.append(boxes.node(Int32(boxes.count - 1)))
+        var leaves: [[Int32]: UInt32] = [:]
+        var remaining = (0..<Int32(boxes.count - 1)).map { $0 }
+        for tree in 0..<roots where !remaining.isEmpty {
+            remaining = try buildTree(tree, remaining, boxes, last: tree == roots - 1, into: &table, leaves: &leaves)
+        }
+        return table
+    }
+
+    /// Builds one tree at root `tree`; returns the rules it spilled for the next tree.
+    func buildTree(_ tree: Int, _ rules: [Int32], _ boxes: Boxes, last: Bool,
+                   into table: inout FirewallTable, leaves: inout [[Int32]: UInt32]) throws(FirewallCapacityError) -> [Int32] {
+        var spilled = [Bool](repeating: false, count: boxes.count)
+        var copies = [Int](repeating: 0, count: boxes.count)
+        var spill: [Int32] = []
+        func spillRule(_ r: Int32) {
+            if !spilled[Int(r)] { spilled[Int(r)] = true; spill.append(r) }
+        }
+        var queue = [Work(slot: tree, rules: rules, region: Region(), depth: 0)]
+        var aliases: [(slot: Int, of: Int)] = []
+        var head = 0
+        while head < queue.count {
+            let work = queue[head]
+            head += 1
+            var rules = prune(work.rules.filter { !spilled[Int($0)] }, boxes, work.region)
+            if rules.count > leafTarget, work.depth < Int(DP_FW_MAX_DEPTH), let cut = chooseCut(rules, boxes, work.region) {
+                let base = table.nodes.count
+                let slots = cut.children.count + (cut.outside == nil ? 0 : 1)
+                guard base + slots <= maxNodes else { throw tooManyNodes }
+                table.nodes.append(contentsOf: repeatElement(dp_fw_node(), count: slots))
+                var node = dp_fw_node()
+                node.kind = UInt8(DP_FW_NODE_CUT.rawValue)
+                node.field = UInt8(cut.field)
+                node.shift = UInt8(cut.shift)
+                node.bits = UInt8(cut.bits)
+                node.base = UInt32(base)
+                node.guard_mask = cut.guardMask
+                node.guard_value = cut.block.base[cut.field] & cut.guardMask
+                table.nodes[work.slot] = node
+                table.depth = max(table.depth, work.depth + 1)
+                if let outside = cut.outside {
+                    queue.append(Work(slot: base + cut.children.count, rules: outside, region: work.region, depth: work.depth + 1))
+                }
+                // Children whose rules all span them whole in the cut field decide alike:
+                // build the first of each such group once and copy its node to the others.
+                var builtFor: [[Int32]: Int] = [:]
+                for (i, childRules) in cut.children.enumerated() {
+                    var region = cut.block
+                    region.base[cut.field] += UInt32(i) << cut.shift
+                    region.bits[cut.field] = cut.shift
+                    let whole = childRules.allSatisfy { boxes.lo($0, cut.field) <= region.base[cut.field] && boxes.hi($0, cut.field) >= region.high(cut.field) }
+                    if whole, let first = builtFor[childRules] {
+                        aliases.append((base + i, first))
+                        continue
+                    }
+                    if whole { builtFor[childRules] = base + i }
+                    queue.append(Work(slot: base + i, rules: childRules, region: region, depth: work.depth + 1))
+                }
+                // A rule copied into too many children goes to the next tree instead.
+                if !last {
+                    for r in rules {
+                        let (first, lastChild) = span(r, boxes, cut.block, field: cut.field, shift: cut.shift)
+                        copies[Int(r)] += lastChild - first
+                        if copies[Int(r)] > maxCopies { spillRule(r) }
+                    }
+                }
+                continue
+            }
+            if rules.count > Int(DP_FW_LEAF_MAX) {
+                guard !last else {
+                    throw FirewallCapacityError(message: "\(rules.count) overlapping rules cannot be separated into leaves of \(DP_FW_LEAF_MAX); merge overlapping rules")
+                }
+                rules[Int(DP_FW_LEAF_MAX)...].forEach(spillRule)
+                rules.removeLast(rules.count - Int(DP_FW_LEAF_MAX))
+            }
+            var leaf = dp_fw_node()
+            leaf.kind = UInt8(rules.isEmpty ? DP_FW_NODE_EMPTY.rawValue : DP_FW_NODE_LEAF.rawValue)
+            leaf.count = UInt32(rules.count)
+            if let shared = leaves[rules] {
+                leaf.base = shared
+            } else if !rules.isEmpty {
+                leaf.base = UInt32(table.nodes.count)
+                leaves[rules] = leaf.base
+                table.nodes.append(contentsOf: rules.map { boxes.node($0) })
+            }
+            table.nodes[work.slot] = leaf
+            table.largestLeaf = max(table.largestLeaf, rules.count)
+            if table.nodes.count > maxNodes { throw tooManyNodes }
+        }
+        for a in aliases { table.nodes[a.slot] = table.nodes[a.of] }
+        return spill.sorted() // priority order, as every rule list is
+    }
+
+    var tooManyNodes: FirewallCapacityError {
+        FirewallCapacityError(message: "the firewall compiles to more than \(maxNodes) tree nodes; merge rules or use fewer overlapping ranges")
+    }
+
+    /// Drops what can never decide inside `region`: rules that miss it, and every rule
+    /// after the first one that covers all of it.
+    func prune(_ rules: [Int32], _ boxes: Boxes, _ region: Region) -> [Int32] {
+        var out: [Int32] = []
+        out.reserveCapacity(rules.count)
+        for r in rules {
+            var covers = true
+            var overlaps = true
+            for f in 0..<Self.fields {
+                let lo = boxes.lo(r, f), hi = boxes.hi(r, f)
+                let rlo = region.base[f], rhi = region.high(f)
+                if hi < rlo || lo > rhi { overlaps = false; break }
+                if lo > rlo || hi < rhi { covers = false }
+            }
+            guard overlaps else { continue }
+            out.append(r)
+            if covers { break }
+        }
+        return out
+    }
+
+    struct Cut {
+        var field: Int
+        var bits: Int
+        var shift: Int
+        /// The aligned block of the region the cut splits; keys outside it go to `outside`.
+        var block: Region
+        var guardMask: UInt32
+        var children: [[Int32]]
+        var outside: [Int32]?
+    }
+
+    /// The smallest aligned block of `region` in field `f` holding every rule that is not
+    /// whole in `f`; nil when all of them are.
+    func block(_ rules: [Int32], _ boxes: Boxes, _ region: Region, field f: Int) -> Region? {
+        var lo = UInt32.max, hi = UInt32.min
+        for r in rules {
+            let rlo = max(boxes.lo(r, f), region.base[f]), rhi = min(boxes.hi(r, f), region.high(f))
+            if rlo == region.base[f] && rhi == region.high(f) { continue }
+            lo = min(lo, rlo)
+            hi = max(hi, rhi)
+        }
+        guard lo <= hi else { return nil }
+        let bits = lo == hi ? 0 : 32 - (lo ^ hi).leadingZeroBitCount
+        var block = region
+        block.bits[f] = min(bits, region.bits[f])
+        block.base[f] = bits >= 32 ? 0 : lo & ~((UInt32(1) << bits) - 1)
+        return block
+    }
+
+    /// The cut that best separates the rules: per field, the block where its rules differ,
+    /// cut as wide as the space factor allows; across fields, the one whose fullest child
+    /// holds the fewest rules.
+    func chooseCut(_ rules: [Int32], _ boxes: Boxes, _ region: Region) -> Cut? {
+        var best: (field: Int, bits: Int, block: Region, maxChild: Int, total: Int)?
+        for f in 0..<Self.fields where region.bits[f] > 0 {
+            guard let block = block(rules, boxes, region, field: f) else { continue }
+            let narrowed = block.bits[f] < region.bits[f]
+            var chosen: (bits: Int, maxChild: Int, total: Int)?
+            for bits in (narrowed ? 0 : 1)...min(maxCutBits, block.bits[f]) {
+                let (maxChild, total) = childCounts(rules, boxes, block, field: f, bits: bits)
+                if chosen != nil && total > spaceFactor * rules.count + (1 << bits) { break }
+                chosen = (bits, maxChild, total)
+            }
+            guard let c = chosen else { continue }
+            if best == nil || c.maxChild < best!.maxChild || (c.maxChild == best!.maxChild && c.total < best!.total) {
+                best = (f, c.bits, block, c.maxChild, c.total)
+            }
+        }
+        guard let best else { return nil }
+        let f = best.field
+        let shift = best.block.bits[f] - best.bits
+        let narrowed = best.block.bits[f] < region.bits[f]
+        var children = Array(repeating: [Int32](), count: 1 << best.bits)
+        var outside: [Int32] = []
+        for r in rules {
+            let lo = boxes.lo(r, f), hi = boxes.hi(r, f)
+            if narrowed && (lo < best.block.base[f] || hi > best.block.high(f)) { outside.append(r) }
+            guard hi >= best.block.base[f], lo <= best.block.high(f) else { continue }
+            let (first, last) = span(r, boxes, best.block, field: f, shift: shift)
+            for c in first...last { children[c].append(r) }
+        }
+        let guardMask = narrowed ? ~((best.block.bits[f] >= 32 ? 0 : (UInt32(1) << best.block.bits[f])) &- 1) : 0
+        if !narrowed && best.maxChild == rules.count && best.total == rules.count << best.bits { return nil }
+        return Cut(field: f, bits: best.bits, shift: shift, block: best.block, guardMask: guardMask,
+                   children: children, outside: narrowed ? outside : nil)
+    }
+
+    /// The children a rule falls into when `field` of `block` is cut at `shift`.
+    @inline(__always)
+    func span(_ r: Int32, _ boxes: Boxes, _ block: Region, field f: Int, shift: Int) -> (Int, Int) {
+        let base = block.base[f]
+        let lo = max(boxes.lo(r, f), base), hi = min(boxes.hi(r, f), block.high(f))
+        return (Int((lo - base) >> shift), Int((hi - base) >> shift))
+    }
+
+    func childCounts(_ rules: [Int32], _ boxes: Boxes, _ region: Region, field f: Int, bits: Int) -> (maxChild: Int, total: Int) {
+        let shift = region.bits[f] - bits
+        var diff = [Int](repeating: 0, count: (1 << bits) + 1)
+        var total = 0
+        for r in rules where boxes.hi(r, f) >= region.base[f] && boxes.lo(r, f) <= region.high(f) {
+            let (first, last) = span(r, boxes, region, field: f, shift: shift)
+            diff[first] += 1
+            diff[last + 1] -= 1
+            total += last - first + 1
+        }
+        var running = 0, maxChild = 0
+        for c in 0..<(1 << bits) {
+            running += diff[c]
+            maxChild = max(maxChild, running)
+        }
+        return (maxChild, total)
+    }
+}
+
+/// Rules expanded into boxes: one inclusive range per key word, in priority order,
+/// stored flat for the compiler's inner loops.
+struct Boxes {
+    private var bounds: [UInt32] = []
+    private var slots: [UInt32] = []
+    private var actions: [UInt8] = []
+    private static let fields = FirewallCompiler.fields
+
+    var count: Int { slots.count }
+
+    @inline(__always) func lo(_ r: Int32, _ f: Int) -> UInt32 { bounds[Int(r) * 2 * Self.fields + f] }
+    @inline(__always) func hi(_ r: Int32, _ f: Int) -> UInt32 { bounds[Int(r) * 2 * Self.fields + Self.fields + f] }
+
+    mutating func append(lo: [UInt32], hi: [UInt32], slot: UInt32, action: RuleAction) {
+        bounds.append(contentsOf: lo)
+        bounds.append(contentsOf: hi)
+        slots.append(slot)
+        actions.append(UInt8(action == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue))
+    }
+
+    /// Every src × dst × source port × destination port combination of the rule, per family.
+    mutating func append(_ rule: FirewallRule, slot: UInt32) {
+        var families: [AddressFamily] = [.ipv4, .ipv6]
+        if !rule.src.isEmpty { families = families.filter { f in rule.src.contains { $0.family == f } } }
+        if !rule.dst.isEmpty { families = families.filter { f in rule.dst.contains { $0.family == f } } }
+        let anyFamily = rule.src.isEmpty && rule.dst.isEmpty
+        for family in anyFamily ? [nil] : families.map(Optional.some) {
+            let srcs: [IPPrefix?] = rule.src.isEmpty ? [nil] : rule.src.filter { $0.family == family }
+            let dsts: [IPPrefix?] = rule.dst.isEmpty ? [nil] : rule.dst.filter { $0.family == family }
+            let sports = rule.srcPorts.isEmpty ? [nil] : rule.srcPorts.map(Optional.some)
+            let dports = rule.dstPorts.isEmpty ? [nil] : rule.dstPorts.map(Optional.some)
+            for s in srcs { for d in dsts { for sp in sports { for dp in dports {
+                var lo = [UInt32](repeating: 0, count: Self.fields)
+                var hi = [UInt32](repeating: .max, count: Self.fields)
+                for w in 0..<4 {
+                    if let s { (lo[w], hi[w]) = (s.range(word: w).lowerBound, s.range(word: w).upperBound) }
+                    if let d { (lo[4 + w], hi[4 + w]) = (d.range(word: w).lowerBound, d.range(word: w).upperBound) }
+                }
+                if let sp { (lo[8], hi[8]) = (UInt32(sp.low), UInt32(sp.high)) }
+                if let dp { (lo[9], hi[9]) = (UInt32(dp.low), UInt32(dp.high)) }
+                if let p = rule.proto { (lo[10], hi[10]) = (UInt32(p.number), UInt32(p.number)) }
+                if let family { (lo[11], hi[11]) = (UInt32(family.rawValue), UInt32(family.rawValue)) }
+                append(lo: lo, hi: hi, slot: slot, action: rule.action)
+            } } } }
+        }
+    }
+
+    /// The default action: a rule that matches everything, last, counted in slot 0.
+    mutating func appendDefault(action: RuleAction) {
+        append(lo: Array(repeating: 0, count: Self.fields), hi: Array(repeating: .max, count: Self.fields), slot: 0, action: action)
+    }
+
+    func node(_ r: Int32) -> dp_fw_node {
+        var n = dp_fw_node()
+        n.kind = UInt8(DP_FW_NODE_RULE.rawValue)
+        n.slot = slots[Int(r)]
+        n.action = actions[Int(r)]
+        n.priority = UInt32(r)
+        withUnsafeMutableBytes(of: &n.lo) { raw in
+            for f in 0..<Self.fields { raw.storeBytes(of: lo(r, f), toByteOffset: f * 4, as: UInt32.self) }
+        }
+        withUnsafeMutableBytes(of: &n.hi) { raw in
+            for f in 0..<Self.fields { raw.storeBytes(of: hi(r, f), toByteOffset: f * 4, as: UInt32.self) }
+        }
+        return n
+    }
+}
