@@ -28,7 +28,7 @@ struct BPFCompiler: BuildToolPlugin {
                   -I"\(root.path)/include" -c "\(source.path)" -o "\(object.path)"
                 "\(objcopy.path)" --strip-debug "\(object.path)"
                 { printf '// Generated from bpf/%s by the BPFCompiler plugin.\\n' "\(source.lastPathComponent)"
-                  printf 'extension EmbeddedObject {\\n    static let \(symbol) = EmbeddedObject(name: "\(name)", base64: "'
+                  printf 'extension EmbeddedObject {\\n    public static let \(symbol) = EmbeddedObject(name: "\(name)", base64: "'
                   base64 -w0 "\(object.path)"
                   printf '")\\n}\\n'; } > "\(swift.path)"
                 """

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <xdp/libxdp.h>
 #include "xdpctl_shims.h"
 
@@ -87,4 +89,13 @@ int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int
 	*prog_id = xdp_program__id(prog);
 	xdp_multiprog__close(mp);
 	return 0;
+}
+
+int xdpctl_is_bpffs(const char *path)
+{
+	struct statfs st;
+
+	if (statfs(path, &st))
+		return -errno;
+	return st.f_type == BPF_FS_MAGIC;
 }

@@ -98,3 +98,22 @@ public struct BPFMap: Sendable {
         return (Int(info.key_size), Int(info.value_size), Int(info.max_entries), info.id)
     }
 }
+
+extension BPFMap {
+    /// Kernel memory charged to the map ("memlock" in its fdinfo), in bytes.
+    public func memoryBytes() -> Int {
+        let path = "/proc/self/fdinfo/\(fd.raw)"
+        guard let file = fopen(path, "r") else { return 0 }
+        defer { fclose(file) }
+        var line = [CChar](repeating: 0, count: 256)
+        while fgets(&line, Int32(line.count), file) != nil {
+            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            if text.hasPrefix("memlock:") {
+                return Int(text.dropFirst("memlock:".count).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
+            }
+        }
+        return 0
+    }
+}
+
+import Foundation

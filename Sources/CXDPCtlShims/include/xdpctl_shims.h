@@ -20,6 +20,9 @@ void xdpctl_set_log_sink(xdpctl_log_sink sink, int max_level);
 /* Moves the calling thread into the network namespace at path (/run/netns/NAME). */
 int xdpctl_setns(const char *path);
 
+/* 1 when path lies on a BPF filesystem, 0 when not, or a negative errno. */
+int xdpctl_is_bpffs(const char *path);
+
 /* Name and id of the XDP program an interface runs, whoever attached it (libxdp). */
 int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int *prog_id);
 

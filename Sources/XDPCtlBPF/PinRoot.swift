@@ -1,0 +1,116 @@
+import CLibBPF
+import CXDPCtlShims
+import Glibc
+
+/// The bpffs directory that holds everything xdpctl keeps in the kernel:
+///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
+///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
+///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
+public struct PinRoot: Sendable {
+    public let path: String
+
+    public init(_ path: String) { self.path = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path }
+
+    public var state: String { "\(path)/dp_state" }
+    public var interfaces: String { "\(path)/ifaces" }
+    public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
+    public func link(_ name: String) -> String { "\(interface(name))/link" }
+    public func map(_ name: String, of interface: String) -> String { "\(self.interface(interface))/\(name)" }
+
+    /// Creates the directory tree; fails unless it lies on a BPF filesystem.
+    public func create() throws(BPFError) {
+        let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
+        guard xdpctl_is_bpffs(path) == 1 || xdpctl_is_bpffs(parent.isEmpty ? "/" : parent) == 1 else {
+            throw BPFError(.pin(path), errno: ENOTSUP, log: ["\(parent) is not a BPF filesystem; mount one with `mount -t bpf bpf /sys/fs/bpf`"])
+        }
+        for dir in [path, interfaces] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
+            throw BPFError(.pin(dir), errno: errno)
+        }
+    }
+
+    public var exists: Bool { access(state, F_OK) == 0 }
+
+    /// Holds an exclusive lock on the pin root for the life of the returned descriptor,
+    /// so two applies (or an apply and a down) never interleave.
+    public func lock() throws(BPFError) -> FileDescriptor {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        if fd < 0 { throw BPFError(.lockPinRoot(path), errno: errno) }
+        let handle = FileDescriptor(fd)
+        if flock(fd, LOCK_EX) != 0 { throw BPFError(.lockPinRoot(path), errno: errno) }
+        return handle
+    }
+
+    /// Removes a directory of pins (maps, links) and the directory itself.
+    public func removeTree(_ dir: String) throws(BPFError) {
+        guard let d = opendir(dir) else {
+            if errno == ENOENT { return }
+            throw BPFError(.unpin(dir), errno: errno)
+        }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        closedir(d)
+        for name in names {
+            let p = "\(dir)/\(name)"
+            if unlink(p) != 0 {
+                if errno == EISDIR || errno == EPERM { try removeTree(p) } else if errno != ENOENT { throw BPFError(.unpin(p), errno: errno) }
+            }
+        }
+        if rmdir(dir) != 0 && errno != ENOENT { throw BPFError(.unpin(dir), errno: errno) }
+    }
+
+    /// Names of the interface directories present.
+    public func interfaceNames() -> [String] {
+        guard let d = opendir(interfaces) else { return [] }
+        defer { closedir(d) }
+        var names: [String] = []
+        while let entry = readdir(d) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            if name != "." && name != ".." { names.append(name) }
+        }
+        return names.sorted()
+    }
+
+    // MARK: the state blob
+
+    static let chunk = 4096
+
+    /// Writes `text` into a new array map and swaps it in with rename(), so a reader sees
+    /// the old state or the new one.
+    public func writeState(_ text: String) throws(BPFError) {
+        var bytes = Array(text.utf8)
+        let header = withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { Array($0) }
+        bytes = header + bytes
+        let entries = (bytes.count + Self.chunk - 1) / Self.chunk
+        bytes += [UInt8](repeating: 0, count: entries * Self.chunk - bytes.count)
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_state", keySize: 4, valueSize: Self.chunk, maxEntries: entries)
+        for i in 0..<entries {
+            var key = UInt32(i)
+            let rc = bytes.withUnsafeBytes { bpf_map_update_elem(map.fd.raw, &key, $0.baseAddress! + i * Self.chunk, UInt64(BPF_ANY)) }
+            try check(rc, .mapUpdate("dp_state"))
+        }
+        let temp = state + "_new" // bpffs refuses names with a dot
+        unlink(temp)
+        try map.pin(at: temp)
+        if rename(temp, state) != 0 { throw BPFError(.pin(state), errno: errno) }
+    }
+
+    /// The state text, or nil when nothing was applied under this root.
+    public func readState() throws(BPFError) -> String? {
+        let fd = bpf_obj_get(state)
+        if fd == -ENOENT { return nil }
+        let map = BPFMap(name: "dp_state", fd: FileDescriptor(try checkFD(fd, .openPin(state))))
+        let entries = try map.info().maxEntries
+        var bytes = [UInt8](repeating: 0, count: entries * Self.chunk)
+        for i in 0..<entries {
+            var key = UInt32(i)
+            let rc = bytes.withUnsafeMutableBytes { bpf_map_lookup_elem(map.fd.raw, &key, $0.baseAddress! + i * Self.chunk) }
+            try check(rc, .mapLookup("dp_state"))
+        }
+        let length = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard length <= bytes.count - 8 else { return nil }
+        return String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
+    }
+}

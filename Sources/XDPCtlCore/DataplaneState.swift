@@ -1,0 +1,101 @@
+/// What an apply leaves for later commands (and for the next apply to diff against):
+/// the config it applied and, per interface, how it was attached and which counter
+/// slot each rule owns. Stored as JSON in a pinned map beside the programs.
+public struct DataplaneState: Sendable, Equatable {
+    public var generation: UInt64
+    public var netns: String?
+    /// The applied config file, as given.
+    public var configText: String
+    public var interfaces: [InterfaceState]
+
+    public init(generation: UInt64, netns: String?, configText: String, interfaces: [InterfaceState]) {
+        self.generation = generation
+        self.netns = netns
+        self.configText = configText
+        self.interfaces = interfaces
+    }
+
+    public func interface(_ name: String) -> InterfaceState? { interfaces.first { $0.name == name } }
+}
+
+public struct InterfaceState: Sendable, Equatable {
+    public var name: String
+    public var ifindex: Int32
+    /// "native" or "generic": what the attach achieved.
+    public var mode: String
+    /// Counter slot per rule name; slot 0 counts the default action.
+    public var slots: [String: UInt32]
+    /// Nodes in the firewall table (0 without a firewall).
+    public var firewallNodes: Int
+    public var firewallTrees: Int
+
+    public init(name: String, ifindex: Int32, mode: String, slots: [String: UInt32], firewallNodes: Int, firewallTrees: Int) {
+        self.name = name
+        self.ifindex = ifindex
+        self.mode = mode
+        self.slots = slots
+        self.firewallNodes = firewallNodes
+        self.firewallTrees = firewallTrees
+    }
+
+    /// Slots for `rules`: a rule keeps the slot its name had, a new name takes the lowest
+    /// slot neither the old nor the new rule set uses (a slot freed by this apply may
+    /// still be counted into by packets of the old generation).
+    public static func assignSlots(_ rules: [String], previous: [String: UInt32]) -> (slots: [String: UInt32], fresh: [UInt32]) {
+        var slots: [String: UInt32] = [:]
+        var used = Set(previous.values)
+        used.insert(0)
+        var fresh: [UInt32] = []
+        var next: UInt32 = 1
+        for name in rules {
+            if let s = previous[name] { slots[name] = s; continue }
+            while used.contains(next) { next += 1 }
+            slots[name] = next
+            used.insert(next)
+            fresh.append(next)
+        }
+        return (slots, fresh)
+    }
+}
+
+extension DataplaneState {
+    public var json: String {
+        JSONOutput.render(.obj([
+            "generation": .int(generation),
+            "netns": netns.map { .string($0) } ?? .null,
+            "config": .string(configText),
+            "interfaces": .array(interfaces.map { i in
+                .obj([
+                    "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
+                    "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
+                    "slots": .object(i.slots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) }),
+                ])
+            }),
+        ]))
+    }
+
+    public struct DecodeError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    public init(json: String) throws(DecodeError) {
+        let bad = DecodeError(description: "the pinned xdpctl state is unreadable; run `xdpctl down` and apply again")
+        guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
+        func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
+        func int(_ v: JSONValue?) -> Int64? { if case .number(let n) = v { return Int64(n) }; return nil }
+        func str(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
+        guard let gen = int(member(top, "generation")), let config = str(member(top, "config")),
+              case .array(let ifs) = member(top, "interfaces") else { throw bad }
+        var interfaces: [InterfaceState] = []
+        for i in ifs {
+            guard case .object(let m) = i, let name = str(member(m, "name")), let ifindex = int(member(m, "ifindex")),
+                  let mode = str(member(m, "mode")), case .object(let slotMembers) = member(m, "slots") else { throw bad }
+            var slots: [String: UInt32] = [:]
+            for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
+            interfaces.append(InterfaceState(name: name, ifindex: Int32(ifindex), mode: mode, slots: slots,
+                                             firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
+                                             firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0)))
+        }
+        self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
+    }
+}

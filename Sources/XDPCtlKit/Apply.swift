@@ -1,0 +1,220 @@
+import CLibBPF
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// What an apply did.
+public struct ApplyResult: Sendable {
+    public var generation: UInt64
+    public var changed: Bool
+    public var changes: [String]
+}
+
+extension Dataplane {
+    /// One interface's part of an apply, worked out before anything changes.
+    struct InterfacePlan {
+        var index: Int
+        var config: InterfaceConfig
+        var ifindex: Int32
+        var previous: InterfaceState?
+        var slots: [String: UInt32]
+        var freshSlots: [UInt32]
+        var table: FirewallTable?
+        /// The pinned link is attached to this ifindex in a mode the config accepts.
+        var keepsLink: Bool
+        // Filled by prepare():
+        var program: BPFObject?
+        var firewallMap: BPFMap?
+        var ruleStats: BPFMap?
+        var inner: BPFMap?
+        var previousInner: BPFMap?
+        var mode = XDPAttachMode.native
+    }
+
+    /// Makes the kernel match `text`. Atomic per interface: a packet sees the old rule set or
+    /// the new one. A failure at any step leaves the running state as it was.
+    public func apply(_ text: String) throws(DataplaneError) -> ApplyResult {
+        let config = try Self.validate(text)
+        let refused = Self.unsupported(config)
+        if !refused.isEmpty { throw .refused(refused) }
+        do { try root.create() } catch { throw .kernel(error) }
+        let lock: FileDescriptor
+        do { lock = try root.lock() } catch { throw .kernel(error) }
+        defer { withExtendedLifetime(lock) {} }
+
+        let old = try state()
+        let oldConfig = try old.map { s throws(DataplaneError) in try self.config(of: s) }
+        var plans = try plan(config, old: old)
+        let changes = ConfigDiff.changes(from: oldConfig, to: config)
+            + plans.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
+        if let old, old.netns == netns, changes.isEmpty {
+            return ApplyResult(generation: old.generation, changed: false, changes: [])
+        }
+
+        var created: [String] = []
+        do {
+            for i in plans.indices {
+                if try prepare(&plans[i]) { created.append(plans[i].config.name) }
+            }
+        } catch {
+            for name in created { try? root.removeTree(root.interface(name)) }
+            throw error
+        }
+        let generation = (old?.generation ?? 0) + 1
+        try commit(&plans, old: old, created: created) { plans throws(BPFError) in
+            let interfaces = plans.map { p in
+                InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: p.slots,
+                               firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0)
+            }
+            try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).json)
+        }
+        return ApplyResult(generation: generation, changed: true, changes: changes)
+    }
+
+    /// Resolves interfaces, assigns counter slots and compiles rule sets; touches nothing.
+    func plan(_ config: Config, old: DataplaneState?) throws(DataplaneError) -> [InterfacePlan] {
+        var errors: [ConfigError] = []
+        var plans: [InterfacePlan] = []
+        for (i, iface) in config.interfaces.enumerated() {
+            guard let ifindex = Netns.ifindex(of: iface.name) else {
+                let place = netns.map { "network namespace \($0)" } ?? "this network namespace"
+                errors.append(ConfigError(path: "interfaces[\(i)].name", message: "no interface \"\(iface.name)\" in \(place)"))
+                continue
+            }
+            let previous = old?.interface(iface.name)
+            let (slots, fresh) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots ?? [:])
+            var table: FirewallTable?
+            if let fw = iface.firewall {
+                do { table = try compiler.compile(fw, slots: slots) } catch {
+                    errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+                }
+            }
+            var keepsLink = false
+            if let previous, old?.netns == netns, let link = try? XDPLink.info(pinPath: root.link(iface.name)),
+               link.ifindex == UInt32(ifindex), link.programID != 0 {
+                keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
+            }
+            plans.append(InterfacePlan(index: i, config: iface, ifindex: ifindex, previous: previous, slots: slots,
+                                       freshSlots: fresh, table: table, keepsLink: keepsLink))
+        }
+        if !errors.isEmpty { throw .refused(errors) }
+        return plans
+    }
+
+    /// Loads what a new attachment needs and builds the new generation's tables beside the
+    /// running ones. Returns true when it created the interface's pin directory.
+    func prepare(_ plan: inout InterfacePlan) throws(DataplaneError) -> Bool {
+        let name = plan.config.name
+        let dir = root.interface(name)
+        let created = access(dir, F_OK) != 0
+        do throws(BPFError) {
+            if created && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
+            if !plan.keepsLink {
+                // Maps already pinned for this interface are reused, so counters survive.
+                plan.program = try BPFObject(.xdpIngress, pinRoot: dir)
+            }
+            plan.firewallMap = try BPFMap.open(pinned: root.map(DP_MAP_FW, of: name))
+            plan.ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
+            if let id: UInt32 = try plan.firewallMap!.lookup(UInt32(0)) {
+                plan.previousInner = BPFMap(name: "dp_fw_tree", fd: FileDescriptor(try checkedFD(bpf_map_get_fd_by_id(id), "dp_fw_tree")))
+            }
+            if let table = plan.table {
+                let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
+                                              valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: table.nodes.count,
+                                              flags: UInt32(BPF_F_INNER_MAP))
+                try inner.fill(table.nodes)
+                plan.inner = inner
+            }
+        } catch {
+            throw .kernel(error)
+        }
+        return created
+    }
+
+    /// Flips every interface to its new generation, attaches new interfaces, records the
+    /// state and detaches the interfaces the file no longer names. On failure before the
+    /// state is recorded, flips back and detaches what it attached.
+    func commit(_ plans: inout [InterfacePlan], old: DataplaneState?, created: [String],
+                record: ([InterfacePlan]) throws(BPFError) -> Void) throws(DataplaneError) {
+        var flipped: [Int] = []
+        var attached: [Int] = []
+        do throws(BPFError) {
+            for i in plans.indices {
+                let p = plans[i]
+                for slot in p.freshSlots {
+                    try p.ruleStats!.zeroPerCPU(slot, valueSize: MemoryLayout<dp_rule_stats>.size)
+                }
+                try p.ruleStats!.zeroPerCPU(0, valueSize: MemoryLayout<dp_rule_stats>.size) // default counter follows the config
+                try setTree(p.firewallMap!, p.inner)
+                flipped.append(i)
+            }
+            for i in plans.indices {
+                if plans[i].keepsLink {
+                    plans[i].mode = XDPAttachMode(rawValue: plans[i].previous!.mode) ?? .native
+                    continue
+                }
+                try attach(&plans[i])
+                attached.append(i)
+            }
+            try record(plans)
+        } catch {
+            for i in flipped { try? setTree(plans[i].firewallMap!, plans[i].previousInner) }
+            for i in attached { try? XDPLink.detach(pinPath: root.link(plans[i].config.name), interface: plans[i].config.name) }
+            for name in created { try? root.removeTree(root.interface(name)) }
+            throw .kernel(error)
+        }
+        let kept = Set(plans.map(\.config.name))
+        for gone in old?.interfaces ?? [] where !kept.contains(gone.name) {
+            do {
+                try XDPLink.detach(pinPath: root.link(gone.name), interface: gone.name)
+                try root.removeTree(root.interface(gone.name))
+            } catch { throw .kernel(error) }
+        }
+    }
+
+    /// Points dp_fw at a table, or empties it (no firewall: every packet passes).
+    func setTree(_ outer: BPFMap, _ inner: BPFMap?) throws(BPFError) {
+        if let inner {
+            try outer.update(UInt32(0), inner.fd.raw)
+        } else {
+            var key: UInt32 = 0
+            let rc = bpf_map_delete_elem(outer.fd.raw, &key)
+            if rc != -ENOENT { try checked(rc, .mapDelete(outer.name)) }
+        }
+    }
+
+    /// Attaches the plan's program, replacing a stale link; `auto` falls back to generic.
+    func attach(_ plan: inout InterfacePlan) throws(BPFError) {
+        let name = plan.config.name
+        let link = root.link(name)
+        try XDPLink.detach(pinPath: link, interface: name)
+        let prog = try plan.program!.programFD(DP_PROG_XDP)
+        let modes: [XDPAttachMode] = switch plan.config.xdpMode {
+        case .native: [.native]
+        case .generic: [.generic]
+        case .auto: [.native, .generic]
+        }
+        var lastError: BPFError?
+        for mode in modes {
+            do {
+                try XDPLink.attach(programFD: prog, ifindex: plan.ifindex, interface: name, mode: mode, pinPath: link)
+                plan.mode = mode
+                return
+            } catch {
+                lastError = error
+                if error.errno == EBUSY || error.errno == EEXIST { break }
+            }
+        }
+        throw lastError!
+    }
+}
+
+func checked(_ rc: Int32, _ op: BPFError.Operation) throws(BPFError) {
+    if rc < 0 { throw BPFError(op, errno: -rc) }
+}
+
+func checkedFD(_ fd: Int32, _ name: String) throws(BPFError) -> Int32 {
+    if fd < 0 { throw BPFError(.openPin(name), errno: -fd) }
+    return fd
+}

@@ -1,0 +1,70 @@
+import CLibBPF
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// The data plane as the commands see it. All kernel state lives under the pin root.
+public final class Dataplane {
+    public let root: PinRoot
+    public private(set) var netns: String?
+    var compiler = FirewallCompiler()
+
+    /// `netns`: run against the interfaces of that network namespace (pins stay on the
+    /// host's bpffs). Call on the thread that will make every other call.
+    public init(pinRoot: String, netns: String?, verbose: Bool = false) throws(DataplaneError) {
+        root = PinRoot(pinRoot)
+        BPFLog.install(verbose: verbose)
+        if let netns { try enter(netns) }
+    }
+
+    private func enter(_ name: String) throws(DataplaneError) {
+        do { try Netns.enter(name) } catch { throw .kernel(error) }
+        netns = name
+    }
+
+    /// Enters the namespace the last apply used when the command named none.
+    func enterRecordedNetns(_ state: DataplaneState) throws(DataplaneError) {
+        if netns == nil, let recorded = state.netns { try enter(recorded) }
+    }
+
+    // MARK: config
+
+    /// Decodes and validates a config file; changes nothing.
+    public static func validate(_ text: String) throws(DataplaneError) -> Config {
+        do { return try ConfigDecoder.decode(text) } catch { throw .config(error) }
+    }
+
+    /// Sections the data plane does not implement yet, as errors naming where they are.
+    public static func unsupported(_ config: Config) -> [ConfigError] {
+        var errors: [ConfigError] = []
+        for (i, iface) in config.interfaces.enumerated() {
+            let base = "interfaces[\(i)]"
+            if !iface.rateLimits.isEmpty { errors.append(ConfigError(path: "\(base).rate_limits", message: "rate limiting is not supported yet by this build of xdpctl")) }
+            if !iface.loadBalancers.isEmpty { errors.append(ConfigError(path: "\(base).load_balancers", message: "load balancing is not supported yet by this build of xdpctl")) }
+            if let nat = iface.nat, !(nat.dnat.isEmpty && nat.snat.isEmpty) { errors.append(ConfigError(path: "\(base).nat", message: "NAT is not supported yet by this build of xdpctl")) }
+        }
+        return errors
+    }
+
+    // MARK: state
+
+    public func state() throws(DataplaneError) -> DataplaneState? {
+        let text: String?
+        do { text = try root.readState() } catch { throw .kernel(error) }
+        guard let text else { return nil }
+        do { return try DataplaneState(json: text) } catch { throw .state(error.description) }
+    }
+
+    func requireState() throws(DataplaneError) -> DataplaneState {
+        guard let s = try state() else {
+            throw .state("nothing is applied under \(root.path) (run `xdpctl apply -f FILE`, or pass the --pin-root that apply used)")
+        }
+        return s
+    }
+
+    /// The config of a state, decoded again (it was valid when applied).
+    func config(of state: DataplaneState) throws(DataplaneError) -> Config {
+        do { return try ConfigDecoder.decode(state.configText) } catch { throw .state("the applied config no longer decodes: \(error)") }
+    }
+}

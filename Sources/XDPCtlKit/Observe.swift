@@ -1,0 +1,138 @@
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// What `status` shows of one interface.
+public struct InterfaceStatus: Sendable {
+    public var name: String
+    public var ifindex: Int32
+    /// The mode the kernel reports now (nil: no program attached any more).
+    public var mode: String?
+    public var requestedMode: String
+    public var programID: UInt32
+    public var linkIntact: Bool
+    public var firewallRules: Int
+    public var firewallNodes: Int
+    public var firewallTrees: Int
+    public var slotsUsed: Int
+    /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
+    public var mapMemory: Int
+}
+
+public struct StatusReport: Sendable {
+    public var pinRoot: String
+    public var netns: String?
+    public var generation: UInt64
+    public var interfaces: [InterfaceStatus]
+
+    public var json: String {
+        JSONOutput.render(.obj([
+            "pin_root": .string(pinRoot),
+            "netns": netns.map { .string($0) } ?? .null,
+            "generation": .int(generation),
+            "interfaces": .array(interfaces.map { i in
+                .obj([
+                    "name": .string(i.name), "ifindex": .int(i.ifindex),
+                    "mode": i.mode.map { .string($0) } ?? .null, "xdp_mode": .string(i.requestedMode),
+                    "program_id": .int(i.programID), "attached": .bool(i.linkIntact),
+                    "firewall": .obj(["rules": .int(i.firewallRules), "tree_nodes": .int(i.firewallNodes),
+                                      "trees": .int(i.firewallTrees)]),
+                    "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
+                                  "memory_bytes": .int(i.mapMemory)]),
+                ])
+            }),
+        ]), indent: "  ")
+    }
+
+    public var text: String {
+        var out = "pin root \(pinRoot)\(netns.map { ", network namespace \($0)" } ?? ""), config generation \(generation)\n"
+        for i in interfaces {
+            let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
+            out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
+            out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees, \(i.firewallNodes) nodes\n"
+            out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\n"
+        }
+        if interfaces.isEmpty { out += "no interfaces\n" }
+        return out
+    }
+}
+
+extension Dataplane {
+    public func status() throws(DataplaneError) -> StatusReport {
+        let state = try requireState()
+        try enterRecordedNetns(state)
+        let config = try config(of: state)
+        let interfaces = state.interfaces.map { s in
+            let link = try? XDPLink.info(pinPath: root.link(s.name))
+            let live = link.map { $0.programID != 0 && $0.ifindex == UInt32(s.ifindex) } ?? false
+            let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
+            let rules = config.interfaces.first { $0.name == s.name }?.firewall?.rules.count ?? 0
+            let memory = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_FW].reduce(0) { sum, m in
+                sum + ((try? BPFMap.open(pinned: root.map(m, of: s.name)).memoryBytes()) ?? 0)
+            }
+            return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
+                                   requestedMode: config.interfaces.first { $0.name == s.name }?.xdpMode.rawValue ?? "auto",
+                                   programID: link?.programID ?? 0, linkIntact: live, firewallRules: rules,
+                                   firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees,
+                                   slotsUsed: s.slots.count + 1, mapMemory: memory + s.firewallNodes * MemoryLayout<dp_fw_node>.size)
+        }
+        return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
+    }
+
+    /// Counters of every attached interface (or one), summed over CPUs.
+    public func stats(interface: String? = nil) throws(DataplaneError) -> (generation: UInt64, interfaces: [InterfaceStats]) {
+        let state = try requireState()
+        let config = try config(of: state)
+        var out: [InterfaceStats] = []
+        for s in state.interfaces where interface == nil || s.name == interface {
+            var stats = InterfaceStats(name: s.name, ifindex: s.ifindex)
+            do {
+                let counters = try BPFMap.open(pinned: root.map(DP_MAP_STATS, of: s.name)).lookupPerCPU(0, as: dp_if_stats.self)
+                for c in counters {
+                    stats.rxPackets += c.rx_packets
+                    stats.rxBytes += c.rx_bytes
+                    withUnsafeBytes(of: c.verdict) { raw in
+                        for i in stats.verdicts.indices { stats.verdicts[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
+                    }
+                    withUnsafeBytes(of: c.drop_reason) { raw in
+                        for i in stats.dropReasons.indices { stats.dropReasons[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
+                    }
+                }
+                if let fw = config.interfaces.first(where: { $0.name == s.name })?.firewall {
+                    let ruleMap = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: s.name))
+                    func counter(_ name: String, _ slot: UInt32) throws(BPFError) -> InterfaceStats.Counter {
+                        let per = try ruleMap.lookupPerCPU(slot, as: dp_rule_stats.self)
+                        return .init(name: name, packets: per.reduce(0) { $0 + $1.packets }, bytes: per.reduce(0) { $0 + $1.bytes })
+                    }
+                    for rule in fw.rules { stats.rules.append(try counter(rule.name, s.slots[rule.name] ?? 0)) }
+                    stats.defaultAction = try counter(fw.defaultAction.rawValue, 0)
+                }
+            } catch {
+                throw .kernel(error)
+            }
+            out.append(stats)
+        }
+        if let interface, out.isEmpty {
+            throw .state("interface \"\(interface)\" is not attached by xdpctl (attached: \(state.interfaces.map(\.name).joined(separator: ", ")))")
+        }
+        return (state.generation, out)
+    }
+
+    /// Detaches everything under the pin root and removes the pins.
+    public func down() throws(DataplaneError) -> [String] {
+        guard access(root.path, F_OK) == 0 else { return [] }
+        let lock: FileDescriptor
+        do { lock = try root.lock() } catch { throw .kernel(error) }
+        defer { withExtendedLifetime(lock) {} }
+        let names = root.interfaceNames()
+        do {
+            for name in names {
+                try XDPLink.detach(pinPath: root.link(name), interface: name)
+                try root.removeTree(root.interface(name))
+            }
+            try root.removeTree(root.path)
+        } catch { throw .kernel(error) }
+        return names
+    }
+}

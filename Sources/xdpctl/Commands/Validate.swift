@@ -1,0 +1,18 @@
+import ArgumentParser
+import XDPCtlKit
+
+struct Validate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Check a config file; change nothing.",
+        discussion: "Every problem is reported with its JSON path, the value found and the form expected. Sections this build cannot apply yet are named too.")
+
+    @OptionGroup var config: ConfigFileOption
+
+    func run() throws {
+        let text = try config.read()
+        let parsed = try report(file: config.file) { try Dataplane.validate(text) }
+        let unsupported = Dataplane.unsupported(parsed)
+        output("\(config.file): valid (\(parsed.interfaces.count) interface\(parsed.interfaces.count == 1 ? "" : "s"))")
+        for e in unsupported { output("  note: \(e); apply will refuse this file") }
+    }
+}

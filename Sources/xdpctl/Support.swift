@@ -1,0 +1,78 @@
+import ArgumentParser
+import Foundation
+import XDPCtlBPF
+import XDPCtlKit
+
+/// Options every command that touches the kernel takes.
+struct KernelOptions: ParsableArguments {
+    @Option(name: .customLong("pin-root"), help: ArgumentHelp(
+        "bpffs directory holding xdpctl's pinned programs, maps and state.",
+        discussion: "Default: $XDPCTL_PIN_ROOT, else /sys/fs/bpf/xdpctl. Give each deployment (or test) its own.",
+        valueName: "DIR"))
+    var pinRoot: String?
+
+    @Option(help: ArgumentHelp(
+        "Work on the interfaces of network namespace NAME (as in `ip netns add NAME`).",
+        discussion: "Pins stay on the host's bpffs. status and stats default to the namespace of the last apply.",
+        valueName: "NAME"))
+    var netns: String?
+
+    @Flag(help: "Print libbpf and libxdp messages.")
+    var verbose = false
+
+    var resolvedPinRoot: String {
+        pinRoot ?? ProcessInfo.processInfo.environment["XDPCTL_PIN_ROOT"].flatMap { $0.isEmpty ? nil : $0 } ?? "/sys/fs/bpf/xdpctl"
+    }
+
+    func dataplane() throws -> Dataplane {
+        try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
+    }
+}
+
+/// The config file argument.
+struct ConfigFileOption: ParsableArguments {
+    @Option(name: .shortAndLong, help: ArgumentHelp("The JSON config file; - reads standard input.", valueName: "FILE"))
+    var file: String
+
+    func read() throws -> String {
+        let data: Data?
+        if file == "-" {
+            data = FileHandle.standardInput.readDataToEndOfFile()
+        } else {
+            data = FileManager.default.contents(atPath: file)
+        }
+        guard let data else {
+            fail("cannot read \(file): \(FileManager.default.fileExists(atPath: file) ? "permission denied" : "no such file")")
+        }
+        guard let text = String(data: data, encoding: .utf8) else { fail("\(file) is not UTF-8 text") }
+        return text
+    }
+}
+
+/// Prints an error the way every command does and exits 1.
+func fail(_ message: String) -> Never {
+    FileOutput.standardError.write("xdpctl: error: \(message)\n")
+    Foundation.exit(1)
+}
+
+/// Runs `body`, turning a DataplaneError into a message and exit status 1.
+func report<T>(file: String? = nil, _ body: () throws -> T) throws -> T {
+    do {
+        return try body()
+    } catch let error as DataplaneError {
+        switch error {
+        case .config(let e):
+            fail("\(file ?? "the config") is not a valid xdpctl config:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
+        case .refused(let errors):
+            fail("\(file ?? "the config") cannot be applied; nothing was changed:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
+        case .kernel(let e):
+            fail("\(e)\(e.log.isEmpty || e.log.count == 1 && e.description.contains(e.log[0]) ? "" : "\n" + e.log.suffix(8).map { "  \($0)" }.joined(separator: "\n"))")
+        case .state(let s):
+            fail(s)
+        }
+    }
+}
+
+func output(_ text: String) {
+    FileOutput.standardOutput.write(text.hasSuffix("\n") ? text : text + "\n")
+}

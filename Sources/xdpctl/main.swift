@@ -1,2 +1,0 @@
-import XDPCtlKit
-print("hi")

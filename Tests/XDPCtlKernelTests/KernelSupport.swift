@@ -1,0 +1,70 @@
+import CLibBPF
+import CXDPCtlABI
+import Glibc
+import Testing
+@testable import XDPCtlBPF
+@testable import XDPCtlCore
+@testable import XDPCtlKit
+
+/// The XDP program loaded once per test into its own pin root, with a compiled rule set.
+final class LoadedProgram {
+    let root: PinRoot
+    let object: BPFObject
+    let programFD: Int32
+    let stats: BPFMap
+    let ruleStats: BPFMap
+    let firewall: BPFMap
+    var table: FirewallTable?
+
+    init(_ fw: Firewall? = nil, label: String = #function) throws {
+        #expect(getuid() == 0, "kernel tests need root: run them through scripts/test.sh")
+        let name = label.filter { $0.isLetter || $0.isNumber }.prefix(24)
+        root = PinRoot("/sys/fs/bpf/xdpctl-ktest-\(getpid())-\(name)")
+        try? root.removeTree(root.path)
+        try root.create()
+        let dir = root.interface("test")
+        mkdir(dir, 0o700)
+        object = try BPFObject(.xdpIngress, pinRoot: dir)
+        programFD = try object.programFD(DP_PROG_XDP)
+        stats = try object.map(DP_MAP_STATS)
+        ruleStats = try object.map(DP_MAP_RULE_STATS)
+        firewall = try object.map(DP_MAP_FW)
+        if let fw { try install(fw) }
+    }
+
+    deinit { try? root.removeTree(root.path) }
+
+    func install(_ fw: Firewall) throws {
+        let slots = Dictionary(uniqueKeysWithValues: fw.rules.enumerated().map { ($1.name, UInt32($0 + 1)) })
+        let table = try FirewallCompiler().compile(fw, slots: slots)
+        let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
+                                      valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: table.nodes.count,
+                                      flags: UInt32(BPF_F_INNER_MAP))
+        try inner.fill(table.nodes)
+        try firewall.update(UInt32(0), inner.fd.raw)
+        self.table = table
+    }
+
+    struct Counters: Equatable, CustomStringConvertible {
+        var rx: UInt64 = 0, verdicts = [UInt64](repeating: 0, count: 5), reasons = [UInt64](repeating: 0, count: 5)
+        var rules: [UInt32: UInt64] = [:]
+        var description: String { "rx \(rx) verdicts \(verdicts) reasons \(reasons) rules \(rules.filter { $0.value > 0 })" }
+    }
+
+    func counters(slots: Int) throws -> Counters {
+        var c = Counters()
+        for s in try stats.lookupPerCPU(0, as: dp_if_stats.self) {
+            c.rx += s.rx_packets
+            withUnsafeBytes(of: s.verdict) { r in for i in 0..<5 { c.verdicts[i] += r.load(fromByteOffset: i * 8, as: UInt64.self) } }
+            withUnsafeBytes(of: s.drop_reason) { r in for i in 0..<5 { c.reasons[i] += r.load(fromByteOffset: i * 8, as: UInt64.self) } }
+        }
+        for slot in 0..<UInt32(slots) {
+            c.rules[slot] = try ruleStats.lookupPerCPU(slot, as: dp_rule_stats.self).reduce(0) { $0 + $1.packets }
+        }
+        return c
+    }
+
+    func run(_ packet: [UInt8]) throws -> TestRun.Result {
+        try TestRun.run(programFD: programFD, packet: packet)
+    }
+}

@@ -1,0 +1,80 @@
+import XDPCtlCore
+
+/// Builds test frames byte by byte: Ethernet, VLAN tags, IPv4 (with options and fragment
+/// fields), IPv6 (with extension headers), TCP, UDP, ICMP. Lengths and IPv4 header
+/// checksums are filled in; anything can be broken on purpose afterwards.
+struct PacketBuilder {
+    var vlans: [UInt16] = []
+    var etherType: UInt16?
+
+    enum L4 {
+        case tcp(src: UInt16, dst: UInt16, dataOffset: UInt8 = 5)
+        case udp(src: UInt16, dst: UInt16)
+        case icmp(type: UInt8)
+        case raw([UInt8])
+    }
+
+    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+
+    static func l4Bytes(_ l4: L4, payload: [UInt8]) -> (proto: UInt8, bytes: [UInt8]) {
+        switch l4 {
+        case .tcp(let s, let d, let off):
+            var h = be16(s) + be16(d) + be32(1) + be32(0) + [off << 4, 0x02] + be16(65535) + [0, 0, 0, 0]
+            h += [UInt8](repeating: 0, count: max(0, Int(off) * 4 - 20))
+            return (6, h + payload)
+        case .udp(let s, let d):
+            return (17, be16(s) + be16(d) + be16(UInt16(8 + payload.count)) + [0, 0] + payload)
+        case .icmp(let t):
+            return (t == 128 ? 58 : 1, [t, 0, 0, 0, 0, 1, 0, 1] + payload)
+        case .raw(let b):
+            return (0, b)
+        }
+    }
+
+    func ethernet(_ type: UInt16, _ body: [UInt8]) -> [UInt8] {
+        var frame: [UInt8] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2]
+        for (i, vid) in vlans.enumerated() {
+            frame += Self.be16(i == 0 && vlans.count > 1 ? 0x88A8 : 0x8100) + Self.be16(vid)
+        }
+        return frame + Self.be16(etherType ?? type) + body
+    }
+
+    /// IPv4. `fragmentOffset` is in 8-byte units.
+    func ipv4(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, options: [UInt8] = [], moreFragments: Bool = false,
+              fragmentOffset: UInt16 = 0, payload: [UInt8] = Array(repeating: 0xAB, count: 16)) -> [UInt8] {
+        let (p, body) = Self.l4Bytes(l4, payload: payload)
+        let ihl = UInt8(5 + options.count / 4)
+        var h: [UInt8] = [0x40 | ihl, 0] + Self.be16(UInt16(Int(ihl) * 4 + body.count)) + Self.be16(0x1234)
+        h += Self.be16((moreFragments ? 0x2000 : 0) | fragmentOffset) + [64, proto ?? p, 0, 0]
+        h += Self.be32(IPAddress(src)!.words[0]) + Self.be32(IPAddress(dst)!.words[0]) + options
+        var sum: UInt32 = 0
+        for i in stride(from: 0, to: h.count, by: 2) { sum += UInt32(h[i]) << 8 | UInt32(h[i + 1]) }
+        while sum > 0xFFFF { sum = (sum & 0xFFFF) + (sum >> 16) }
+        h[10...11] = ArraySlice(Self.be16(~UInt16(sum)))
+        return ethernet(0x0800, h + body)
+    }
+
+    /// IPv6 with extension headers given as (next-header value of the header, its bytes).
+    func ipv6(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, extensions: [(UInt8, [UInt8])] = [],
+              payload: [UInt8] = Array(repeating: 0xAB, count: 16)) -> [UInt8] {
+        let (p, body) = Self.l4Bytes(l4, payload: payload)
+        var chain: [UInt8] = []
+        for (i, ext) in extensions.enumerated() {
+            var bytes = ext.1
+            bytes[0] = i + 1 < extensions.count ? extensions[i + 1].0 : (proto ?? p)
+            chain += bytes
+        }
+        let first = extensions.first?.0 ?? (proto ?? p)
+        var h: [UInt8] = [0x60, 0, 0, 0] + Self.be16(UInt16(chain.count + body.count)) + [first, 64]
+        for a in [src, dst] { for w in IPAddress(a)!.words { h += Self.be32(w) } }
+        return ethernet(0x86DD, h + chain + body)
+    }
+
+    /// An 8-byte hop-by-hop / destination options header (PadN).
+    static let options8: [UInt8] = [0, 0, 1, 4, 0, 0, 0, 0]
+    /// A fragment header; `offset` in 8-byte units.
+    static func fragment(offset: UInt16, more: Bool) -> [UInt8] {
+        [0, 0] + be16(offset << 3 | (more ? 1 : 0)) + be32(7)
+    }
+}

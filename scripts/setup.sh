@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what building and testing xdpctl needs on Debian 12, and mounts bpffs.
+# Idempotent; run as root.
+set -euo pipefail
+
+[ "$(id -u)" -eq 0 ] || { echo "setup.sh: run as root (XDP needs CAP_BPF and CAP_NET_ADMIN)" >&2; exit 1; }
+
+packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev pkg-config bpftool xdp-tools iproute2 iputils-ping socat nftables iptables ethtool jq)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup.sh: installing ${missing[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+if ! mountpoint -q /sys/fs/bpf; then
+    mount -t bpf bpf /sys/fs/bpf
+fi
+
+command -v swift >/dev/null || { echo "setup.sh: swift is not on PATH (Swift 6.x toolchain required)" >&2; exit 1; }
