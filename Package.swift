@@ -28,8 +28,10 @@ let package = Package(
             "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 
-        .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore"]),
-        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit"]),
+        // The first-match reference classifier and random rule sets, shared by test layers.
+        .target(name: "XDPCtlTestSupport", dependencies: ["XDPCtlCore"], path: "Tests/Support"),
+        .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlTestSupport"]),
+        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlTestSupport"]),
         .testTarget(name: "XDPCtlEndToEndTests", dependencies: ["XDPCtlCore"]),
     ]
 )

@@ -24,6 +24,11 @@ public struct InterfaceConfig: Sendable, Equatable {
 public struct Firewall: Sendable, Equatable {
     public var defaultAction: RuleAction
     public var rules: [FirewallRule]
+
+    public init(defaultAction: RuleAction, rules: [FirewallRule]) {
+        self.defaultAction = defaultAction
+        self.rules = rules
+    }
 }
 
 /// A rule matches when every present field matches; a list matches when any item does.
@@ -35,6 +40,17 @@ public struct FirewallRule: Sendable, Equatable {
     public var proto: IPProtocol?
     public var srcPorts: [PortRange]
     public var dstPorts: [PortRange]
+
+    public init(name: String, action: RuleAction, src: [IPPrefix] = [], dst: [IPPrefix] = [], proto: IPProtocol? = nil,
+                srcPorts: [PortRange] = [], dstPorts: [PortRange] = []) {
+        self.name = name
+        self.action = action
+        self.src = src
+        self.dst = dst
+        self.proto = proto
+        self.srcPorts = srcPorts
+        self.dstPorts = dstPorts
+    }
 }
 
 public enum TCPFlag: String, Sendable, CaseIterable {

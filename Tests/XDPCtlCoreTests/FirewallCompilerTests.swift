@@ -1,5 +1,6 @@
 import CXDPCtlABI
 import Testing
+import XDPCtlTestSupport
 @testable import XDPCtlCore
 
 /// Slot i+1 for rule i, as the data plane assigns them on a first apply.

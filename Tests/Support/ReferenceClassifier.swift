@@ -1,8 +1,8 @@
-@testable import XDPCtlCore
+import XDPCtlCore
 
 /// The plain definition of the firewall: the first rule, in order, whose every present
 /// field matches; then the default. Returns the rule's index (nil for the default).
-func referenceClassify(_ firewall: Firewall, _ key: PacketKey) -> (rule: Int?, action: RuleAction) {
+public func referenceClassify(_ firewall: Firewall, _ key: PacketKey) -> (rule: Int?, action: RuleAction) {
     func anyPrefix(_ list: [IPPrefix], _ a: IPAddress) -> Bool { list.isEmpty || list.contains { $0.contains(a) } }
     func anyPort(_ list: [PortRange], _ p: UInt16?) -> Bool {
         list.isEmpty || (p.map { port in list.contains { $0.contains(port) } } ?? false)
@@ -16,10 +16,10 @@ func referenceClassify(_ firewall: Firewall, _ key: PacketKey) -> (rule: Int?, a
 }
 
 /// A small deterministic generator (SplitMix64), so a failing case can be replayed.
-struct SeededRandom: RandomNumberGenerator {
+public struct SeededRandom: RandomNumberGenerator {
     var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
+    public init(seed: UInt64) { state = seed }
+    public mutating func next() -> UInt64 {
         state &+= 0x9E37_79B9_7F4A_7C15
         var z = state
         z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
@@ -30,8 +30,9 @@ struct SeededRandom: RandomNumberGenerator {
 
 /// Random rule sets with deliberate overlap: prefixes are carved from a few shared bases,
 /// ports from a few shared edges, so rules shadow and intersect one another.
-struct RuleSetGenerator {
-    var rng: SeededRandom
+public struct RuleSetGenerator {
+    public var rng: SeededRandom
+    public init(rng: SeededRandom) { self.rng = rng }
     let v4Bases: [UInt32] = [0x0A00_0000, 0xC633_6400, 0xC0A8_0000, 0xCB00_7100]
     let v6Bases: [[UInt32]] = [[0x2001_0DB8, 0, 0, 0], [0x2001_0DB8, 0x0BAD_0000, 0, 0], [0xFD00_0000, 0, 0, 0]]
     let portEdges: [UInt16] = [0, 1, 22, 53, 80, 443, 1000, 2000, 8080, 65535]
@@ -83,12 +84,12 @@ struct RuleSetGenerator {
                             proto: proto, srcPorts: sports, dstPorts: dports)
     }
 
-    mutating func firewall(rules: Int) -> Firewall {
+    public mutating func firewall(rules: Int) -> Firewall {
         Firewall(defaultAction: Bool.random(using: &rng) ? .allow : .drop, rules: (0..<rules).map { rule($0) })
     }
 
     /// Packets aimed at the rules' edges as well as anywhere.
-    mutating func packet(_ fw: Firewall) -> PacketKey {
+    public mutating func packet(_ fw: Firewall) -> PacketKey {
         let family: AddressFamily = Bool.random(using: &rng) ? .ipv4 : .ipv6
         func addr(_ g: inout RuleSetGenerator, _ list: [IPPrefix]) -> IPAddress {
             let candidates = list.filter { $0.family == family }
