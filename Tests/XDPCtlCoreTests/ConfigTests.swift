@@ -1,0 +1,164 @@
+import Foundation
+import Testing
+@testable import XDPCtlCore
+
+let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// Decodes `text` expecting failure; returns the error lines.
+func errors(_ text: String) -> [String] {
+    do {
+        _ = try ConfigDecoder.decode(text)
+        Issue.record("expected the config to be rejected")
+        return []
+    } catch {
+        return error.errors.map(\.description)
+    }
+}
+
+/// A one-interface config whose firewall rules are `rules` (JSON text).
+func withRules(_ rules: String) -> String {
+    #"{"version": 1, "interfaces": [{"name": "eth0", "firewall": {"rules": [\#(rules)]}}]}"#
+}
+
+@Suite("Config decoding and validation")
+struct ConfigTests {
+    @Test("every example in configs/ is valid", arguments: try! FileManager.default
+        .contentsOfDirectory(atPath: packageRoot.appendingPathComponent("configs").path).filter { $0.hasSuffix(".json") })
+    func examples(_ file: String) throws {
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("configs/\(file)"), encoding: .utf8)
+        let config = try ConfigDecoder.decode(text)
+        #expect(!config.interfaces.isEmpty)
+    }
+
+    @Test func specExampleDecodesEverySection() throws {
+        let text = try String(contentsOf: packageRoot.appendingPathComponent("configs/spec-example.json"), encoding: .utf8)
+        let eth0 = try ConfigDecoder.decode(text).interfaces[0]
+        #expect(eth0.firewall?.rules.map(\.name) == ["blocklist", "ssh-admins", "ssh-others", "udp-high"])
+        #expect(eth0.firewall?.rules[3].dstPorts == [PortRange(1000, 2000)])
+        #expect(eth0.firewall?.rules[0].src.map(\.description) == ["198.51.100.0/24", "2001:db8:bad::/48"])
+        #expect(eth0.rateLimits.map(\.per) == [.source, .rule])
+        #expect(eth0.rateLimits[0].tcpFlags == [.syn])
+        #expect(eth0.loadBalancers[0].backends[1].state == .draining)
+        #expect(eth0.loadBalancers[0].healthCheck?.fall == 3)
+        #expect(eth0.nat?.snat[0].portRange == PortRange(20000, 59999))
+        #expect(eth0.nat?.dnat[0].toPort == 80)
+    }
+
+    @Test("errors name the path, the value and the expected form", arguments: [
+        (withRules(#"{"name": "a", "action": "drop", "src": ["10.0.0.0/8", "10.0.0.300/8"]}"#),
+         #"interfaces[0].firewall.rules[0].src[1]: "10.0.0.300/8" is not valid; expected an IPv4 or IPv6 address or prefix, e.g. 10.0.0.0/8 or 2001:db8::/32"#),
+        (withRules(#"{"name": "a", "action": "drop", "srcc": ["10.0.0.0/8"]}"#),
+         #"interfaces[0].firewall.rules[0].srcc: unknown key "srcc"; expected one of: name, action, src, dst, proto, src_ports, dst_ports"#),
+        (withRules(#"{"name": "a", "action": "drop", "src": ["10.0.0.1/8"]}"#),
+         #"interfaces[0].firewall.rules[0].src[0]: "10.0.0.1/8" has bits set past the prefix length; expected 10.0.0.0/8"#),
+        (withRules(#"{"name": "a", "action": "drop", "src": ["2001:db8::/129"]}"#),
+         #"interfaces[0].firewall.rules[0].src[0]: "2001:db8::/129" is not valid; expected a prefix length of 0-32 for IPv4 or 0-128 for IPv6"#),
+        (withRules(#"{"name": "a", "action": "drop", "proto": "tcp", "dst_ports": ["2000-1000"]}"#),
+         #"interfaces[0].firewall.rules[0].dst_ports[0]: "2000-1000" runs backwards; expected low-high with low <= high"#),
+        (withRules(#"{"name": "a", "action": "drop", "proto": "tcp", "dst_ports": [70000]}"#),
+         #"interfaces[0].firewall.rules[0].dst_ports[0]: 70000 is not valid; expected a port number 0-65535 or a range "low-high" such as "1000-2000""#),
+        (withRules(#"{"name": "a", "action": "drop", "dst_ports": [22]}"#),
+         #"interfaces[0].firewall.rules[0].dst_ports: ports need "proto": "tcp" or "udp" in the same rule (found no proto)"#),
+        (withRules(#"{"name": "a", "action": "reject"}"#),
+         #"interfaces[0].firewall.rules[0].action: "reject" is not valid; expected one of "allow", "drop""#),
+        (withRules(#"{"name": "a", "action": "drop", "proto": "sctpp"}"#),
+         #"interfaces[0].firewall.rules[0].proto: "sctpp" is not valid; expected "tcp", "udp", "icmp", "icmpv6" or a protocol number 0-255"#),
+        (withRules(#"{"name": "a", "action": "drop"}, {"name": "a", "action": "allow"}"#),
+         #"interfaces[0].firewall.rules[1].name: duplicate rule name "a" (first used at interfaces[0].firewall.rules[0].name)"#),
+        (withRules(#"{"action": "drop"}"#),
+         #"interfaces[0].firewall.rules[0].name: missing; this key is required"#),
+        (withRules(#"{"name": "a", "action": "drop", "src": ["10.0.0.0/8"], "dst": ["2001:db8::/32"]}"#),
+         #"interfaces[0].firewall.rules[0].dst: src holds only IPv4 prefixes and dst only IPv6 ones; the rule could never match"#),
+        (withRules(#"{"name": "a", "action": "drop", "src": []}"#),
+         #"interfaces[0].firewall.rules[0].src: the list is empty; expected at least one of prefixes (leave the key out to match all)"#),
+        (#"{"version": 1, "interfaces": [{"name": "eth0"}, {"name": "eth0"}]}"#,
+         #"interfaces[1].name: duplicate interface name "eth0" (first used at interfaces[0].name)"#),
+        (#"{"version": 1, "interfaces": [{"name": "eth0", "xdp_mode": "fast"}]}"#,
+         #"interfaces[0].xdp_mode: "fast" is not valid; expected one of "native", "generic", "auto""#),
+        (#"{"version": 1, "interfaces": [{"name": "a/b"}]}"#,
+         #"interfaces[0].name: "a/b" is not valid; expected an interface name of 1 to 15 characters without '/' or spaces"#),
+        (#"{"version": 2, "interfaces": []}"#,
+         #"version: 2 is not valid; expected 1 (the only config version)"#),
+        (#"{"version": 1, "interfaces": [], "interface": []}"#,
+         #"interface: unknown key "interface"; expected one of: version, interfaces"#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "rate_limits": [{"name": "x", "per": "source"}]}]}"#,
+         #"interfaces[0].rate_limits[0]: no rate; expected "packets_per_second" or "bytes_per_second""#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "load_balancers": [{"name": "w", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [{"address": "2001:db8::1", "port": 80}]}]}]}"#,
+         #"interfaces[0].load_balancers[0].backends[0].address: backend is IPv6 but the VIP 10.0.0.1 is not; expected the VIP's address family"#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "nat": {"snat": [{"name": "m", "src": ["10.0.0.0/8"], "to_address": "2001:db8::1"}]}}]}"#,
+         #"interfaces[0].nat.snat[0].to_address: 2001:db8::1 is not in the address family of any src prefix"#),
+        ("{\"version\": 1,\n \"interfaces\": [}", "not valid JSON: line 2, column 17: expected a value"),
+        (#"{"version": 1, "version": 1, "interfaces": []}"#,
+         #"version: key "version" appears more than once"#),
+    ])
+    func rejected(text: String, message: String) {
+        let lines = errors(text)
+        #expect(lines.contains(message), "got: \(lines)")
+    }
+
+    @Test func everyErrorIsReportedNotJustTheFirst() {
+        let lines = errors(withRules(#"{"name": "a", "action": "nope", "src": ["x"], "dst_ports": [1]}, {"name": "b", "action": "drop", "bogus": 1}"#))
+        // action, src[0] and bogus; the cross-field check on dst_ports waits until the rule's fields parse.
+        #expect(lines.count == 3, "got: \(lines)")
+    }
+
+    @Test func bareAddressesArePrefixesOfFullLength() throws {
+        #expect(try IPPrefix("192.0.2.1").length == 32)
+        #expect(try IPPrefix("2001:db8::1").length == 128)
+        #expect(try IPPrefix("::/0").description == "::/0")
+    }
+}
+
+@Suite("Config diff")
+struct ConfigDiffTests {
+    @Test func describesEveryKindOfChange() throws {
+        let a = try ConfigDecoder.decode(#"{"version": 1, "interfaces": [{"name": "e0", "firewall": {"rules": [{"name": "x", "action": "drop"}, {"name": "y", "action": "drop"}, {"name": "z", "action": "drop"}]}}, {"name": "e1"}]}"#)
+        let b = try ConfigDecoder.decode(#"{"version": 1, "interfaces": [{"name": "e0", "xdp_mode": "generic", "firewall": {"default_action": "drop", "rules": [{"name": "z", "action": "drop"}, {"name": "x", "action": "allow"}, {"name": "w", "action": "drop"}]}}, {"name": "e2"}]}"#)
+        #expect(ConfigDiff.changes(from: a, to: b) == [
+            "~ e0: xdp_mode auto -> generic",
+            "~ e0: default_action allow -> drop",
+            "~ e0: rule \"x\" changed",
+            "+ e0: rule \"w\" at position 3",
+            "- e0: rule \"y\"",
+            "~ e0: rules reordered",
+            "+ attach e2 (xdp_mode auto)",
+            "- detach e1",
+        ])
+        #expect(ConfigDiff.changes(from: b, to: b).isEmpty)
+    }
+}
+
+@Suite("State and reports")
+struct StateTests {
+    @Test func stateRoundTripsThroughJSON() throws {
+        let s = DataplaneState(generation: 7, netns: "lab", configText: "{\"version\": 1,\n\"interfaces\": []}",
+                               interfaces: [InterfaceState(name: "eth0", ifindex: 3, mode: "native", slots: ["a b": 1, "c\"": 2],
+                                                           firewallNodes: 10, firewallTrees: 1)])
+        #expect(try DataplaneState(json: s.json) == s)
+    }
+
+    @Test func slotsSurviveAndFreedSlotsAreNotReusedAtOnce() {
+        let (first, fresh1) = InterfaceState.assignSlots(["a", "b", "c"], previous: [:])
+        #expect(first == ["a": 1, "b": 2, "c": 3] && fresh1 == [1, 2, 3])
+        let (second, fresh2) = InterfaceState.assignSlots(["c", "d", "a"], previous: first)
+        #expect(second == ["c": 3, "d": 4, "a": 1] && fresh2 == [4])
+        let (third, _) = InterfaceState.assignSlots(["e"], previous: second)
+        #expect(third == ["e": 2])
+    }
+
+    @Test func statsJSONHasTheSpecShape() throws {
+        var s = InterfaceStats(name: "eth0", ifindex: 3)
+        s.rxPackets = 5
+        s.verdicts = [0, 2, 3, 0, 0]
+        s.dropReasons = [0, 2, 0, 0, 0]
+        s.rules = [.init(name: "blocklist", packets: 2, bytes: 120)]
+        s.defaultAction = .init(name: "allow", packets: 3, bytes: 180)
+        let doc = try JSONParser.parse(StatsRenderer.json([s], generation: 1))
+        guard case .object(let top) = doc, case .array(let ifs)? = top.first(where: { $0.key == "interfaces" })?.value,
+              case .object(let eth0) = ifs[0] else { Issue.record("shape"); return }
+        #expect(eth0.map(\.key) == ["name", "ifindex", "rx_packets", "rx_bytes", "verdicts", "drop_reasons", "rules",
+                                    "firewall_default", "rate_limits", "load_balancers"])
+        #expect(eth0.first { $0.key == "verdicts" }?.value == .obj(["aborted": .int(0), "drop": .int(2), "pass": .int(3), "tx": .int(0), "redirect": .int(0)]))
+        #expect(eth0.first { $0.key == "drop_reasons" }?.value == .obj(["firewall": .int(2), "rate_limit": .int(0), "malformed": .int(0), "no_backend": .int(0)]))
+    }
+}
