@@ -20,6 +20,8 @@ extension Dataplane {
         var previous: InterfaceState?
         var slots: [String: UInt32]
         var freshSlots: [UInt32]
+        /// The default action changed (or the firewall is new): its counter starts again.
+        var resetDefault: Bool
         var table: FirewallTable?
         /// The pinned link is attached to this ifindex in a mode the config accepts.
         var keepsLink: Bool
@@ -45,7 +47,7 @@ extension Dataplane {
 
         let old = try state()
         let oldConfig = try old.map { s throws(DataplaneError) in try self.config(of: s) }
-        var plans = try plan(config, old: old)
+        var plans = try plan(config, old: old, oldConfig: oldConfig)
         let changes = ConfigDiff.changes(from: oldConfig, to: config)
             + plans.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
         if let old, old.netns == netns, changes.isEmpty {
@@ -73,7 +75,7 @@ extension Dataplane {
     }
 
     /// Resolves interfaces, assigns counter slots and compiles rule sets; touches nothing.
-    func plan(_ config: Config, old: DataplaneState?) throws(DataplaneError) -> [InterfacePlan] {
+    func plan(_ config: Config, old: DataplaneState?, oldConfig: Config?) throws(DataplaneError) -> [InterfacePlan] {
         var errors: [ConfigError] = []
         var plans: [InterfacePlan] = []
         for (i, iface) in config.interfaces.enumerated() {
@@ -95,8 +97,10 @@ extension Dataplane {
                link.ifindex == UInt32(ifindex), link.programID != 0 {
                 keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
             }
+            let oldDefault = oldConfig?.interfaces.first { $0.name == iface.name }?.firewall?.defaultAction
             plans.append(InterfacePlan(index: i, config: iface, ifindex: ifindex, previous: previous, slots: slots,
-                                       freshSlots: fresh, table: table, keepsLink: keepsLink))
+                                       freshSlots: fresh, resetDefault: oldDefault != iface.firewall?.defaultAction,
+                                       table: table, keepsLink: keepsLink))
         }
         if !errors.isEmpty { throw .refused(errors) }
         return plans
@@ -142,10 +146,9 @@ extension Dataplane {
         do throws(BPFError) {
             for i in plans.indices {
                 let p = plans[i]
-                for slot in p.freshSlots {
+                for slot in p.freshSlots + (p.resetDefault ? [0] : []) {
                     try p.ruleStats!.zeroPerCPU(slot, valueSize: MemoryLayout<dp_rule_stats>.size)
                 }
-                try p.ruleStats!.zeroPerCPU(0, valueSize: MemoryLayout<dp_rule_stats>.size) // default counter follows the config
                 try setTree(p.firewallMap!, p.inner)
                 flipped.append(i)
             }

@@ -1,0 +1,126 @@
+import Foundation
+import Glibc
+import Testing
+import XDPCtlCore
+
+@Suite("End to end: veth pairs in network namespaces", .serialized)
+struct EndToEndTests {
+    static let rules = #"""
+        {"name": "blocklist", "action": "drop", "src": ["SRC4/32", "SRC6"]},
+        {"name": "no-2222", "action": "drop", "proto": "tcp", "dst_ports": [2222]},
+        {"name": "udp-high", "action": "drop", "proto": "udp", "dst_ports": ["1000-2000"]},
+        {"name": "web", "action": "allow", "proto": "tcp", "dst_ports": [8080]}
+        """#
+
+    func firewall(_ lab: Lab, mode: String = "auto") -> String {
+        lab.config(mode: mode, rules: Self.rules.replacingOccurrences(of: "SRC4", with: lab.blockedV4)
+            .replacingOccurrences(of: "SRC6", with: lab.blockedV6))
+    }
+
+    @Test("real TCP and UDP through the firewall, IPv4 and IPv6, counted in stats --json")
+    func tcpAndUDP() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        let applied = try lab.apply(firewall(lab))
+        #expect(applied.status == 0, "\(applied.err)")
+        try lab.startTCPEcho([8080, 2222])
+
+        #expect(try lab.tcpEcho(to: lab.serverV4, port: 8080), "allowed TCP/8080 over IPv4")
+        #expect(try lab.tcpEcho(to: lab.serverV6, port: 8080), "allowed TCP/8080 over IPv6")
+        #expect(try !lab.tcpEcho(to: lab.serverV4, port: 2222), "TCP/2222 is dropped")
+        #expect(try !lab.tcpEcho(to: lab.serverV6, port: 2222), "TCP/2222 over IPv6 is dropped")
+        #expect(try !lab.tcpEcho(to: lab.serverV4, port: 8080, from: lab.blockedV4), "blocklisted IPv4 source")
+        #expect(try !lab.tcpEcho(to: lab.serverV6, port: 8080, from: lab.blockedV6), "blocklisted IPv6 source")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 5353, count: 5) == 5, "UDP/5353 passes")
+        #expect(try lab.udpDelivered(to: lab.serverV6, port: 1500, count: 5) == 0, "UDP/1500 is dropped")
+
+        let s = try lab.stats()
+        #expect(s["name"] == .string(lab.serverIf))
+        #expect(rulePackets(s, "web") >= 4, "two echoed connections, several packets each")
+        #expect(rulePackets(s, "no-2222") >= 2, "SYNs to 2222 (retransmits may add more)")
+        #expect(rulePackets(s, "blocklist") >= 2)
+        #expect(rulePackets(s, "udp-high") == 5)
+        let dropped = s["verdicts"]?["drop"]?.int ?? -1
+        #expect(dropped == s["drop_reasons"]?["firewall"]?.int, "every drop here is the firewall's")
+        #expect(dropped == rulePackets(s, "no-2222") + rulePackets(s, "blocklist") + rulePackets(s, "udp-high"))
+        #expect((s["rx_packets"]?.int ?? 0) == (s["verdicts"]?["pass"]?.int ?? -1) + dropped)
+        #expect(s["firewall_default"]?["packets"]?.int ?? 0 > 0, "UDP/5353, ND and replies fall to the default")
+    }
+
+    @Test("apply is idempotent; a failed apply changes nothing; down removes everything")
+    func applySemantics() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        #expect(try lab.apply(firewall(lab)).status == 0)
+        let before = try lab.xdpctl("status", "--json").out
+        #expect(before.contains("\"generation\": 1"))
+
+        let again = try lab.apply(firewall(lab))
+        #expect(again.status == 0 && again.out.contains("no changes"), "\(again.out)")
+
+        let bad = try lab.apply(lab.config(rules: #"{"name": "x", "action": "drop", "src": ["10.1.2.300"]}"#))
+        #expect(bad.status == 1)
+        #expect(bad.err.contains("interfaces[0].firewall.rules[0].src[0]"), "\(bad.err)")
+        let missing = try lab.apply(#"{"version": 1, "interfaces": [{"name": "nosuch0"}]}"#)
+        #expect(missing.status == 1)
+        #expect(missing.err.contains(#"interfaces[0].name: no interface "nosuch0" in network namespace"#), "\(missing.err)")
+        let unsupported = try lab.apply(#"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "rate_limits": [{"name": "r", "per": "rule", "packets_per_second": 10}]}]}"#)
+        #expect(unsupported.status == 1 && unsupported.err.contains("not supported yet"), "\(unsupported.err)")
+        #expect(try lab.xdpctl("status", "--json").out == before, "failed applies left the running state alone")
+        #expect(try lab.tcpEcho(to: lab.serverV4, port: 2222) == false)
+
+        let down = try lab.xdpctl("down")
+        #expect(down.status == 0)
+        #expect(access(lab.pinRoot, F_OK) != 0, "pins removed")
+        let link = try sh(["ip", "-n", lab.server, "link", "show", lab.serverIf])
+        #expect(!link.out.contains("xdp"), "no XDP program left: \(link.out)")
+    }
+
+    @Test("rule counters survive an apply that keeps the rule; xdp_mode switches and status shows it")
+    func countersAndModes() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        #expect(try lab.apply(firewall(lab, mode: "generic")).status == 0)
+        var status = try lab.xdpctl("status", "--json").out
+        #expect(status.contains("\"mode\": \"generic\""), "\(status)")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 1500, count: 3) == 0)
+
+        // Reordered, one rule added, mode changed: udp-high keeps its counter.
+        let rules = #"{"name": "new-rule", "action": "drop", "proto": "udp", "dst_ports": [7]},"# + Self.rules
+            .replacingOccurrences(of: "SRC4", with: lab.blockedV4).replacingOccurrences(of: "SRC6", with: lab.blockedV6)
+        let diff = try lab.xdpctl("diff", "-f", "-", "--netns", lab.server, stdin: lab.config(mode: "native", rules: rules))
+        #expect(diff.out.contains("+ \(lab.serverIf): rule \"new-rule\" at position 1") && diff.out.contains("xdp_mode generic -> native"), "\(diff.out)")
+        #expect(try lab.apply(lab.config(mode: "native", rules: rules)).status == 0)
+        status = try lab.xdpctl("status", "--json").out
+        #expect(status.contains("\"mode\": \"native\"") && status.contains("\"generation\": 2"), "\(status)")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 1500, count: 2) == 0)
+        let s = try lab.stats()
+        #expect(rulePackets(s, "udp-high") == 5)
+        #expect(rulePackets(s, "new-rule") == 0)
+    }
+
+    @Test("flipping between two configs under traffic: every packet is decided by one config's rule")
+    func atomicFlips() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        // Both rules exist in both configs (so their counters carry over); only their ports swap.
+        let a = lab.config(rules: #"{"name": "b-allows", "action": "allow", "proto": "udp", "dst_ports": [9001]}, {"name": "a-drops", "action": "drop", "proto": "udp", "dst_ports": [9000]}"#)
+        let b = lab.config(rules: #"{"name": "b-allows", "action": "allow", "proto": "udp", "dst_ports": [9000]}, {"name": "a-drops", "action": "drop", "proto": "udp", "dst_ports": [9001]}"#)
+        #expect(try lab.apply(a).status == 0)
+        // A bounded sender: 20,000 datagrams at most, 60 s at most.
+        try lab.spawn(lab.client, ["sh", "-c", "i=0; while [ $i -lt 400 ]; do head -c 50000 /dev/zero | socat -u -b 1000 - UDP4-SENDTO:\(lab.serverV4):9000 2>/dev/null; i=$((i+1)); done"])
+        var flips = 0
+        for i in 0..<41 { // ends on B, so stats list both rules
+            let r = try lab.apply(i % 2 == 0 ? b : a)
+            #expect(r.status == 0, "\(r.err)")
+            flips += 1
+        }
+        try sh(["pkill", "-f", "UDP4-SENDTO:\(lab.serverV4):9000"])
+        usleep(200_000)
+        let s = try lab.stats()
+        let viaA = rulePackets(s, "a-drops"), viaB = rulePackets(s, "b-allows")
+        #expect(flips == 41)
+        #expect(viaA > 0 && viaB > 0, "traffic saw both configs (a \(viaA), b \(viaB))")
+        #expect(s["verdicts"]?["drop"]?.int == viaA, "drops are exactly config A's rule")
+    }
+}
