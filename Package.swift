@@ -27,8 +27,12 @@ let package = Package(
         .executableTarget(name: "xdpctl", dependencies: [
             "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
+        // The benchmark command (scripts/bench.sh): program cost against baselines in one run.
+        .executableTarget(name: "xdpctl-bench", dependencies: [
+            "XDPCtlKit", "XDPCtlTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ], plugins: ["BPFCompiler"]),
 
-        // The first-match reference classifier and random rule sets, shared by test layers.
+        // The first-match reference classifier and rule-set generators, shared by tests and the benchmark.
         .target(name: "XDPCtlTestSupport", dependencies: ["XDPCtlCore"], path: "Tests/Support"),
         .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlTestSupport"]),
         .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlTestSupport"]),

@@ -1,9 +1,9 @@
 import Foundation
 import PackagePlugin
 
-/// Compiles every `bpf/*.bpf.c` with the toolchain's clang and embeds the object, base64
-/// in a string literal, into the target, so `swift build` is the only build step and the
-/// `xdpctl` binary carries its programs.
+/// Compiles `bpf/*.bpf.c` (for XDPCtlBPF) or `bpf/bench/*.bpf.c` (for the benchmark) with
+/// the toolchain's clang and embeds each object, base64 in a string literal, into the
+/// target, so `swift build` is the only build step and the binary carries its programs.
 @main
 struct BPFCompiler: BuildToolPlugin {
     func createBuildCommands(context: PluginContext, target: Target) async throws -> [Command] {
@@ -13,12 +13,16 @@ struct BPFCompiler: BuildToolPlugin {
         let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         let headers = files.filter { $0.pathExtension == "h" }
-        let sources = files.filter { $0.lastPathComponent.hasSuffix(".bpf.c") }
+        let folder = target.name == "XDPCtlBPF" ? root : root.appending(path: "bench")
+        let sources = files.filter {
+            $0.lastPathComponent.hasSuffix(".bpf.c") && $0.deletingLastPathComponent().standardizedFileURL.path == folder.standardizedFileURL.path
+        }
 
         return sources.map { source in
             let name = String(source.lastPathComponent.dropLast(".bpf.c".count))
             let object = context.pluginWorkDirectoryURL.appending(path: "\(name).bpf.o")
             let swift = context.pluginWorkDirectoryURL.appending(path: "BPFObject_\(name).swift")
+            let importLine = target.name == "XDPCtlBPF" ? "" : "import XDPCtlBPF\\n"
             let symbol = name.split(separator: "_").enumerated()
                 .map { $0.offset == 0 ? String($0.element) : $0.element.capitalized }.joined()
             // -g gives the BTF that map definitions need; DWARF is stripped afterwards.
@@ -27,7 +31,7 @@ struct BPFCompiler: BuildToolPlugin {
                 "\(clang.path)" -O2 -g -target bpf -Wall -Werror -I/usr/include/x86_64-linux-gnu \
                   -I"\(root.path)/include" -c "\(source.path)" -o "\(object.path)"
                 "\(objcopy.path)" --strip-debug "\(object.path)"
-                { printf '// Generated from bpf/%s by the BPFCompiler plugin.\\n' "\(source.lastPathComponent)"
+                { printf '// Generated from bpf/%s by the BPFCompiler plugin.\\n\(importLine)' "\(source.lastPathComponent)"
                   printf 'extension EmbeddedObject {\\n    public static let \(symbol) = EmbeddedObject(name: "\(name)", base64: "'
                   base64 -w0 "\(object.path)"
                   printf '")\\n}\\n'; } > "\(swift.path)"

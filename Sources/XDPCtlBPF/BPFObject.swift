@@ -25,10 +25,8 @@ public final class BPFObject {
         handle = opened
         _ = BPFLog.drain()
         let rc = bpf_object__load(handle)
-        if rc < 0 {
-            let log = BPFLog.drain()
-            bpf_object__close(handle)
-            throw BPFError(.loadObject(object.name), errno: -rc, log: log)
+        if rc < 0 { // deinit closes the object
+            throw BPFError(.loadObject(object.name), errno: -rc, log: BPFLog.drain())
         }
     }
 

@@ -6,7 +6,7 @@ public struct EmbeddedObject: Sendable {
     public let name: String
     let base64: String
 
-    init(name: String, base64: String) {
+    public init(name: String, base64: String) {
         self.name = name
         self.base64 = base64
     }

@@ -9,11 +9,12 @@ public struct FirewallTable: Sendable {
     public var largestLeaf: Int
 
     /// Walks the table exactly as fw_classify in bpf/lib/firewall.h does; returns the
-    /// index of the deciding RULE node (the default node when no rule matches).
+    /// index of the deciding RULE node, or 0 (the header, carrying the default action).
     public func classify(_ key: [UInt32]) -> Int {
-        var best = Int(DP_FW_DEFAULT_NODE)
-        for tree in 0..<Int(DP_FW_MAX_TREES) {
-            var index = tree
+        let header = nodes[0]
+        var best = 0
+        for tree in 0..<Int(DP_FW_MAX_TREES) where header.bound(tree, high: false) < nodes[best].priority {
+            var index = Int(header.bound(tree, high: true))
             for _ in 0...Int(DP_FW_MAX_DEPTH) where nodes[index].kind == UInt8(DP_FW_NODE_CUT.rawValue) {
                 let n = nodes[index], word = key[Int(n.field)], bits = UInt32(n.bits)
                 index = Int(n.base) + Int(word & n.guard_mask != n.guard_value ? 1 << bits : (word >> UInt32(n.shift)) & ((1 << bits) - 1))
@@ -31,7 +32,17 @@ public struct FirewallTable: Sendable {
     /// Rule nodes stored, counting the copies in different leaves.
     public var ruleNodes: Int { nodes.lazy.filter { $0.kind == UInt8(DP_FW_NODE_RULE.rawValue) }.count }
     /// Trees in use.
-    public var trees: Int { nodes.prefix(Int(DP_FW_MAX_TREES)).filter { $0.kind != UInt8(DP_FW_NODE_EMPTY.rawValue) }.count }
+    public var trees: Int { (0..<Int(DP_FW_MAX_TREES)).count { nodes[0].bound($0, high: false) != .max } }
+}
+
+extension FirewallTable {
+    /// Records in the header where trees start (root node 1 + t) and their best priority.
+    mutating func setTree(_ trees: Range<Int>, best: UInt32) {
+        for t in trees {
+            withUnsafeMutableBytes(of: &nodes[0].lo) { $0.storeBytes(of: best, toByteOffset: t * 4, as: UInt32.self) }
+            withUnsafeMutableBytes(of: &nodes[0].hi) { $0.storeBytes(of: UInt32(1 + t), toByteOffset: t * 4, as: UInt32.self) }
+        }
+    }
 }
 
 extension dp_fw_node {
@@ -65,6 +76,8 @@ public struct FirewallCompiler {
     public var maxNodes = 1 << 22
     /// Extra leaves a rule may be copied into before it moves to the next tree.
     public var maxCopies = 32
+    /// Rules below which a group of rules is not given a tree of its own.
+    public var minTreeRules = 64
 
     static let fields = Int(DP_FW_NFIELDS.rawValue)
     /// Bits of each key word's domain: addresses 32, ports 17 (DP_FW_NO_PORT = 2^16), proto 8, family 3.
@@ -101,18 +114,50 @@ public struct FirewallCompiler {
 
     func build(_ boxes: Boxes) throws(FirewallCapacityError) -> FirewallTable {
         let roots = Int(DP_FW_MAX_TREES)
-        var table = FirewallTable(nodes: Array(repeating: dp_fw_node(), count: roots), boxCount: boxes.count, depth: 0, largestLeaf: 0)
-        table.nodes.append(boxes.node(Int32(boxes.count - 1)))
+        // Node 0: the header (default action, tree roots); nodes 1...roots: the roots.
+        var header = boxes.node(Int32(boxes.count - 1))
+        header.kind = UInt8(DP_FW_NODE_HEADER.rawValue)
+        header.priority = .max
+        var table = FirewallTable(nodes: [header] + Array(repeating: dp_fw_node(), count: roots), boxCount: boxes.count, depth: 0, largestLeaf: 0)
+        table.setTree(0..<roots, best: .max)
         var leaves: [[Int32]: UInt32] = [:]
-        var remaining = (0..<Int32(boxes.count - 1)).map { $0 }
-        for tree in 0..<roots where !remaining.isEmpty {
-            remaining = try buildTree(tree, remaining, boxes, last: tree == roots - 1, into: &table, leaves: &leaves)
+        // EffiCuts' separation: one group per (source wide?, destination wide?), so a tree
+        // cuts only address fields its rules are narrow in. Spilled rules join the next group.
+        var groups = Array(repeating: [Int32](), count: 4)
+        for r in 0..<Int32(boxes.count - 1) {
+            groups[(boxes.wide(r, field: Int(DP_FW_F_SRC0.rawValue)) ? 2 : 0) + (boxes.wide(r, field: Int(DP_FW_F_DST0.rawValue)) ? 1 : 0)].append(r)
+        }
+        // A tree costs a walk per packet: a small rule set gets one tree, and a group too
+        // small to be worth a tree joins the both-wide group (merging narrow rules into a
+        // wide tree is harmless; the reverse would copy wide rules into many leaves).
+        if boxes.count - 1 < 2 * minTreeRules {
+            groups = [groups.flatMap { $0 }, [], [], []]
+        } else {
+            for g in 0..<3 where groups[g].count < minTreeRules {
+                groups[3] += groups[g]
+                groups[g] = []
+            }
+        }
+        var carried: [Int32] = []
+        var tree = 0
+        for (g, group) in groups.enumerated() {
+            var rules = (group + carried).sorted()
+            carried = []
+            while !rules.isEmpty {
+                let lastTree = tree == roots - 1
+                let spill = try buildTree(1 + tree, rules, boxes, last: lastTree, into: &table, leaves: &leaves)
+                table.setTree(tree..<tree + 1, best: UInt32(rules[0]))
+                tree += 1
+                // Spills go to the next group's tree, or to a tree of their own after the last group.
+                if g < groups.count - 1 && roots - tree > groups.count - 1 - g { carried = spill; break }
+                rules = spill
+            }
         }
         return table
     }
 
-    /// Builds one tree at root `tree`; returns the rules it spilled for the next tree.
-    func buildTree(_ tree: Int, _ rules: [Int32], _ boxes: Boxes, last: Bool,
+    /// Builds one tree whose root is node `root`; returns the rules it spilled for the next tree.
+    func buildTree(_ root: Int, _ rules: [Int32], _ boxes: Boxes, last: Bool,
                    into table: inout FirewallTable, leaves: inout [[Int32]: UInt32]) throws(FirewallCapacityError) -> [Int32] {
         var spilled = [Bool](repeating: false, count: boxes.count)
         var copies = [Int](repeating: 0, count: boxes.count)
@@ -120,7 +165,7 @@ public struct FirewallCompiler {
         func spillRule(_ r: Int32) {
             if !spilled[Int(r)] { spilled[Int(r)] = true; spill.append(r) }
         }
-        var queue = [Work(slot: tree, rules: rules, region: Region(), depth: 0)]
+        var queue = [Work(slot: root, rules: rules, region: Region(), depth: 0)]
         var aliases: [(slot: Int, of: Int)] = []
         var head = 0
         while head < queue.count {
@@ -359,6 +404,13 @@ struct Boxes {
                 append(lo: lo, hi: hi, slot: slot, action: rule.action)
             } } } }
         }
+    }
+
+    /// Whether an address field is wide: shorter than /16 (IPv4) or /48 (IPv6), or absent.
+    func wide(_ r: Int32, field f: Int) -> Bool {
+        let family = lo(r, Int(DP_FW_F_FAMILY.rawValue)) == hi(r, Int(DP_FW_F_FAMILY.rawValue)) ? lo(r, Int(DP_FW_F_FAMILY.rawValue)) : 0
+        if family == 4 || family == 0 { return hi(r, f) - lo(r, f) >= 1 << 16 }
+        return hi(r, f) - lo(r, f) >= 1 << 16 || (hi(r, f) == lo(r, f) && hi(r, f + 1) &- lo(r, f + 1) == .max)
     }
 
     /// The default action: a rule that matches everything, last, counted in slot 0.

@@ -1,5 +1,6 @@
 import CXDPCtlABI
 import Testing
+import XDPCtlTestSupport
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
 

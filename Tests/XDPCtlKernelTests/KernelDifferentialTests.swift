@@ -16,19 +16,7 @@ struct KernelDifferentialTests {
         for _ in 0..<1500 {
             let key = gen.packet(fw)
             let expected = referenceClassify(fw, key)
-            let l4: PacketBuilder.L4
-            switch key.proto {
-            case 6 where key.dstPort != nil: l4 = .tcp(src: key.srcPort!, dst: key.dstPort!)
-            case 17 where key.dstPort != nil: l4 = .udp(src: key.srcPort!, dst: key.dstPort!)
-            case 1, 58: l4 = .icmp(type: key.proto == 1 ? 8 : 128)
-            default: l4 = .raw([UInt8](repeating: 0x55, count: 20))
-            }
-            // Portless TCP/UDP keys are sent as non-first fragments, which carry no ports.
-            let fragment = (key.proto == 6 || key.proto == 17) && key.dstPort == nil
-            let frame = key.family == .ipv4
-                ? b.ipv4(src: key.src.description, dst: key.dst.description, l4, proto: key.proto, fragmentOffset: fragment ? 2 : 0)
-                : b.ipv6(src: key.src.description, dst: key.dst.description, l4, proto: key.proto,
-                         extensions: fragment ? [(UInt8(44), PacketBuilder.fragment(offset: 2, more: false))] : [])
+            let frame = b.frame(key)
             let slot = expected.rule.map { UInt32($0 + 1) } ?? 0
             let before = try p.ruleStats.lookupPerCPU(slot, as: dp_rule_stats.self).reduce(0) { $0 + $1.packets }
             let verdict = try p.run(frame).returnValue

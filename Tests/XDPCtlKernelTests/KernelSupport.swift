@@ -2,6 +2,7 @@ import CLibBPF
 import CXDPCtlABI
 import Glibc
 import Testing
+import XDPCtlTestSupport
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
 @testable import XDPCtlKit

@@ -31,10 +31,11 @@
 #ifndef DP_FW_LEAF_MAX
 #define DP_FW_LEAF_MAX 16
 #endif
-/* Decision trees per rule set: rules that would be copied into too many leaves of one
- * tree are moved to the next, and a packet takes the best match over all trees. */
+/* Decision trees per rule set. Rules are split by which address fields are wide (so a
+ * tree only cuts fields its rules are narrow in); rules that would still be copied into
+ * too many leaves move to a later tree. A packet takes the best match over all trees. */
 #ifndef DP_FW_MAX_TREES
-#define DP_FW_MAX_TREES 4
+#define DP_FW_MAX_TREES 6
 #endif
 /* Widest cut: a cut node has at most 2^DP_FW_MAX_CUT_BITS children. */
 #define DP_FW_MAX_CUT_BITS 16
@@ -102,8 +103,10 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  * whole compiled rule set of one generation. apply builds a new inner map and swaps
  * the slot, so a packet walks exactly one generation.
  *
- * Nodes 0 .. DP_FW_MAX_TREES-1 are the roots of the trees (EMPTY when unused), node
- * DP_FW_DEFAULT_NODE is the RULE that applies when no tree matches. A node is:
+ * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
+ * slot, action, and priority ~0), and for each tree t, lo[t] is the best priority in the
+ * tree (~0 when the tree is empty) and hi[t] the index of its root. A tree whose best
+ * priority cannot beat the match so far is skipped without a lookup. Other nodes are:
  *   CUT:  a key word whose guarded bits differ from guard_value goes to child
  *         base + (1 << bits); any other to base + ((key[field] >> shift) & ((1 << bits) - 1))
  *   LEAF: the rules to try are nodes base .. base+count-1, in priority order
@@ -122,13 +125,12 @@ enum dp_fw_field {
 
 #define DP_FW_NO_PORT 0x10000U
 
-#define DP_FW_DEFAULT_NODE DP_FW_MAX_TREES
-
 enum dp_fw_node_kind {
 	DP_FW_NODE_EMPTY = 0,
 	DP_FW_NODE_CUT = 1,
 	DP_FW_NODE_LEAF = 2,
-	DP_FW_NODE_RULE = 3
+	DP_FW_NODE_RULE = 3,
+	DP_FW_NODE_HEADER = 4
 };
 
 enum dp_fw_action {
@@ -144,7 +146,7 @@ struct dp_fw_node {
 	__u32 base;  /* CUT: first child; LEAF: first rule */
 	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX */
 	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
-	__u32 priority; /* RULE: position in the expanded rule list; lower wins */
+	__u32 priority; /* RULE: position in the expanded rule list, lower wins */
 	__u32 guard_mask;  /* CUT: bits of key[field] that must equal guard_value */
 	__u32 guard_value;
 	__u8 action; /* RULE: enum dp_fw_action */
@@ -154,5 +156,6 @@ struct dp_fw_node {
 };
 _Static_assert(sizeof(struct dp_fw_node) == 32 + 8 * DP_FW_NFIELDS,
 	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw");
+_Static_assert(DP_FW_MAX_TREES <= DP_FW_NFIELDS, "the header keeps one lo/hi pair per tree");
 
 #endif /* XDPCTL_ABI_H */

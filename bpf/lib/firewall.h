@@ -71,24 +71,28 @@ static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, __u32 i
 
 /*
  * fw_classify — the rule that decides the packet: the first matching rule, or the
- * default. NULL when no firewall is configured.
+ * header, which carries the default action. NULL when no firewall is configured.
  */
 static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p)
 {
-	__u32 zero = 0, idx = DP_FW_DEFAULT_NODE;
-	const struct dp_fw_node *best;
+	__u32 zero = 0, idx;
+	const struct dp_fw_node *header, *best;
 	void *tree = bpf_map_lookup_elem(&dp_fw, &zero);
 
 	if (!tree)
 		return NULL;
-	best = bpf_map_lookup_elem(tree, &idx);
-	if (!best)
+	header = bpf_map_lookup_elem(tree, &zero);
+	if (!header || header->kind != DP_FW_NODE_HEADER)
 		return NULL;
+	best = header;
 
 	for (__u32 t = 0; t < DP_FW_MAX_TREES; t++) {
-		const struct dp_fw_node *leaf = fw_find_leaf(tree, t, p);
+		const struct dp_fw_node *leaf;
 		__u32 base, count;
 
+		if (header->lo[t] >= best->priority)
+			continue; /* empty, or nothing in it can beat the match so far */
+		leaf = fw_find_leaf(tree, header->hi[t], p);
 		if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
 			continue;
 		base = leaf->base;

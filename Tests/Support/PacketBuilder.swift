@@ -3,21 +3,26 @@ import XDPCtlCore
 /// Builds test frames byte by byte: Ethernet, VLAN tags, IPv4 (with options and fragment
 /// fields), IPv6 (with extension headers), TCP, UDP, ICMP. Lengths and IPv4 header
 /// checksums are filled in; anything can be broken on purpose afterwards.
-struct PacketBuilder {
-    var vlans: [UInt16] = []
-    var etherType: UInt16?
+public struct PacketBuilder: Sendable {
+    public var vlans: [UInt16] = []
+    public var etherType: UInt16?
 
-    enum L4 {
+    public init(vlans: [UInt16] = [], etherType: UInt16? = nil) {
+        self.vlans = vlans
+        self.etherType = etherType
+    }
+
+    public enum L4: Sendable {
         case tcp(src: UInt16, dst: UInt16, dataOffset: UInt8 = 5)
         case udp(src: UInt16, dst: UInt16)
         case icmp(type: UInt8)
         case raw([UInt8])
     }
 
-    static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
-    static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
+    public static func be16(_ v: UInt16) -> [UInt8] { [UInt8(v >> 8), UInt8(v & 0xFF)] }
+    public static func be32(_ v: UInt32) -> [UInt8] { [UInt8(v >> 24), UInt8((v >> 16) & 0xFF), UInt8((v >> 8) & 0xFF), UInt8(v & 0xFF)] }
 
-    static func l4Bytes(_ l4: L4, payload: [UInt8]) -> (proto: UInt8, bytes: [UInt8]) {
+    public static func l4Bytes(_ l4: L4, payload: [UInt8]) -> (proto: UInt8, bytes: [UInt8]) {
         switch l4 {
         case .tcp(let s, let d, let off):
             var h = be16(s) + be16(d) + be32(1) + be32(0) + [off << 4, 0x02] + be16(65535) + [0, 0, 0, 0]
@@ -32,7 +37,7 @@ struct PacketBuilder {
         }
     }
 
-    func ethernet(_ type: UInt16, _ body: [UInt8]) -> [UInt8] {
+    public func ethernet(_ type: UInt16, _ body: [UInt8]) -> [UInt8] {
         var frame: [UInt8] = [0x02, 0, 0, 0, 0, 1, 0x02, 0, 0, 0, 0, 2]
         for (i, vid) in vlans.enumerated() {
             frame += Self.be16(i == 0 && vlans.count > 1 ? 0x88A8 : 0x8100) + Self.be16(vid)
@@ -41,7 +46,7 @@ struct PacketBuilder {
     }
 
     /// IPv4. `fragmentOffset` is in 8-byte units.
-    func ipv4(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, options: [UInt8] = [], moreFragments: Bool = false,
+    public func ipv4(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, options: [UInt8] = [], moreFragments: Bool = false,
               fragmentOffset: UInt16 = 0, payload: [UInt8] = Array(repeating: 0xAB, count: 16)) -> [UInt8] {
         let (p, body) = Self.l4Bytes(l4, payload: payload)
         let ihl = UInt8(5 + options.count / 4)
@@ -56,7 +61,7 @@ struct PacketBuilder {
     }
 
     /// IPv6 with extension headers given as (next-header value of the header, its bytes).
-    func ipv6(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, extensions: [(UInt8, [UInt8])] = [],
+    public func ipv6(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, extensions: [(UInt8, [UInt8])] = [],
               payload: [UInt8] = Array(repeating: 0xAB, count: 16)) -> [UInt8] {
         let (p, body) = Self.l4Bytes(l4, payload: payload)
         var chain: [UInt8] = []
@@ -72,9 +77,27 @@ struct PacketBuilder {
     }
 
     /// An 8-byte hop-by-hop / destination options header (PadN).
-    static let options8: [UInt8] = [0, 0, 1, 4, 0, 0, 0, 0]
+    public static let options8: [UInt8] = [0, 0, 1, 4, 0, 0, 0, 0]
     /// A fragment header; `offset` in 8-byte units.
-    static func fragment(offset: UInt16, more: Bool) -> [UInt8] {
+    public static func fragment(offset: UInt16, more: Bool) -> [UInt8] {
         [0, 0] + be16(offset << 3 | (more ? 1 : 0)) + be32(7)
+    }
+}
+
+extension PacketBuilder {
+    /// A TCP/UDP/ICMP frame carrying `key` (portless TCP/UDP keys become non-first fragments).
+    public func frame(_ key: PacketKey) -> [UInt8] {
+        let l4: L4
+        switch key.proto {
+        case 6 where key.dstPort != nil: l4 = .tcp(src: key.srcPort!, dst: key.dstPort!)
+        case 17 where key.dstPort != nil: l4 = .udp(src: key.srcPort!, dst: key.dstPort!)
+        case 1, 58: l4 = .icmp(type: key.proto == 1 ? 8 : 128)
+        default: l4 = .raw([UInt8](repeating: 0x55, count: 20))
+        }
+        let fragment = (key.proto == 6 || key.proto == 17) && key.dstPort == nil
+        return key.family == .ipv4
+            ? ipv4(src: key.src.description, dst: key.dst.description, l4, proto: key.proto, fragmentOffset: fragment ? 2 : 0)
+            : ipv6(src: key.src.description, dst: key.dst.description, l4, proto: key.proto,
+                   extensions: fragment ? [(UInt8(44), PacketBuilder.fragment(offset: 2, more: false))] : [])
     }
 }

@@ -1,0 +1,62 @@
+import XDPCtlCore
+
+/// Rule sets shaped like real ACLs (ClassBench's acl profile in spirit): mostly specific
+/// destination hosts and exact service ports, a minority of wide sources, ranges and
+/// wildcards; 10 % IPv6. Deterministic for a seed.
+public enum RuleProfile {
+    public static func acl(count: Int, seed: UInt64) -> Firewall {
+        var rng = SeededRandom(seed: seed)
+        let services: [UInt16] = [22, 25, 53, 80, 110, 123, 143, 389, 443, 445, 993, 1433, 3306, 3389, 5432, 6379, 8080, 8443]
+        func prefix(_ rng: inout SeededRandom, v6: Bool, lengths: [Int]) -> IPPrefix {
+            let len = lengths.randomElement(using: &rng)!
+            let family: AddressFamily = v6 ? .ipv6 : .ipv4
+            let raw: [UInt32] = v6 ? [0x2001_0DB8, UInt32.random(in: 0...0xFFFF, using: &rng) << 16, rng.next32(), rng.next32()]
+                                   : [0x0A00_0000 | UInt32.random(in: 0...0xFF_FFFF, using: &rng), 0, 0, 0]
+            let words = (0..<4).map { raw[$0] & IPPrefix.mask(word: $0, length: len, family: family) }
+            return IPPrefix(address: IPAddress(family: family, words: words), length: len)
+        }
+        let rules = (0..<count).map { i -> FirewallRule in
+            let v6 = Int.random(in: 0..<10, using: &rng) == 0
+            let wide = v6 ? [32, 48] : [8, 12, 16]
+            let narrow = v6 ? [64, 112, 128] : [24, 28, 32]
+            let roll = Int.random(in: 0..<10, using: &rng)
+            let src = roll < 6 ? [prefix(&rng, v6: v6, lengths: narrow)] : roll < 8 ? [prefix(&rng, v6: v6, lengths: wide)] : []
+            let dst = Int.random(in: 0..<10, using: &rng) < 8 ? [prefix(&rng, v6: v6, lengths: narrow)] : []
+            let proto: IPProtocol? = [.tcp, .tcp, .tcp, .udp, .udp, nil].randomElement(using: &rng)!
+            var dports: [PortRange] = []
+            var sports: [PortRange] = []
+            if proto != nil {
+                switch Int.random(in: 0..<10, using: &rng) {
+                case 0..<6: let p = services.randomElement(using: &rng)!; dports = [PortRange(p, p)]
+                case 6..<8: let lo = UInt16.random(in: 1024...60000, using: &rng); dports = [PortRange(lo, lo + UInt16.random(in: 1...4000, using: &rng))]
+                default: break
+                }
+                if Int.random(in: 0..<10, using: &rng) == 0 { sports = [PortRange(1024, 65535)] }
+            }
+            return FirewallRule(name: "acl-\(i)", action: Bool.random(using: &rng) ? .allow : .drop,
+                                src: src, dst: dst.isEmpty && src.isEmpty && proto == nil ? [prefix(&rng, v6: v6, lengths: narrow)] : dst,
+                                proto: proto, srcPorts: sports, dstPorts: dports)
+        }
+        return Firewall(defaultAction: .allow, rules: rules)
+    }
+
+    /// A packet that the given rule matches (its lowest corner, with random free fields).
+    public static func packet(hitting rule: FirewallRule, rng: inout SeededRandom) -> PacketKey {
+        let family = rule.src.first?.family ?? rule.dst.first?.family ?? .ipv4
+        func addr(_ p: IPPrefix?, _ rng: inout SeededRandom) -> IPAddress {
+            guard let p else {
+                return family == .ipv4 ? IPAddress(family: .ipv4, words: [0xC000_0200 | UInt32.random(in: 0...255, using: &rng), 0, 0, 0])
+                                       : IPAddress(family: .ipv6, words: [0x2001_0DB8, 0xFFFF_0000, 0, rng.next32()])
+            }
+            return IPAddress(family: family, words: (0..<4).map { w in UInt32.random(in: p.range(word: w), using: &rng) })
+        }
+        let proto = rule.proto?.number ?? 6
+        let dport = rule.dstPorts.first.map { UInt16.random(in: $0.low...$0.high, using: &rng) } ?? 443
+        let sport = rule.srcPorts.first.map { UInt16.random(in: $0.low...$0.high, using: &rng) } ?? 40000
+        return PacketKey(src: addr(rule.src.first, &rng), dst: addr(rule.dst.first, &rng), proto: proto, srcPort: sport, dstPort: dport)
+    }
+}
+
+extension SeededRandom {
+    mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next()) }
+}
