@@ -1,4 +1,5 @@
 import CLibBPF
+import Foundation
 import Glibc
 
 /// A BPF map by descriptor, with typed element access. `Key` and `Value` are ABI structs
@@ -36,6 +37,13 @@ public struct BPFMap: Sendable {
     public func update<Key: BitwiseCopyable, Value: BitwiseCopyable>(_ key: Key, _ value: Value) throws(BPFError) {
         var key = key, value = value
         try check(bpf_map_update_elem(fd.raw, &key, &value, UInt64(BPF_ANY)), .mapUpdate(name))
+    }
+
+    /// Removes `key`; a key that is not there is not an error.
+    public func delete<Key: BitwiseCopyable>(_ key: Key) throws(BPFError) {
+        var key = key
+        let rc = bpf_map_delete_elem(fd.raw, &key)
+        if rc != -ENOENT { try check(rc, .mapDelete(name)) }
     }
 
     /// The value at `key`, or nil when there is none.
@@ -100,6 +108,14 @@ public struct BPFMap: Sendable {
 }
 
 extension BPFMap {
+    /// The inner map an ARRAY_OF_MAPS holds at `index` (userspace lookups return its id).
+    public func innerMap(at index: UInt32) throws(BPFError) -> BPFMap? {
+        guard let id: UInt32 = try lookup(index) else { return nil }
+        let fd = bpf_map_get_fd_by_id(id)
+        if fd == -ENOENT { return nil }
+        return BPFMap(name: "\(name)[\(index)]", fd: FileDescriptor(try checkFD(fd, .openPin("map id \(id)"))))
+    }
+
     /// Kernel memory charged to the map ("memlock" in its fdinfo), in bytes.
     public func memoryBytes() -> Int {
         let path = "/proc/self/fdinfo/\(fd.raw)"
@@ -115,5 +131,3 @@ extension BPFMap {
         return 0
     }
 }
-
-import Foundation

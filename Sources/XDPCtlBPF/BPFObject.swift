@@ -9,7 +9,9 @@ public final class BPFObject {
 
     /// Opens and loads an embedded object. Maps declared with LIBBPF_PIN_BY_NAME are
     /// reused from `pinRoot` when pinned there already, and pinned there otherwise.
-    public init(_ object: EmbeddedObject, pinRoot: String?) throws(BPFError) {
+    /// `innerMaps`: for named map-in-maps, a map with the shape (sizes, capacity) every
+    /// inner map will have.
+    public init(_ object: EmbeddedObject, pinRoot: String?, innerMaps: [String: BPFMap] = [:]) throws(BPFError) {
         name = object.name
         let bytes = object.bytes
         var err: Int32 = 0
@@ -23,6 +25,10 @@ public final class BPFObject {
         }
         guard let opened else { throw BPFError(.openObject(object.name), errno: err) }
         handle = opened
+        for (name, inner) in innerMaps {
+            guard let outer = bpf_object__find_map_by_name(handle, name) else { throw BPFError(.findMap(name), errno: ENOENT) }
+            try check(bpf_map__set_inner_map_fd(outer, inner.fd.raw), .createMap("\(name) (inner)"))
+        }
         _ = BPFLog.drain()
         let rc = bpf_object__load(handle)
         if rc < 0 { // deinit closes the object

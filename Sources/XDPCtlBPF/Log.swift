@@ -1,4 +1,5 @@
 import CXDPCtlShims
+import Glibc
 
 /// Where libbpf and libxdp messages go. By default they are kept quiet and the last
 /// lines are attached to errors; `--verbose` prints them.
@@ -43,5 +44,3 @@ public struct FileOutput: Sendable {
         }
     }
 }
-
-import Glibc

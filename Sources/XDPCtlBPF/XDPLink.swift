@@ -35,6 +35,19 @@ public enum XDPLink {
         try check(bpf_obj_pin(link.raw, pinPath), .pin(pinPath))
     }
 
+    /// Swaps the program behind a pinned link in one step: a packet runs the old program
+    /// or the new one.
+    public static func replaceProgram(pinPath: String, programFD: Int32, interface: String) throws(BPFError) {
+        let link = FileDescriptor(try checkFD(bpf_obj_get(pinPath), .openPin(pinPath)))
+        try check(bpf_link_update(link.raw, programFD, nil), .attachXDP(interface: interface, mode: "replace"))
+    }
+
+    /// The program a pinned link runs, as an owned descriptor.
+    public static func program(pinPath: String) throws(BPFError) -> FileDescriptor {
+        let id = try info(pinPath: pinPath).programID
+        return FileDescriptor(try checkFD(bpf_prog_get_fd_by_id(id), .linkInfo(pinPath)))
+    }
+
     /// Detaches the pinned link at `pinPath` and removes the pin. A link whose interface
     /// is gone is only unpinned.
     public static func detach(pinPath: String, interface: String) throws(BPFError) {

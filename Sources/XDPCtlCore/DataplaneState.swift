@@ -28,14 +28,18 @@ public struct InterfaceState: Sendable, Equatable {
     /// Nodes in the firewall table (0 without a firewall).
     public var firewallNodes: Int
     public var firewallTrees: Int
+    /// Nodes every firewall table of the loaded program holds (fixed at load).
+    public var firewallCapacity: Int
 
-    public init(name: String, ifindex: Int32, mode: String, slots: [String: UInt32], firewallNodes: Int, firewallTrees: Int) {
+    public init(name: String, ifindex: Int32, mode: String, slots: [String: UInt32], firewallNodes: Int, firewallTrees: Int,
+                firewallCapacity: Int) {
         self.name = name
         self.ifindex = ifindex
         self.mode = mode
         self.slots = slots
         self.firewallNodes = firewallNodes
         self.firewallTrees = firewallTrees
+        self.firewallCapacity = firewallCapacity
     }
 
     /// Slots for `rules`: a rule keeps the slot its name had, a new name takes the lowest
@@ -68,6 +72,7 @@ extension DataplaneState {
                 .obj([
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
                     "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
+                    "firewall_capacity": .int(i.firewallCapacity),
                     "slots": .object(i.slots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) }),
                 ])
             }),
@@ -94,7 +99,8 @@ extension DataplaneState {
             for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
             interfaces.append(InterfaceState(name: name, ifindex: Int32(ifindex), mode: mode, slots: slots,
                                              firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
-                                             firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0)))
+                                             firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0),
+                                             firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0)))
         }
         self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
     }

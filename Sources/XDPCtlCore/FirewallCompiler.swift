@@ -29,6 +29,14 @@ public struct FirewallTable: Sendable {
         return best
     }
 
+    /// The table capacity to load a program with for `nodes` nodes: room to double, and
+    /// never below DP_FW_MIN_NODES.
+    public static func capacity(for nodes: Int) -> Int {
+        var c = Int(DP_FW_MIN_NODES)
+        while c < 2 * nodes { c *= 2 }
+        return c
+    }
+
     /// Rule nodes stored, counting the copies in different leaves.
     public var ruleNodes: Int { nodes.lazy.filter { $0.kind == UInt8(DP_FW_NODE_RULE.rawValue) }.count }
     /// Trees in use.

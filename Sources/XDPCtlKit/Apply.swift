@@ -26,7 +26,14 @@ extension Dataplane {
         /// The pinned link is attached to this ifindex in a mode the config accepts.
         var keepsLink: Bool
         // Filled by prepare():
+        /// Nodes per firewall table of the program that will run.
+        var capacity = 0
+        /// A program instance to load: the interface is new, or its table must grow.
         var program: BPFObject?
+        /// The running table pin, moved aside while a bigger program replaces it.
+        var setAside: String?
+        /// The running program, to swap back if the apply fails after replacing it.
+        var previousProgram: FileDescriptor?
         var firewallMap: BPFMap?
         var ruleStats: BPFMap?
         var inner: BPFMap?
@@ -60,6 +67,7 @@ extension Dataplane {
                 if try prepare(&plans[i]) { created.append(plans[i].config.name) }
             }
         } catch {
+            plans.forEach(restore)
             for name in created { try? root.removeTree(root.interface(name)) }
             throw error
         }
@@ -67,7 +75,8 @@ extension Dataplane {
         try commit(&plans, old: old, created: created) { plans throws(BPFError) in
             let interfaces = plans.map { p in
                 InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: p.slots,
-                               firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0)
+                               firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0,
+                               firewallCapacity: p.capacity)
             }
             try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).json)
         }
@@ -106,34 +115,58 @@ extension Dataplane {
         return plans
     }
 
-    /// Loads what a new attachment needs and builds the new generation's tables beside the
-    /// running ones. Returns true when it created the interface's pin directory.
+    /// Loads what a new attachment needs and builds the new generation's table beside the
+    /// running one. Returns true when it created the interface's pin directory.
     func prepare(_ plan: inout InterfacePlan) throws(DataplaneError) -> Bool {
         let name = plan.config.name
         let dir = root.interface(name)
         let created = access(dir, F_OK) != 0
+        let fwPin = root.map(DP_MAP_FW, of: name)
+        let nodes = plan.table?.nodes.count ?? 0
         do throws(BPFError) {
             if created && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
-            if !plan.keepsLink {
-                // Maps already pinned for this interface are reused, so counters survive.
-                plan.program = try BPFObject(.xdpIngress, pinRoot: dir)
+            plan.capacity = plan.previous?.firewallCapacity ?? 0
+            let load = !plan.keepsLink || nodes > plan.capacity
+            if load { plan.capacity = max(plan.capacity, FirewallTable.capacity(for: nodes)) }
+            let table = try firewallTable(capacity: plan.capacity, plan.table)
+            if plan.table != nil { plan.inner = table }
+            if load {
+                // A program instance sized for this table (counter maps are reused from
+                // their pins); the running table's pin steps aside until commit.
+                if access(fwPin, F_OK) == 0 {
+                    plan.setAside = fwPin + "_old"
+                    if rename(fwPin, plan.setAside!) != 0 { throw BPFError(.pin(fwPin), errno: errno) }
+                }
+                plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table])
+                if plan.keepsLink {
+                    plan.previousProgram = try XDPLink.program(pinPath: root.link(name))
+                }
+            } else {
+                plan.previousInner = try BPFMap.open(pinned: fwPin).innerMap(at: 0)
             }
-            plan.firewallMap = try BPFMap.open(pinned: root.map(DP_MAP_FW, of: name))
+            plan.firewallMap = try BPFMap.open(pinned: fwPin)
             plan.ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
-            if let id: UInt32 = try plan.firewallMap!.lookup(UInt32(0)) {
-                plan.previousInner = BPFMap(name: "dp_fw_tree", fd: FileDescriptor(try checkedFD(bpf_map_get_fd_by_id(id), "dp_fw_tree")))
-            }
-            if let table = plan.table {
-                let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                              valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: table.nodes.count,
-                                              flags: UInt32(BPF_F_INNER_MAP))
-                try inner.fill(table.nodes)
-                plan.inner = inner
-            }
         } catch {
+            restore(plan)
             throw .kernel(error)
         }
         return created
+    }
+
+    /// A firewall table of `capacity` nodes holding `table` (empty when there is none).
+    func firewallTable(capacity: Int, _ table: FirewallTable?) throws(BPFError) -> BPFMap {
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
+                                    valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
+        if let table { try map.fill(table.nodes) }
+        return map
+    }
+
+    /// Puts a set-aside table pin back (the apply did not go through).
+    func restore(_ plan: InterfacePlan) {
+        guard let aside = plan.setAside else { return }
+        let pin = root.map(DP_MAP_FW, of: plan.config.name)
+        unlink(pin)
+        rename(aside, pin)
     }
 
     /// Flips every interface to its new generation, attaches new interfaces, records the
@@ -143,6 +176,7 @@ extension Dataplane {
                 record: ([InterfacePlan]) throws(BPFError) -> Void) throws(DataplaneError) {
         var flipped: [Int] = []
         var attached: [Int] = []
+        var replaced: [Int] = []
         do throws(BPFError) {
             for i in plans.indices {
                 let p = plans[i]
@@ -153,8 +187,13 @@ extension Dataplane {
                 flipped.append(i)
             }
             for i in plans.indices {
+                let name = plans[i].config.name
                 if plans[i].keepsLink {
                     plans[i].mode = XDPAttachMode(rawValue: plans[i].previous!.mode) ?? .native
+                    if let program = plans[i].program {
+                        try XDPLink.replaceProgram(pinPath: root.link(name), programFD: try program.programFD(DP_PROG_XDP), interface: name)
+                        replaced.append(i)
+                    }
                     continue
                 }
                 try attach(&plans[i])
@@ -164,9 +203,16 @@ extension Dataplane {
         } catch {
             for i in flipped { try? setTree(plans[i].firewallMap!, plans[i].previousInner) }
             for i in attached { try? XDPLink.detach(pinPath: root.link(plans[i].config.name), interface: plans[i].config.name) }
+            for i in replaced {
+                if let old = plans[i].previousProgram {
+                    try? XDPLink.replaceProgram(pinPath: root.link(plans[i].config.name), programFD: old.raw, interface: plans[i].config.name)
+                }
+            }
+            plans.forEach(restore)
             for name in created { try? root.removeTree(root.interface(name)) }
             throw .kernel(error)
         }
+        for p in plans { if let aside = p.setAside { unlink(aside) } }
         let kept = Set(plans.map(\.config.name))
         for gone in old?.interfaces ?? [] where !kept.contains(gone.name) {
             do {
@@ -181,9 +227,7 @@ extension Dataplane {
         if let inner {
             try outer.update(UInt32(0), inner.fd.raw)
         } else {
-            var key: UInt32 = 0
-            let rc = bpf_map_delete_elem(outer.fd.raw, &key)
-            if rc != -ENOENT { try checked(rc, .mapDelete(outer.name)) }
+            try outer.delete(UInt32(0))
         }
     }
 
@@ -211,13 +255,4 @@ extension Dataplane {
         }
         throw lastError!
     }
-}
-
-func checked(_ rc: Int32, _ op: BPFError.Operation) throws(BPFError) {
-    if rc < 0 { throw BPFError(op, errno: -rc) }
-}
-
-func checkedFD(_ fd: Int32, _ name: String) throws(BPFError) -> Int32 {
-    if fd < 0 { throw BPFError(.openPin(name), errno: -fd) }
-    return fd
 }

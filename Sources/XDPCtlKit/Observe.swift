@@ -15,6 +15,7 @@ public struct InterfaceStatus: Sendable {
     public var firewallRules: Int
     public var firewallNodes: Int
     public var firewallTrees: Int
+    public var firewallCapacity: Int
     public var slotsUsed: Int
     /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
     public var mapMemory: Int
@@ -37,7 +38,7 @@ public struct StatusReport: Sendable {
                     "mode": i.mode.map { .string($0) } ?? .null, "xdp_mode": .string(i.requestedMode),
                     "program_id": .int(i.programID), "attached": .bool(i.linkIntact),
                     "firewall": .obj(["rules": .int(i.firewallRules), "tree_nodes": .int(i.firewallNodes),
-                                      "trees": .int(i.firewallTrees)]),
+                                      "tree_capacity": .int(i.firewallCapacity), "trees": .int(i.firewallTrees)]),
                     "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
                                   "memory_bytes": .int(i.mapMemory)]),
                 ])
@@ -50,7 +51,7 @@ public struct StatusReport: Sendable {
         for i in interfaces {
             let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
             out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
-            out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees, \(i.firewallNodes) nodes\n"
+            out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees, \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
             out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\n"
         }
         if interfaces.isEmpty { out += "no interfaces\n" }
@@ -68,14 +69,14 @@ extension Dataplane {
             let live = link.map { $0.programID != 0 && $0.ifindex == UInt32(s.ifindex) } ?? false
             let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
             let rules = config.interfaces.first { $0.name == s.name }?.firewall?.rules.count ?? 0
-            let memory = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_FW].reduce(0) { sum, m in
-                sum + ((try? BPFMap.open(pinned: root.map(m, of: s.name)).memoryBytes()) ?? 0)
-            }
+            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_FW].compactMap { try? BPFMap.open(pinned: root.map($0, of: s.name)) }
+            let table = (try? maps.last?.innerMap(at: 0)) ?? nil
+            let memory = (maps + [table].compactMap { $0 }).reduce(0) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: config.interfaces.first { $0.name == s.name }?.xdpMode.rawValue ?? "auto",
                                    programID: link?.programID ?? 0, linkIntact: live, firewallRules: rules,
-                                   firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees,
-                                   slotsUsed: s.slots.count + 1, mapMemory: memory + s.firewallNodes * MemoryLayout<dp_fw_node>.size)
+                                   firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallCapacity: s.firewallCapacity,
+                                   slotsUsed: s.slots.count + 1, mapMemory: memory)
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
     }

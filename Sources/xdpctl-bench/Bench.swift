@@ -33,21 +33,24 @@ struct Bench: ParsableCommand {
         mkdir(root, 0o700)
         defer { try? PinRoot(root).removeTree(root) }
         let floor = try BPFObject(.xdpDrop, pinRoot: nil)
-        let program = try BPFObject(.xdpIngress, pinRoot: root)
-        let fwMap = try program.map(DP_MAP_FW)
-        let floorFD = try floor.programFD("xdp_drop"), progFD = try program.programFD(DP_PROG_XDP)
+        let floorFD = try floor.programFD("xdp_drop")
 
         var rows: [Row] = []
         for n in rules {
             let fw = RuleProfile.acl(count: n, seed: 42)
-            let slots = Dictionary(uniqueKeysWithValues: fw.rules.enumerated().map { ($1.name, UInt32($0 + 1)) })
             let clock = ContinuousClock()
             let start = clock.now
-            let table = try FirewallCompiler().compile(fw, slots: slots)
+            let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
             let compile = clock.now - start
+            // A program instance sized for the table, as apply loads one.
+            let capacity = FirewallTable.capacity(for: table.nodes.count)
+            try? PinRoot(root).removeTree(root)
+            mkdir(root, 0o700)
             let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: table.nodes.count, flags: UInt32(BPF_F_INNER_MAP))
+                                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
             try inner.fill(table.nodes)
+            let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: inner])
+            let fwMap = try program.map(DP_MAP_FW), progFD = try program.programFD(DP_PROG_XDP)
             try fwMap.update(UInt32(0), inner.fd.raw)
 
             var rng = SeededRandom(seed: UInt64(n))

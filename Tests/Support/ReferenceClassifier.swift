@@ -15,6 +15,11 @@ public func referenceClassify(_ firewall: Firewall, _ key: PacketKey) -> (rule: 
     return (nil, firewall.defaultAction)
 }
 
+/// Slot i+1 for rule i, as the data plane assigns them on a first apply.
+public func sequentialSlots(_ fw: Firewall) -> [String: UInt32] {
+    Dictionary(uniqueKeysWithValues: fw.rules.enumerated().map { ($1.name, UInt32($0 + 1)) })
+}
+
 /// A small deterministic generator (SplitMix64), so a failing case can be replayed.
 public struct SeededRandom: RandomNumberGenerator {
     var state: UInt64

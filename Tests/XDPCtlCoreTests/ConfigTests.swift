@@ -133,7 +133,7 @@ struct StateTests {
     @Test func stateRoundTripsThroughJSON() throws {
         let s = DataplaneState(generation: 7, netns: "lab", configText: "{\"version\": 1,\n\"interfaces\": []}",
                                interfaces: [InterfaceState(name: "eth0", ifindex: 3, mode: "native", slots: ["a b": 1, "c\"": 2],
-                                                           firewallNodes: 10, firewallTrees: 1)])
+                                                           firewallNodes: 10, firewallTrees: 1, firewallCapacity: 4096)])
         #expect(try DataplaneState(json: s.json) == s)
     }
 

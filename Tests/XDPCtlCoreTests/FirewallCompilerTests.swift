@@ -3,11 +3,6 @@ import Testing
 import XDPCtlTestSupport
 @testable import XDPCtlCore
 
-/// Slot i+1 for rule i, as the data plane assigns them on a first apply.
-func sequentialSlots(_ fw: Firewall) -> [String: UInt32] {
-    Dictionary(uniqueKeysWithValues: fw.rules.enumerated().map { ($1.name, UInt32($0 + 1)) })
-}
-
 @Suite("Firewall compiler")
 struct FirewallCompilerTests {
     /// The compiled tree must decide every packet exactly as first-match over the rules does.

@@ -45,6 +45,14 @@ struct EndToEndTests {
         #expect(dropped == rulePackets(s, "no-2222") + rulePackets(s, "blocklist") + rulePackets(s, "udp-high"))
         #expect((s["rx_packets"]?.int ?? 0) == (s["verdicts"]?["pass"]?.int ?? -1) + dropped)
         #expect(s["firewall_default"]?["packets"]?.int ?? 0 > 0, "UDP/5353, ND and replies fall to the default")
+
+        // --watch reports rates: one JSON document per interval.
+        let watch = try lab.xdpctl("stats", "--json", "--watch", "0.3", "--count", "2")
+        #expect(watch.status == 0)
+        let reports = watch.out.split(separator: "\n").compactMap { try? JSONParser.parse(String($0)) }
+        #expect(reports.count == 2, "\(watch.out)")
+        let status = try lab.xdpctl("status", "--json")
+        #expect(status.out.contains("\"attached\": true") && status.out.contains("\"memory_bytes\""), "\(status.out)")
     }
 
     @Test("apply is idempotent; a failed apply changes nothing; down removes everything")
@@ -97,6 +105,33 @@ struct EndToEndTests {
         let s = try lab.stats()
         #expect(rulePackets(s, "udp-high") == 5)
         #expect(rulePackets(s, "new-rule") == 0)
+    }
+
+    @Test("a rule set that outgrows the table swaps in a bigger program: counters kept, verdicts right")
+    func tableGrowth() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        #expect(try lab.apply(firewall(lab)).status == 0)
+        let small = try lab.xdpctl("status", "--json").out
+        #expect(small.contains("\"tree_capacity\": 4096"), "\(small)")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 1500, count: 3) == 0)
+
+        let many = (0..<3000).map { #"{"name": "deny-\#($0)", "action": "drop", "proto": "udp", "dst_ports": [\#(20000 + $0)], "dst": ["\#(lab.serverV4)"]}"# }
+        let big = lab.config(rules: Self.rules.replacingOccurrences(of: "SRC4", with: lab.blockedV4)
+            .replacingOccurrences(of: "SRC6", with: lab.blockedV6) + "," + many.joined(separator: ","))
+        let grown = try lab.apply(big)
+        #expect(grown.status == 0, "\(grown.err)")
+        let status = try lab.xdpctl("status", "--json").out
+        #expect(!status.contains("\"tree_capacity\": 4096") && status.contains("\"attached\": true"), "\(status)")
+        func programID(_ s: String) -> String? { s.split(separator: "\n").first { $0.contains("program_id") }.map(String.init) }
+        #expect(programID(status) != programID(small), "a new program instance runs")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 1500, count: 2) == 0)
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 22_999, count: 2) == 0, "a rule from the grown set")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 5353, count: 2) == 2)
+        #expect(try lab.tcpEcho(to: lab.serverV4, port: 2222) == false)
+        let s = try lab.stats()
+        #expect(rulePackets(s, "udp-high") == 5, "the counter carried over the program swap")
+        #expect(rulePackets(s, "deny-2999") == 2)
     }
 
     @Test("flipping between two configs under traffic: every packet is decided by one config's rule")

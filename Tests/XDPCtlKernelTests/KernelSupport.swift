@@ -17,7 +17,10 @@ final class LoadedProgram {
     let firewall: BPFMap
     var table: FirewallTable?
 
-    init(_ fw: Firewall? = nil, label: String = #function) throws {
+    let capacity: Int
+
+    init(_ fw: Firewall? = nil, capacity: Int = Int(DP_FW_MIN_NODES), label: String = #function) throws {
+        self.capacity = capacity
         #expect(getuid() == 0, "kernel tests need root: run them through scripts/test.sh")
         let name = label.filter { $0.isLetter || $0.isNumber }.prefix(24)
         root = PinRoot("/sys/fs/bpf/xdpctl-ktest-\(getpid())-\(name)")
@@ -25,7 +28,7 @@ final class LoadedProgram {
         try root.create()
         let dir = root.interface("test")
         mkdir(dir, 0o700)
-        object = try BPFObject(.xdpIngress, pinRoot: dir)
+        object = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: try Self.table(capacity)])
         programFD = try object.programFD(DP_PROG_XDP)
         stats = try object.map(DP_MAP_STATS)
         ruleStats = try object.map(DP_MAP_RULE_STATS)
@@ -35,12 +38,14 @@ final class LoadedProgram {
 
     deinit { try? root.removeTree(root.path) }
 
+    static func table(_ capacity: Int) throws -> BPFMap {
+        try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
+                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
+    }
+
     func install(_ fw: Firewall) throws {
-        let slots = Dictionary(uniqueKeysWithValues: fw.rules.enumerated().map { ($1.name, UInt32($0 + 1)) })
-        let table = try FirewallCompiler().compile(fw, slots: slots)
-        let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                      valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: table.nodes.count,
-                                      flags: UInt32(BPF_F_INNER_MAP))
+        let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+        let inner = try Self.table(capacity)
         try inner.fill(table.nodes)
         try firewall.update(UInt32(0), inner.fd.raw)
         self.table = table

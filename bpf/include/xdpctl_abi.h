@@ -37,6 +37,12 @@
 #ifndef DP_FW_MAX_TREES
 #define DP_FW_MAX_TREES 6
 #endif
+/* Smallest firewall table. Every table of an interface has the same capacity (nodes),
+ * fixed when its program is loaded, so the verifier inlines the per-node lookups; a
+ * config that outgrows it gets a bigger program instance, swapped in atomically. */
+#ifndef DP_FW_MIN_NODES
+#define DP_FW_MIN_NODES 4096
+#endif
 /* Widest cut: a cut node has at most 2^DP_FW_MAX_CUT_BITS children. */
 #define DP_FW_MAX_CUT_BITS 16
 /* IPv6 extension headers walked before giving up on finding the L4 header. */

@@ -16,8 +16,7 @@
 
 struct dp_fw_tree {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, 1); /* each generation is sized to fit (BPF_F_INNER_MAP) */
-	__uint(map_flags, BPF_F_INNER_MAP);
+	__uint(max_entries, DP_FW_MIN_NODES); /* the interface's capacity, set before load */
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(struct dp_fw_node)); /* libbpf 1.1 cannot size inner values from BTF */
 };
