@@ -42,16 +42,10 @@ public struct PinRoot: Sendable {
 
     /// Removes a directory of pins (maps, links) and the directory itself.
     public func removeTree(_ dir: String) throws(BPFError) {
-        guard let d = opendir(dir) else {
+        guard let names = Self.entries(of: dir) else {
             if errno == ENOENT { return }
             throw BPFError(.unpin(dir), errno: errno)
         }
-        var names: [String] = []
-        while let entry = readdir(d) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            if name != "." && name != ".." { names.append(name) }
-        }
-        closedir(d)
         for name in names {
             let p = "\(dir)/\(name)"
             if unlink(p) != 0 {
@@ -63,14 +57,19 @@ public struct PinRoot: Sendable {
 
     /// Names of the interface directories present.
     public func interfaceNames() -> [String] {
-        guard let d = opendir(interfaces) else { return [] }
+        (Self.entries(of: interfaces) ?? []).sorted()
+    }
+
+    /// The names in a directory, without . and ..; nil (errno set) when it cannot be read.
+    static func entries(of dir: String) -> [String]? {
+        guard let d = opendir(dir) else { return nil }
         defer { closedir(d) }
         var names: [String] = []
         while let entry = readdir(d) {
             let name = withUnsafeBytes(of: entry.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             if name != "." && name != ".." { names.append(name) }
         }
-        return names.sorted()
+        return names
     }
 
     // MARK: the state blob

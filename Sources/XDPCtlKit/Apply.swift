@@ -14,7 +14,6 @@ public struct ApplyResult: Sendable {
 extension Dataplane {
     /// One interface's part of an apply, worked out before anything changes.
     struct InterfacePlan {
-        var index: Int
         var config: InterfaceConfig
         var ifindex: Int32
         var previous: InterfaceState?
@@ -107,7 +106,7 @@ extension Dataplane {
                 keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
             }
             let oldDefault = oldConfig?.interfaces.first { $0.name == iface.name }?.firewall?.defaultAction
-            plans.append(InterfacePlan(index: i, config: iface, ifindex: ifindex, previous: previous, slots: slots,
+            plans.append(InterfacePlan(config: iface, ifindex: ifindex, previous: previous, slots: slots,
                                        freshSlots: fresh, resetDefault: oldDefault != iface.firewall?.defaultAction,
                                        table: table, keepsLink: keepsLink))
         }
@@ -148,6 +147,7 @@ extension Dataplane {
             plan.ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
         } catch {
             restore(plan)
+            plan.setAside = nil
             throw .kernel(error)
         }
         return created
