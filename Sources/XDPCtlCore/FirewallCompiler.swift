@@ -86,6 +86,12 @@ public struct FirewallCompiler {
     public var maxCopies = 32
     /// Rules below which a group of rules is not given a tree of its own.
     public var minTreeRules = 64
+    /// A cut widens only while at least 1/minOccupancy of its children hold rules
+    /// (Int.max: no limit; wide, shallow trees).
+    public var minOccupancy = Int.max
+    /// Expanded rules above which cuts keep children at least a quarter occupied: wide
+    /// shallow trees of 10,000 rules fit in ~26k nodes, of 100,000 in more than 4M.
+    public var compactAbove = 30_000
 
     static let fields = Int(DP_FW_NFIELDS.rawValue)
     /// Bits of each key word's domain: addresses 32, ports 17 (DP_FW_NO_PORT = 2^16), proto 8, family 3.
@@ -101,7 +107,10 @@ public struct FirewallCompiler {
             boxes.append(rule, slot: slot)
         }
         boxes.appendDefault(action: firewall.defaultAction)
-        return try build(boxes)
+        // Very large sets trade a little depth for memory: cuts that leave few children empty.
+        var compiler = self
+        if boxes.count > compactAbove { compiler.minOccupancy = min(minOccupancy, 4) }
+        return try compiler.build(boxes)
     }
 
     // MARK: tree construction
@@ -312,8 +321,9 @@ public struct FirewallCompiler {
             let narrowed = block.bits[f] < region.bits[f]
             var chosen: (bits: Int, maxChild: Int, total: Int)?
             for bits in (narrowed ? 0 : 1)...min(maxCutBits, block.bits[f]) {
-                let (maxChild, total) = childCounts(rules, boxes, block, field: f, bits: bits)
-                if chosen != nil && total > spaceFactor * rules.count + (1 << bits) { break }
+                let (maxChild, total, occupied) = childCounts(rules, boxes, block, field: f, bits: bits)
+                // Wider only while rules are not copied too often and most children hold rules.
+                if chosen != nil && (total > spaceFactor * rules.count + (1 << bits) || occupied < (1 << bits) / minOccupancy) { break }
                 chosen = (bits, maxChild, total)
             }
             guard let c = chosen else { continue }
@@ -348,7 +358,7 @@ public struct FirewallCompiler {
         return (Int((lo - base) >> shift), Int((hi - base) >> shift))
     }
 
-    func childCounts(_ rules: [Int32], _ boxes: Boxes, _ region: Region, field f: Int, bits: Int) -> (maxChild: Int, total: Int) {
+    func childCounts(_ rules: [Int32], _ boxes: Boxes, _ region: Region, field f: Int, bits: Int) -> (maxChild: Int, total: Int, occupied: Int) {
         let shift = region.bits[f] - bits
         var diff = [Int](repeating: 0, count: (1 << bits) + 1)
         var total = 0
@@ -358,12 +368,13 @@ public struct FirewallCompiler {
             diff[last + 1] -= 1
             total += last - first + 1
         }
-        var running = 0, maxChild = 0
+        var running = 0, maxChild = 0, occupied = 0
         for c in 0..<(1 << bits) {
             running += diff[c]
             maxChild = max(maxChild, running)
+            if running > 0 { occupied += 1 }
         }
-        return (maxChild, total)
+        return (maxChild, total, occupied)
     }
 }
 
