@@ -1,28 +1,34 @@
 import CXDPCtlShims
 import Glibc
+import Synchronization
 
 /// Where libbpf and libxdp messages go. By default they are kept quiet and the last
-/// lines are attached to errors; `--verbose` prints them.
+/// lines are attached to errors; `--verbose` prints them. libbpf calls the sink from
+/// whichever thread is loading, so the buffer is behind a lock.
 public enum BPFLog {
-    nonisolated(unsafe) static var lines: [String] = []
-    nonisolated(unsafe) static var echo = false
+    static let state = Mutex<(lines: [String], echo: Bool)>(([], false))
 
     /// Installs the sink; with `verbose`, messages up to debug level are printed to stderr.
     public static func install(verbose: Bool) {
-        echo = verbose
+        state.withLock { $0.echo = verbose }
         xdpctl_set_log_sink({ _, line in
             guard let line else { return }
             let text = String(cString: line)
-            BPFLog.lines.append(text)
-            if BPFLog.lines.count > 200 { BPFLog.lines.removeFirst(100) }
-            if BPFLog.echo { FileOutput.standardError.write("libbpf: \(text)\n") }
+            let echo = BPFLog.state.withLock { s in
+                s.lines.append(text)
+                if s.lines.count > 200 { s.lines.removeFirst(100) }
+                return s.echo
+            }
+            if echo { FileOutput.standardError.write("libbpf: \(text)\n") }
         }, verbose ? 2 : 1)
     }
 
     /// Takes the collected lines (used to attach the verifier log to a load error).
     static func drain() -> [String] {
-        defer { lines.removeAll() }
-        return lines
+        state.withLock { s in
+            defer { s.lines.removeAll() }
+            return s.lines
+        }
     }
 }
 

@@ -66,7 +66,7 @@ let fixtures: [Fixture] = [
 struct FixtureTests {
     @Test("every program loads and its maps match the ABI")
     func loadsWithABILayout() throws {
-        let p = try LoadedProgram()
+        let p = try LoadedProgram.load()
         #expect(try p.stats.info().valueSize == MemoryLayout<dp_if_stats>.size)
         #expect(try p.ruleStats.info().valueSize == MemoryLayout<dp_rule_stats>.size)
         #expect(try p.ruleStats.info().maxEntries == Int(DP_MAX_RULES))
@@ -77,7 +77,7 @@ struct FixtureTests {
 
     @Test("verdict, output bytes and counter deltas", arguments: fixtures)
     func fixture(_ f: Fixture) throws {
-        let p = try LoadedProgram(fixtureFirewall)
+        let p = try LoadedProgram.load(fixtureFirewall)
         let slots = fixtureFirewall.rules.count + 1
         let before = try p.counters(slots: slots)
         let result = try p.run(f.packet)
@@ -93,7 +93,7 @@ struct FixtureTests {
 
     @Test("no firewall configured: every IP packet passes and is counted")
     func noFirewall() throws {
-        let p = try LoadedProgram()
+        let p = try LoadedProgram.load()
         let r = try p.run(b.ipv4(src: "198.51.100.7", dst: "10.0.0.1", .udp(src: 1, dst: 1500)))
         #expect(r.returnValue == DP_VERDICT_PASS.rawValue)
         #expect(try p.counters(slots: 1).verdicts[Int(DP_VERDICT_PASS.rawValue)] == 1)

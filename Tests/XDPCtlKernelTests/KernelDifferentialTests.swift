@@ -11,7 +11,7 @@ struct KernelDifferentialTests {
     func randomPackets(rules: Int, seed: UInt64) throws {
         var gen = RuleSetGenerator(rng: SeededRandom(seed: seed))
         let fw = gen.firewall(rules: rules)
-        let p = try LoadedProgram(fw, capacity: FirewallTable.capacity(for: try FirewallCompiler().compile(fw, slots: sequentialSlots(fw)).nodes.count))
+        let p = try LoadedProgram.load(fw, capacity: FirewallTable.capacity(for: try FirewallCompiler().compile(fw, slots: sequentialSlots(fw)).nodes.count))
         let b = PacketBuilder()
         for _ in 0..<1500 {
             let key = gen.packet(fw)

@@ -19,7 +19,14 @@ final class LoadedProgram {
 
     let capacity: Int
 
-    init(_ fw: Firewall? = nil, capacity: Int = Int(DP_FW_MIN_NODES), label: String = #function) throws {
+    /// Loads the program; with `fw`, compiles and installs that rule set.
+    static func load(_ fw: Firewall? = nil, capacity: Int = Int(DP_FW_MIN_NODES), label: String = #function) throws -> LoadedProgram {
+        let p = try LoadedProgram(capacity: capacity, label: label)
+        if let fw { try p.install(fw) }
+        return p
+    }
+
+    private init(capacity: Int, label: String) throws {
         self.capacity = capacity
         #expect(getuid() == 0, "kernel tests need root: run them through scripts/test.sh")
         let name = label.filter { $0.isLetter || $0.isNumber }.prefix(24)
@@ -33,7 +40,6 @@ final class LoadedProgram {
         stats = try object.map(DP_MAP_STATS)
         ruleStats = try object.map(DP_MAP_RULE_STATS)
         firewall = try object.map(DP_MAP_FW)
-        if let fw { try install(fw) }
     }
 
     deinit { try? root.removeTree(root.path) }
