@@ -90,6 +90,17 @@ public struct BPFMap: Sendable {
         return (0..<cpus).map { buffer.load(fromByteOffset: $0 * stride, as: Value.self) }
     }
 
+    /// Sets the same value on every CPU.
+    public func updatePerCPU<Key: BitwiseCopyable, Value: BitwiseCopyable>(_ key: Key, _ value: Value) throws(BPFError) {
+        let stride = (MemoryLayout<Value>.size + 7) & ~7
+        var key = key
+        let buffer = UnsafeMutableRawPointer.allocate(byteCount: stride * Self.possibleCPUs, alignment: 8)
+        defer { buffer.deallocate() }
+        buffer.initializeMemory(as: UInt8.self, repeating: 0, count: stride * Self.possibleCPUs)
+        for cpu in 0..<Self.possibleCPUs { buffer.storeBytes(of: value, toByteOffset: cpu * stride, as: Value.self) }
+        try check(bpf_map_update_elem(fd.raw, &key, buffer, UInt64(BPF_ANY)), .mapUpdate(name))
+    }
+
     /// Sets the value on every CPU to zero bytes.
     public func zeroPerCPU(_ key: UInt32, valueSize: Int) throws(BPFError) {
         let bytes = ((valueSize + 7) & ~7) * Self.possibleCPUs

@@ -11,19 +11,23 @@ public final class BPFObject {
     /// reused from `pinRoot` when pinned there already, and pinned there otherwise.
     /// `innerMaps`: for named map-in-maps, a map with the shape (sizes, capacity) every
     /// inner map will have.
-    public init(_ object: EmbeddedObject, pinRoot: String?, innerMaps: [String: BPFMap] = [:]) throws(BPFError) {
-        name = object.name
-        let bytes = object.bytes
+    public convenience init(_ object: EmbeddedObject, pinRoot: String?, innerMaps: [String: BPFMap] = [:]) throws(BPFError) {
+        try self.init(name: object.name, bytes: object.bytes, pinRoot: pinRoot, innerMaps: innerMaps)
+    }
+
+    /// Opens and loads an ELF object given as bytes (e.g. another tool's object file).
+    public init(name objectName: String, bytes: [UInt8], pinRoot: String?, innerMaps: [String: BPFMap] = [:]) throws(BPFError) {
+        name = objectName
         var err: Int32 = 0
         let opened = bytes.withUnsafeBytes { buf in
-            object.name.withCString { name in
+            objectName.withCString { name in
                 if let pinRoot {
                     return pinRoot.withCString { xdpctl_object_open_mem(buf.baseAddress, buf.count, name, $0, &err) }
                 }
                 return xdpctl_object_open_mem(buf.baseAddress, buf.count, name, nil, &err)
             }
         }
-        guard let opened else { throw BPFError(.openObject(object.name), errno: err) }
+        guard let opened else { throw BPFError(.openObject(objectName), errno: err) }
         handle = opened
         for (name, inner) in innerMaps {
             guard let outer = bpf_object__find_map_by_name(handle, name) else { throw BPFError(.findMap(name), errno: ENOENT) }
@@ -32,7 +36,7 @@ public final class BPFObject {
         _ = BPFLog.drain()
         let rc = bpf_object__load(handle)
         if rc < 0 { // deinit closes the object
-            throw BPFError(.loadObject(object.name), errno: -rc, log: BPFLog.drain())
+            throw BPFError(.loadObject(objectName), errno: -rc, log: BPFLog.drain())
         }
     }
 

@@ -6,9 +6,10 @@ import XDPCtlBPF
 import XDPCtlCore
 import XDPCtlTestSupport
 
-/// Program cost per packet under BPF_PROG_TEST_RUN, for the firewall at several rule
-/// counts, against a trivial XDP_DROP program measured on the same frames in the same run.
-/// Reports medians of repeated runs and ratios, never a lone absolute time.
+/// Program cost per packet under BPF_PROG_TEST_RUN, per firewall path and rule count,
+/// against baselines measured on the same frames in the same run: a trivial XDP_DROP
+/// program and xdp-filter's all-features program with matching rules. Reports medians of
+/// repeated runs and ratios, never a lone absolute time.
 @main
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -18,22 +19,31 @@ struct Bench: ParsableCommand {
     @Option(parsing: .upToNextOption, help: "Rule counts to measure.") var rules: [Int] = [10, 1000, 10000]
     @Option(help: "Repetitions; the median is reported.") var runs = 5
     @Option(help: "BPF_PROG_TEST_RUN repeat count per frame.") var `repeat` = 2000
-    @Option(help: "Frames per measurement (half hit rules spread over the list, half miss).") var frames = 64
+    @Option(help: "Frames per path and measurement.") var frames = 32
+    @Option(help: "xdp-filter's all-features object (skipped when absent).")
+    var xdpFilter = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o"
     @Option(help: "Also write the results as JSON to this file.") var json: String?
-
-    struct Row { var name: String; var rules: Int; var nodes: Int; var trees: Int; var compileMs: Double; var ns: Double; var baseline: Double }
 
     func validate() throws {
         guard rules.allSatisfy({ $0 >= 1 && $0 <= 200_000 }) else { throw ValidationError("--rules takes counts from 1 to 200000") }
-        guard runs >= 1, self.repeat >= 1, frames >= 2 else { throw ValidationError("--runs and --repeat must be at least 1, --frames at least 2") }
+        guard runs >= 1, self.repeat >= 1, frames >= 1 else { throw ValidationError("--runs, --repeat and --frames must be at least 1") }
+    }
+
+    enum Path: String, CaseIterable { case allow = "firewall allow", drop = "firewall drop", miss = "miss -> default" }
+
+    struct Row {
+        var rules: Int, path: Path, nodes: Int, trees: Int, compileMs: Double
+        var ns: Double, floor: Double, xdpFilter: Double?
     }
 
     func run() throws {
+        BPFLog.install(verbose: false)
         let root = "/sys/fs/bpf/xdpctl-bench-\(getpid())"
-        mkdir(root, 0o700)
         defer { try? PinRoot(root).removeTree(root) }
         let floor = try BPFObject(.xdpDrop, pinRoot: nil)
         let floorFD = try floor.programFD("xdp_drop")
+        let filter = try loadXDPFilter(root: root + "-xdpfilter")
+        defer { try? PinRoot(root + "-xdpfilter").removeTree(root + "-xdpfilter") }
 
         var rows: [Row] = []
         for n in rules {
@@ -41,42 +51,84 @@ struct Bench: ParsableCommand {
             let clock = ContinuousClock()
             let start = clock.now
             let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
-            let compile = clock.now - start
+            let elapsed = clock.now - start
+            let compileMs = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             // A program instance sized for the table, as apply loads one.
-            let capacity = FirewallTable.capacity(for: table.nodes.count)
             try? PinRoot(root).removeTree(root)
             mkdir(root, 0o700)
             let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
+                                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: FirewallTable.capacity(for: table.nodes.count))
             try inner.fill(table.nodes)
             let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: inner])
-            let fwMap = try program.map(DP_MAP_FW), progFD = try program.programFD(DP_PROG_XDP)
-            try fwMap.update(UInt32(0), inner.fd.raw)
+            try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
+            let progFD = try program.programFD(DP_PROG_XDP)
 
-            var rng = SeededRandom(seed: UInt64(n))
-            let builder = PacketBuilder()
-            var keys: [PacketKey] = []
-            for i in 0..<frames {
-                if i % 2 == 0 {
-                    // Hits spread across the whole list.
-                    let rule = fw.rules[(i / 2) * fw.rules.count / max(1, frames / 2)]
-                    keys.append(RuleProfile.packet(hitting: rule, rng: &rng))
-                } else {
-                    keys.append(PacketKey(src: IPAddress("192.0.2.\(i)")!, dst: IPAddress("198.51.100.\(i)")!, proto: 17, srcPort: 5000, dstPort: UInt16(30000 + i)))
+            for (path, keys) in framesByPath(fw, table) {
+                let packets = keys.map(PacketBuilder().frame)
+                if let filter { try filter.match(keys) }
+                var ours: [Double] = [], base: [Double] = [], xf: [Double] = []
+                for _ in 0..<runs {
+                    ours.append(try mean(progFD, packets))
+                    base.append(try mean(floorFD, packets))
+                    if let filter { xf.append(try mean(filter.programFD, packets)) }
                 }
+                rows.append(Row(rules: n, path: path, nodes: table.nodes.count, trees: table.trees, compileMs: compileMs,
+                                ns: median(ours), floor: median(base), xdpFilter: xf.isEmpty ? nil : median(xf)))
             }
-            let packets = keys.map(builder.frame)
-            var ours: [Double] = [], base: [Double] = []
-            for _ in 0..<runs {
-                ours.append(try mean(progFD, packets))
-                base.append(try mean(floorFD, packets))
-            }
-            rows.append(Row(name: "firewall acl", rules: n, nodes: table.nodes.count, trees: table.trees,
-                            compileMs: Double(compile.components.attoseconds) / 1e15 + Double(compile.components.seconds) * 1000,
-                            ns: median(ours), baseline: median(base)))
         }
         print(render(rows))
         if let json { try jsonText(rows).write(toFile: json, atomically: true, encoding: .utf8) }
+    }
+
+    /// Frames that hit allow rules and drop rules spread over the whole list, and frames
+    /// that match no rule; each checked against the compiled table.
+    func framesByPath(_ fw: Firewall, _ table: FirewallTable) -> [(Path, [PacketKey])] {
+        var rng = SeededRandom(seed: UInt64(fw.rules.count))
+        var byPath: [Path: [PacketKey]] = [:]
+        var i = 0
+        while Path.allCases.contains(where: { (byPath[$0]?.count ?? 0) < frames }) && i < 50 * frames {
+            let key = i % 3 == 2
+                ? PacketKey(src: IPAddress("192.0.2.\(i % 250)")!, dst: IPAddress("198.51.100.\(i % 250)")!, proto: 47) // GRE: no ACL rule matches
+                : RuleProfile.packet(hitting: fw.rules[(i * 7919) % fw.rules.count], rng: &rng)
+            let node = table.classify(key.words)
+            let path: Path = node == 0 ? .miss : table.nodes[node].action == UInt8(DP_FW_DROP.rawValue) ? .drop : .allow
+            if byPath[path, default: []].count < frames { byPath[path, default: []].append(key) }
+            i += 1
+        }
+        return Path.allCases.compactMap { p in byPath[p].map { (p, $0) } }
+    }
+
+    /// xdp-filter (allow mode: a match drops) with rules on the same frames' destination
+    /// address and port, so it does its full lookups.
+    struct XDPFilter {
+        let object: BPFObject
+        let programFD: Int32
+        let ports: BPFMap, ipv4: BPFMap, ipv6: BPFMap
+
+        func match(_ keys: [PacketKey]) throws {
+            let dst: UInt64 = 1 << 1, tcp: UInt64 = 1 << 2, udp: UInt64 = 1 << 3
+            for k in keys {
+                if let port = k.dstPort { try ports.updatePerCPU(UInt32(port), dst | tcp | udp) }
+                if k.family == .ipv4 {
+                    try ipv4.updatePerCPU(k.dst.words[0].bigEndian, dst)
+                } else {
+                    var raw = [UInt8](repeating: 0, count: 16)
+                    for (w, word) in k.dst.words.enumerated() { withUnsafeBytes(of: word.bigEndian) { raw.replaceSubrange(w * 4..<w * 4 + 4, with: $0) } }
+                    try raw.withUnsafeBytes { try ipv6.updatePerCPU($0.load(as: (UInt64, UInt64).self), dst) }
+                }
+            }
+        }
+    }
+
+    func loadXDPFilter(root: String) throws -> XDPFilter? {
+        guard let data = FileManager.default.contents(atPath: xdpFilter) else {
+            FileOutput.standardError.write("xdpctl-bench: \(xdpFilter) not found; no xdp-filter column (install xdp-tools)\n")
+            return nil
+        }
+        mkdir(root, 0o700)
+        let object = try BPFObject(name: "xdpfilt_alw_all", bytes: [UInt8](data), pinRoot: root)
+        return XDPFilter(object: object, programFD: try object.programFD("xdpfilt_alw_all"), ports: try object.map("filter_ports"),
+                         ipv4: try object.map("filter_ipv4"), ipv6: try object.map("filter_ipv6"))
     }
 
     func mean(_ fd: Int32, _ packets: [[UInt8]]) throws -> Double {
@@ -88,21 +140,23 @@ struct Bench: ParsableCommand {
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
 
     func render(_ rows: [Row]) -> String {
-        var out = "path           rules   tree nodes  trees  compile ms   ns/pkt  XDP_DROP ns/pkt  ratio  vs 10 rules\n"
-        let first = rows.first?.ns ?? 1
+        var out = "rules    path              nodes   trees  compile ms  ns/pkt  XDP_DROP  xdp-filter  ÷XDP_DROP  ÷xdp-filter  vs fewest rules\n"
         for r in rows {
-            out += String(format: "%-13@ %6d  %11d  %5d  %10.1f  %7.1f  %15.1f  %5.2fx  %9.2fx\n",
-                          r.name as NSString, r.rules, r.nodes, r.trees, r.compileMs, r.ns, r.baseline, r.ns / r.baseline, r.ns / first)
+            let first = rows.first { $0.path == r.path }!.ns
+            let xf = r.xdpFilter.map { String(format: "%10.1f", $0) } ?? "         -"
+            let xfRatio = r.xdpFilter.map { String(format: "%10.2fx", r.ns / $0) } ?? "          -"
+            out += String(format: "%6d   %-15@ %8d  %5d  %10.1f  %6.1f  %8.1f", r.rules, r.path.rawValue as NSString, r.nodes, r.trees, r.compileMs, r.ns, r.floor)
+                + "  \(xf)  " + String(format: "%8.2fx", r.ns / r.floor) + "  \(xfRatio)  " + String(format: "%14.2fx", r.ns / first) + "\n"
         }
-        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats; half the frames hit rules spread over the list, half miss)"
+        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; ACL-shaped rules, hits spread over the list)"
     }
 
     func jsonText(_ rows: [Row]) -> String {
-        JSONOutput.render(.obj(["runs": .int(runs), "repeat": .int(self.repeat), "frames": .int(frames),
+        func num(_ x: Double) -> JSONValue { .number(String(format: "%.2f", x)) }
+        return JSONOutput.render(.obj(["runs": .int(runs), "repeat": .int(self.repeat), "frames": .int(frames),
             "rows": .array(rows.map { r in .obj([
-                "path": .string(r.name), "rules": .int(r.rules), "tree_nodes": .int(r.nodes), "trees": .int(r.trees),
-                "compile_ms": .number(String(format: "%.1f", r.compileMs)), "ns_per_packet": .number(String(format: "%.2f", r.ns)),
-                "xdp_drop_ns_per_packet": .number(String(format: "%.2f", r.baseline)),
-                "ratio_to_xdp_drop": .number(String(format: "%.3f", r.ns / r.baseline))]) })]), indent: "  ")
+                "rules": .int(r.rules), "path": .string(r.path.rawValue), "tree_nodes": .int(r.nodes), "trees": .int(r.trees),
+                "compile_ms": num(r.compileMs), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor),
+                "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null]) })]), indent: "  ")
     }
 }
