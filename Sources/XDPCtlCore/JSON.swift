@@ -35,6 +35,11 @@ public indirect enum JSONValue: Sendable, Equatable {
 public struct JSONMember: Sendable, Equatable {
     public let key: String
     public let value: JSONValue
+
+    public init(key: String, value: JSONValue) {
+        self.key = key
+        self.value = value
+    }
 }
 
 public struct JSONSyntaxError: Error, CustomStringConvertible, Sendable {

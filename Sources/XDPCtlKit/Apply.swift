@@ -52,6 +52,10 @@ extension Dataplane {
         defer { withExtendedLifetime(lock) {} }
 
         let old = try state()
+        // The same file over intact attachments: nothing to compile, nothing to change.
+        if let old, old.configText == text, old.netns == netns, old.interfaces.allSatisfy(linkIntact) {
+            return ApplyResult(generation: old.generation, changed: false, changes: [])
+        }
         let oldConfig = try old.map { s throws(DataplaneError) in try self.config(of: s) }
         var plans = try plan(config, old: old, oldConfig: oldConfig)
         let changes = ConfigDiff.changes(from: oldConfig, to: config)
@@ -101,8 +105,7 @@ extension Dataplane {
                 }
             }
             var keepsLink = false
-            if let previous, old?.netns == netns, let link = try? XDPLink.info(pinPath: root.link(iface.name)),
-               link.ifindex == UInt32(ifindex), link.programID != 0 {
+            if let previous, old?.netns == netns, previous.ifindex == ifindex, linkIntact(previous) {
                 keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
             }
             let oldDefault = oldConfig?.interfaces.first { $0.name == iface.name }?.firewall?.defaultAction
@@ -112,6 +115,12 @@ extension Dataplane {
         }
         if !errors.isEmpty { throw .refused(errors) }
         return plans
+    }
+
+    /// The interface's pinned link still runs a program on the ifindex it was attached to.
+    func linkIntact(_ iface: InterfaceState) -> Bool {
+        guard let link = try? XDPLink.info(pinPath: root.link(iface.name)) else { return false }
+        return link.programID != 0 && link.ifindex == UInt32(iface.ifindex)
     }
 
     /// Loads what a new attachment needs and builds the new generation's table beside the

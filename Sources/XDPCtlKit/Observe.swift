@@ -66,7 +66,7 @@ extension Dataplane {
         let config = try config(of: state)
         let interfaces = state.interfaces.map { s in
             let link = try? XDPLink.info(pinPath: root.link(s.name))
-            let live = link.map { $0.programID != 0 && $0.ifindex == UInt32(s.ifindex) } ?? false
+            let live = linkIntact(s)
             let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
             let rules = config.interfaces.first { $0.name == s.name }?.firewall?.rules.count ?? 0
             let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_FW].compactMap { try? BPFMap.open(pinned: root.map($0, of: s.name)) }

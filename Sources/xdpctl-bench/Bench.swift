@@ -23,6 +23,10 @@ struct Bench: ParsableCommand {
     @Option(help: "xdp-filter's all-features object (skipped when absent).")
     var xdpFilter = "/usr/lib/x86_64-linux-gnu/bpf/xdpfilt_alw_all.o"
     @Option(help: "Also write the results as JSON to this file.") var json: String?
+    @Option(help: ArgumentHelp("Print an xdpctl config with this many ACL-shaped rules for --interface, and exit.", valueName: "RULES"))
+    var emitConfig: Int?
+    @Option(help: "With --emit-config: the interface the config names.") var interface = "eth0"
+    @Option(help: "With --emit-config: flip the action of this rule (a one-rule change).") var flipRule: Int?
 
     func validate() throws {
         guard rules.allSatisfy({ $0 >= 1 && $0 <= 200_000 }) else { throw ValidationError("--rules takes counts from 1 to 200000") }
@@ -37,6 +41,12 @@ struct Bench: ParsableCommand {
     }
 
     func run() throws {
+        if let emitConfig {
+            var fw = RuleProfile.acl(count: emitConfig, seed: 42)
+            if let i = flipRule, fw.rules.indices.contains(i) { fw.rules[i].action = fw.rules[i].action == .allow ? .drop : .allow }
+            print(RuleProfile.config(fw, interface: interface))
+            return
+        }
         BPFLog.install(verbose: false)
         let root = "/sys/fs/bpf/xdpctl-bench-\(getpid())"
         defer { try? PinRoot(root).removeTree(root) }

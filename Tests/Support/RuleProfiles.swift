@@ -40,6 +40,27 @@ public enum RuleProfile {
         return Firewall(defaultAction: .allow, rules: rules)
     }
 
+    /// The rule set as an xdpctl config file for one interface.
+    public static func config(_ fw: Firewall, interface: String) -> String {
+        func list<T>(_ key: String, _ items: [T], _ f: (T) -> JSONValue) -> [JSONMember] {
+            items.isEmpty ? [] : [JSONMember(key: key, value: .array(items.map(f)))]
+        }
+        func port(_ r: PortRange) -> JSONValue { r.low == r.high ? .int(r.low) : .string("\(r.low)-\(r.high)") }
+        let rules: [JSONValue] = fw.rules.map { r in
+            var members = [JSONMember(key: "name", value: .string(r.name)), JSONMember(key: "action", value: .string(r.action.rawValue))]
+            members += list("src", r.src) { .string($0.description) }
+            members += list("dst", r.dst) { .string($0.description) }
+            if let p = r.proto { members.append(JSONMember(key: "proto", value: .string(p.description))) }
+            members += list("src_ports", r.srcPorts, port)
+            members += list("dst_ports", r.dstPorts, port)
+            return .object(members)
+        }
+        return JSONOutput.render(.obj(["version": .int(1), "interfaces": .array([.obj([
+            "name": .string(interface),
+            "firewall": .obj(["default_action": .string(fw.defaultAction.rawValue), "rules": .array(rules)]),
+        ])])]))
+    }
+
     /// A packet that the given rule matches (its lowest corner, with random free fields).
     public static func packet(hitting rule: FirewallRule, rng: inout SeededRandom) -> PacketKey {
         let family = rule.src.first?.family ?? rule.dst.first?.family ?? .ipv4
