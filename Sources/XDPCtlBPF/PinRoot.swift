@@ -76,10 +76,10 @@ public struct PinRoot: Sendable {
 
     static let chunk = 4096
 
-    /// Writes `text` into a new array map and swaps it in with rename(), so a reader sees
+    /// Writes `blob` into a new array map and swaps it in with rename(), so a reader sees
     /// the old state or the new one.
-    public func writeState(_ text: String) throws(BPFError) {
-        var bytes = Array(text.utf8)
+    public func writeState(_ blob: [UInt8]) throws(BPFError) {
+        var bytes = blob
         let header = withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { Array($0) }
         bytes = header + bytes
         let entries = (bytes.count + Self.chunk - 1) / Self.chunk
@@ -96,8 +96,8 @@ public struct PinRoot: Sendable {
         if rename(temp, state) != 0 { throw BPFError(.pin(state), errno: errno) }
     }
 
-    /// The state text, or nil when nothing was applied under this root.
-    public func readState() throws(BPFError) -> String? {
+    /// The state bytes, or nil when nothing was applied under this root.
+    public func readState() throws(BPFError) -> [UInt8]? {
         let fd = bpf_obj_get(state)
         if fd == -ENOENT { return nil }
         let map = BPFMap(name: "dp_state", fd: FileDescriptor(try checkFD(fd, .openPin(state))))
@@ -110,6 +110,6 @@ public struct PinRoot: Sendable {
         }
         let length = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
         guard length <= bytes.count - 8 else { return nil }
-        return String(decoding: bytes[8..<(8 + length)], as: UTF8.self)
+        return Array(bytes[8..<(8 + length)])
     }
 }

@@ -63,11 +63,25 @@ public struct InterfaceState: Sendable, Equatable {
 }
 
 extension DataplaneState {
-    public var json: String {
+    /// Stored form: a JSON header, then the config file's bytes as they were (a large
+    /// config would cost more to escape and parse back than to copy).
+    public var encoded: [UInt8] {
+        let header = Array(json.utf8)
+        return withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header + Array(configText.utf8)
+    }
+
+    public init(encoded bytes: [UInt8]) throws(DecodeError) {
+        guard bytes.count >= 8 else { throw DecodeError.unreadable }
+        let length = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
+        guard length <= bytes.count - 8 else { throw DecodeError.unreadable }
+        try self.init(json: String(decoding: bytes[8..<8 + length], as: UTF8.self),
+                      configText: String(decoding: bytes[(8 + length)...], as: UTF8.self))
+    }
+
+    var json: String {
         JSONOutput.render(.obj([
             "generation": .int(generation),
             "netns": netns.map { .string($0) } ?? .null,
-            "config": .string(configText),
             "interfaces": .array(interfaces.map { i in
                 .obj([
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
@@ -81,16 +95,16 @@ extension DataplaneState {
 
     public struct DecodeError: Error, CustomStringConvertible {
         public let description: String
+        static let unreadable = DecodeError(description: "the pinned xdpctl state is unreadable; run `xdpctl down` and apply again")
     }
 
-    public init(json: String) throws(DecodeError) {
-        let bad = DecodeError(description: "the pinned xdpctl state is unreadable; run `xdpctl down` and apply again")
+    init(json: String, configText config: String) throws(DecodeError) {
+        let bad = DecodeError.unreadable
         guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
         func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
         func int(_ v: JSONValue?) -> Int64? { if case .number(let n) = v { return Int64(n) }; return nil }
         func str(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
-        guard let gen = int(member(top, "generation")), let config = str(member(top, "config")),
-              case .array(let ifs) = member(top, "interfaces") else { throw bad }
+        guard let gen = int(member(top, "generation")), case .array(let ifs) = member(top, "interfaces") else { throw bad }
         var interfaces: [InterfaceState] = []
         for i in ifs {
             guard case .object(let m) = i, let name = str(member(m, "name")), let ifindex = int(member(m, "ifindex")),

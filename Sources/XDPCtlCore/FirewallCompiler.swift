@@ -29,12 +29,12 @@ public struct FirewallTable: Sendable {
         return best
     }
 
-    /// The table capacity to load a program with for `nodes` nodes: room to double, and
-    /// never below DP_FW_MIN_NODES.
+    /// The table capacity to load a program with for `nodes` nodes: half as much again
+    /// for rule sets to grow into, in steps of DP_FW_MIN_NODES. Beyond it, apply loads a
+    /// bigger program instance.
     public static func capacity(for nodes: Int) -> Int {
-        var c = Int(DP_FW_MIN_NODES)
-        while c < 2 * nodes { c *= 2 }
-        return c
+        let step = Int(DP_FW_MIN_NODES)
+        return max(step, (nodes * 3 / 2 + step - 1) / step * step)
     }
 
     /// Rule nodes stored, counting the copies in different leaves.

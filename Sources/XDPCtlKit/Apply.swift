@@ -43,6 +43,11 @@ extension Dataplane {
     /// Makes the kernel match `text`. Atomic per interface: a packet sees the old rule set or
     /// the new one. A failure at any step leaves the running state as it was.
     public func apply(_ text: String) throws(DataplaneError) -> ApplyResult {
+        // The file that is running, over intact attachments: nothing to validate, compile
+        // or change. (Only reads; an apply racing this one wins either way.)
+        if access(root.state, F_OK) == 0, let old = try state(), isUnchanged(old, text) {
+            return ApplyResult(generation: old.generation, changed: false, changes: [])
+        }
         let config = try Self.validate(text)
         let refused = Self.unsupported(config)
         if !refused.isEmpty { throw .refused(refused) }
@@ -52,8 +57,7 @@ extension Dataplane {
         defer { withExtendedLifetime(lock) {} }
 
         let old = try state()
-        // The same file over intact attachments: nothing to compile, nothing to change.
-        if let old, old.configText == text, old.netns == netns, old.interfaces.allSatisfy(linkIntact) {
+        if let old, isUnchanged(old, text) {
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }
         let oldConfig = try old.map { s throws(DataplaneError) in try self.config(of: s) }
@@ -81,7 +85,7 @@ extension Dataplane {
                                firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0,
                                firewallCapacity: p.capacity)
             }
-            try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).json)
+            try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }
         return ApplyResult(generation: generation, changed: true, changes: changes)
     }
@@ -115,6 +119,10 @@ extension Dataplane {
         }
         if !errors.isEmpty { throw .refused(errors) }
         return plans
+    }
+
+    func isUnchanged(_ old: DataplaneState, _ text: String) -> Bool {
+        old.configText == text && old.netns == netns && old.interfaces.allSatisfy(linkIntact)
     }
 
     /// The interface's pinned link still runs a program on the ifindex it was attached to.

@@ -50,10 +50,10 @@ public final class Dataplane {
     // MARK: state
 
     public func state() throws(DataplaneError) -> DataplaneState? {
-        let text: String?
-        do { text = try root.readState() } catch { throw .kernel(error) }
-        guard let text else { return nil }
-        do { return try DataplaneState(json: text) } catch { throw .state(error.description) }
+        let bytes: [UInt8]?
+        do { bytes = try root.readState() } catch { throw .kernel(error) }
+        guard let bytes else { return nil }
+        do { return try DataplaneState(encoded: bytes) } catch { throw .state(error.description) }
     }
 
     func requireState() throws(DataplaneError) -> DataplaneState {
