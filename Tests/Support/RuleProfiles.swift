@@ -79,5 +79,5 @@ public enum RuleProfile {
 }
 
 extension SeededRandom {
-    mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next()) }
+    public mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next()) }
 }

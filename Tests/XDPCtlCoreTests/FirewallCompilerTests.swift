@@ -14,9 +14,12 @@ struct FirewallCompilerTests {
     func differential(rules: Int, sets: Int, packets: Int, seed: UInt64) throws {
         var gen = RuleSetGenerator(rng: SeededRandom(seed: seed))
         var checked = 0
-        for _ in 0..<sets {
+        for set in 0..<sets {
             let fw = gen.firewall(rules: rules)
-            let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+            // Every other set is compiled as a very large one would be (compact cuts).
+            var compiler = FirewallCompiler()
+            if set % 2 == 1 { compiler.compactAbove = 0 }
+            let table = try compiler.compile(fw, slots: sequentialSlots(fw))
             #expect(table.depth <= Int(DP_FW_MAX_DEPTH))
             #expect(table.largestLeaf <= Int(DP_FW_LEAF_MAX))
             #expect(table.trees <= Int(DP_FW_MAX_TREES))
@@ -34,6 +37,26 @@ struct FirewallCompilerTests {
             }
         }
         #expect(checked == sets * packets)
+    }
+
+    /// ACL-shaped sets on both sides of the compact threshold decide like the reference.
+    @Test(arguments: [(rules: 2000, compactAbove: Int.max), (rules: 2000, compactAbove: 0)])
+    func aclProfile(rules: Int, compactAbove: Int) throws {
+        let fw = RuleProfile.acl(count: rules, seed: 7)
+        var compiler = FirewallCompiler()
+        compiler.compactAbove = compactAbove
+        let table = try compiler.compile(fw, slots: sequentialSlots(fw))
+        var rng = SeededRandom(seed: 8)
+        for i in 0..<3000 {
+            let key = i % 4 == 3
+                ? PacketKey(src: IPAddress(family: .ipv4, words: [0x0A00_0000 | rng.next32() & 0xFF_FFFF, 0, 0, 0]),
+                            dst: IPAddress(family: .ipv4, words: [0x0A00_0000 | rng.next32() & 0xFF_FFFF, 0, 0, 0]),
+                            proto: 6, srcPort: 40000, dstPort: 443)
+                : RuleProfile.packet(hitting: fw.rules[Int(rng.next() % UInt64(rules))], rng: &rng)
+            let expected = referenceClassify(fw, key).rule.map { UInt32($0 + 1) } ?? 0
+            let got = table.nodes[table.classify(key.words)].slot
+            guard got == expected else { Issue.record("\(key): slot \(got), reference \(expected)"); return }
+        }
     }
 
     @Test func defaultOnlyTableIsOneLeaf() throws {
