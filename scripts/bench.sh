@@ -5,7 +5,8 @@
 #      beside a trivial XDP_DROP program and xdp-filter on the same frames;
 #   2. apply timings through the real xdpctl on a veth in a private network namespace:
 #      cold apply, no-op apply, one-rule change.
-# Options go to xdpctl-bench (e.g. --rules 10 1000 10000 100000 --json out.json);
+# Options go to xdpctl-bench (e.g. --rules 10 1000 10000 100000); results are also written
+# to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against rule count).
 # APPLY_RULES (default 100000) and APPLY_RUNS (default 5) set the apply part.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,8 +15,13 @@ swift build -c release --product xdpctl-bench 2>&1 | tail -1
 swift build -c release --product xdpctl 2>&1 | tail -1
 bench=.build/release/xdpctl-bench xdpctl=$PWD/.build/release/xdpctl
 
+out=${BENCH_OUT:-bench-out}
+mkdir -p "$out"
+python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib 2>/dev/null
+
 echo "== program cost"
-"$bench" "$@"
+"$bench" "$@" --json "$out/bench.json"
+python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot: $out/bench.png, data: $out/bench.json)"
 
 rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 tag="xbench$$" work=$(mktemp -d)

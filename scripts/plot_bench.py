@@ -1,0 +1,46 @@
+#!/usr/bin/env python3
+"""Plots xdpctl-bench JSON: cost per packet against rule count, one line per system.
+
+Usage: plot_bench.py BENCH.json OUT.png
+"""
+import json
+import sys
+from collections import defaultdict
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def main(src: str, out: str) -> None:
+    rows = json.load(open(src))["rows"]
+    lines = defaultdict(dict)
+    for r in rows:
+        n = r["rules"]
+        lines[f"xdpctl: {r['path']}"][n] = r["ns_per_packet"]
+        # The baselines do not depend on our rule count: average them over the paths.
+        lines.setdefault("trivial XDP_DROP", {}).setdefault(n, []).append(r["xdp_drop_ns_per_packet"])
+        if r.get("xdp_filter_ns_per_packet") is not None:
+            lines.setdefault("xdp-filter (all features)", {}).setdefault(n, []).append(r["xdp_filter_ns_per_packet"])
+    fig, ax = plt.subplots(figsize=(8, 5))
+    for name, points in lines.items():
+        xs = sorted(points)
+        ys = [sum(v) / len(v) if isinstance(v, list) else v for v in (points[x] for x in xs)]
+        style = "--" if not name.startswith("xdpctl") else "-"
+        ax.plot(xs, ys, style, marker="o", label=name)
+    ax.set_xscale("log")
+    ax.set_xlabel("firewall rules (ACL-shaped)")
+    ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN, median)")
+    ax.set_ylim(bottom=0)
+    ax.set_title("xdpctl firewall cost against rule count")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 3:
+        sys.exit(__doc__)
+    main(sys.argv[1], sys.argv[2])
