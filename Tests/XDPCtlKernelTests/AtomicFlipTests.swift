@@ -1,0 +1,63 @@
+import CXDPCtlABI
+import Foundation
+import Synchronization
+import Testing
+import XDPCtlTestSupport
+@testable import XDPCtlBPF
+@testable import XDPCtlCore
+
+@Suite("Atomic table swaps under traffic", .serialized)
+struct AtomicFlipTests {
+    /// Two generations decide the same packet differently: A drops it under rule "x"
+    /// (slot 1), B passes it under rule "y" (slot 2). While one thread swaps the table
+    /// slot back and forth, another runs the packet; every run must show A's verdict and
+    /// counter effect or B's, never a mix and never anything else.
+    @Test func flipsUnderTraffic() throws {
+        let port: UInt16 = 9000
+        func firewall(_ dropFirst: Bool) -> Firewall {
+            let x = FirewallRule(name: "x", action: .drop, proto: .udp, dstPorts: [PortRange(port, port)])
+            let y = FirewallRule(name: "y", action: .allow, proto: .udp, dstPorts: [PortRange(port, port)])
+            // Padding rules make the tables real trees, not single leaves.
+            let pad = (0..<300).map { FirewallRule(name: "p\($0)", action: .drop, dst: [try! IPPrefix("10.\($0 % 250).\($0 / 250).0/24")]) }
+            return Firewall(defaultAction: .allow, rules: pad + (dropFirst ? [x, y] : [y, x]))
+        }
+        let a = firewall(true), b = firewall(false)
+        let slots = Dictionary(uniqueKeysWithValues: (a.rules.map(\.name)).enumerated().map { ($1, UInt32($0 + 1)) })
+        let p = try LoadedProgram.load()
+        let tables = try [a, b].map { fw in
+            let t = try LoadedProgram.table(p.capacity)
+            try t.fill(FirewallCompiler().compile(fw, slots: slots).nodes)
+            return t
+        }
+        try p.firewall.update(UInt32(0), tables[0].fd.raw)
+        let slotX = slots["x"]!, slotY = slots["y"]!
+        let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
+
+        let flipsWanted = 1000
+        let flips = Atomic<Int>(0)
+        let outer = p.firewall
+        let flipper = Thread {
+            for i in 1...flipsWanted {
+                try? outer.update(UInt32(0), tables[i % 2].fd.raw)
+                flips.store(i, ordering: .releasing)
+            }
+        }
+        flipper.start()
+        func hits(_ slot: UInt32) throws -> UInt64 { try p.ruleStats.lookupPerCPU(slot, as: dp_rule_stats.self).reduce(0) { $0 + $1.packets } }
+        var seen = [0, 0], mismatches = 0, runs = 0
+        while flips.load(ordering: .acquiring) < flipsWanted || runs < 1000 {
+            let (x0, y0) = (try hits(slotX), try hits(slotY))
+            let verdict = try p.run(frame).returnValue
+            let (dx, dy) = (try hits(slotX) - x0, try hits(slotY) - y0)
+            if verdict == DP_VERDICT_DROP.rawValue && dx == 1 && dy == 0 { seen[0] += 1 }
+            else if verdict == DP_VERDICT_PASS.rawValue && dx == 0 && dy == 1 { seen[1] += 1 }
+            else { mismatches += 1 }
+            runs += 1
+        }
+        #expect(flips.load(ordering: .acquiring) == flipsWanted)
+        #expect(mismatches == 0, "\(mismatches) of \(runs) packets matched neither generation")
+        #expect(seen[0] > 0 && seen[1] > 0, "both generations were seen (A \(seen[0]), B \(seen[1]))")
+        let counters = try p.counters(slots: 1)
+        #expect(counters.verdicts[Int(DP_VERDICT_ABORTED.rawValue)] == 0 && counters.reasons[Int(DP_REASON_MALFORMED.rawValue)] == 0)
+    }
+}
