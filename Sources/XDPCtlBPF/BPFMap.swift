@@ -101,14 +101,6 @@ public struct BPFMap: Sendable {
         try check(bpf_map_update_elem(fd.raw, &key, buffer, UInt64(BPF_ANY)), .mapUpdate(name))
     }
 
-    /// Sets the value on every CPU to zero bytes.
-    public func zeroPerCPU(_ key: UInt32, valueSize: Int) throws(BPFError) {
-        let bytes = ((valueSize + 7) & ~7) * Self.possibleCPUs
-        var key = key
-        var zeros = [UInt8](repeating: 0, count: bytes)
-        try check(bpf_map_update_elem(fd.raw, &key, &zeros, UInt64(BPF_ANY)), .mapUpdate(name))
-    }
-
     /// Key size, value size and capacity as the kernel reports them.
     public func info() throws(BPFError) -> (keySize: Int, valueSize: Int, maxEntries: Int, id: UInt32) {
         var info = bpf_map_info()

@@ -198,7 +198,7 @@ extension Dataplane {
             for i in plans.indices {
                 let p = plans[i]
                 for slot in p.freshSlots + (p.resetDefault ? [0] : []) {
-                    try p.ruleStats!.zeroPerCPU(slot, valueSize: MemoryLayout<dp_rule_stats>.size)
+                    try p.ruleStats!.updatePerCPU(slot, dp_rule_stats())
                 }
                 try setTree(p.firewallMap!, p.inner)
                 flipped.append(i)
