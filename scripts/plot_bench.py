@@ -18,7 +18,7 @@ def main(src: str, out: str) -> None:
     lines = defaultdict(dict)
     for r in rows:
         n = r["rules"]
-        lines[f"xdpctl: {r['path']}"][n] = r["ns_per_packet"]
+        lines[f"xdpctl {r.get('profile', 'acl')}: {r['path']}"][n] = r["ns_per_packet"]
         # The baselines do not depend on our rule count: average them over the paths.
         lines.setdefault("trivial XDP_DROP", {}).setdefault(n, []).append(r["xdp_drop_ns_per_packet"])
         if r.get("xdp_filter_ns_per_packet") is not None:
@@ -30,7 +30,7 @@ def main(src: str, out: str) -> None:
         style = "--" if not name.startswith("xdpctl") else "-"
         ax.plot(xs, ys, style, marker="o", label=name)
     ax.set_xscale("log")
-    ax.set_xlabel("firewall rules (ACL-shaped)")
+    ax.set_xlabel("firewall rules (ClassBench-shaped profiles)")
     ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN, median)")
     ax.set_ylim(bottom=0)
     ax.set_title("xdpctl firewall cost against rule count")

@@ -17,6 +17,7 @@ struct Bench: ParsableCommand {
         abstract: "Measure the XDP program's cost per packet against baselines (run as root; scripts/bench.sh).")
 
     @Option(parsing: .upToNextOption, help: "Rule counts to measure.") var rules: [Int] = [10, 1000, 10000]
+    @Option(parsing: .upToNextOption, help: "Rule-set profiles: acl, fw, ipc (ClassBench-shaped).") var profiles: [String] = ["acl"]
     @Option(help: "Repetitions; the median is reported.") var runs = 5
     @Option(help: "BPF_PROG_TEST_RUN repeat count per frame.") var `repeat` = 2000
     @Option(help: "Frames per path and measurement.") var frames = 32
@@ -29,6 +30,7 @@ struct Bench: ParsableCommand {
     @Option(help: "With --emit-config: flip the action of this rule (a one-rule change).") var flipRule: Int?
 
     func validate() throws {
+        guard profiles.allSatisfy({ RuleProfile(rawValue: $0) != nil }) else { throw ValidationError("--profiles takes acl, fw and ipc") }
         guard rules.allSatisfy({ $0 >= 1 && $0 <= 200_000 }) else { throw ValidationError("--rules takes counts from 1 to 200000") }
         guard runs >= 1, self.repeat >= 1, frames >= 1 else { throw ValidationError("--runs, --repeat and --frames must be at least 1") }
     }
@@ -36,7 +38,7 @@ struct Bench: ParsableCommand {
     enum Path: String, CaseIterable { case allow = "firewall allow", drop = "firewall drop", miss = "miss -> default" }
 
     struct Row {
-        var rules: Int, path: Path, nodes: Int, trees: Int, compileMs: Double
+        var profile: String, rules: Int, path: Path, nodes: Int, trees: Int, compileMs: Double
         var ns: Double, floor: Double, xdpFilter: Double?
     }
 
@@ -56,11 +58,17 @@ struct Bench: ParsableCommand {
         defer { try? PinRoot(root + "-xdpfilter").removeTree(root + "-xdpfilter") }
 
         var rows: [Row] = []
-        for n in rules {
-            let fw = RuleProfile.acl(count: n, seed: 42)
+        for profile in profiles.compactMap(RuleProfile.init(rawValue:)) { for n in rules {
+            let fw = profile.rules(count: n, seed: 42)
             let clock = ContinuousClock()
             let start = clock.now
-            let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+            let table: FirewallTable
+            do {
+                table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+            } catch {
+                print("\(profile.rawValue) \(n) rules: not measured: \(error)")
+                continue
+            }
             let elapsed = clock.now - start
             let compileMs = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
             // A program instance sized for the table, as apply loads one.
@@ -82,10 +90,11 @@ struct Bench: ParsableCommand {
                     base.append(try mean(floorFD, packets))
                     if let filter { xf.append(try mean(filter.programFD, packets)) }
                 }
-                rows.append(Row(rules: n, path: path, nodes: table.nodes.count, trees: table.trees, compileMs: compileMs,
+                rows.append(Row(profile: profile.rawValue, rules: n, path: path, nodes: table.nodes.count, trees: table.trees, compileMs: compileMs,
                                 ns: median(ours), floor: median(base), xdpFilter: xf.isEmpty ? nil : median(xf)))
+                FileOutput.standardError.write("measured \(profile.rawValue) \(n) \(path.rawValue)\n")
             }
-        }
+        } }
         print(render(rows))
         if let json { try jsonText(rows).write(toFile: json, atomically: true, encoding: .utf8) }
     }
@@ -150,22 +159,22 @@ struct Bench: ParsableCommand {
     func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
 
     func render(_ rows: [Row]) -> String {
-        var out = "rules    path              nodes   trees  compile ms  ns/pkt  XDP_DROP  xdp-filter  ÷XDP_DROP  ÷xdp-filter  vs fewest rules\n"
+        var out = "profile  rules    path              nodes   trees  compile ms  ns/pkt  XDP_DROP  xdp-filter  ÷XDP_DROP  ÷xdp-filter  vs fewest rules\n"
         for r in rows {
-            let first = rows.first { $0.path == r.path }!.ns
+            let first = rows.first { $0.path == r.path && $0.profile == r.profile }!.ns
             let xf = r.xdpFilter.map { String(format: "%10.1f", $0) } ?? "         -"
             let xfRatio = r.xdpFilter.map { String(format: "%10.2fx", r.ns / $0) } ?? "          -"
-            out += String(format: "%6d   %-15@ %8d  %5d  %10.1f  %6.1f  %8.1f", r.rules, r.path.rawValue as NSString, r.nodes, r.trees, r.compileMs, r.ns, r.floor)
+            out += String(format: "%-7@ %6d   %-15@ %8d  %5d  %10.1f  %6.1f  %8.1f", r.profile as NSString, r.rules, r.path.rawValue as NSString, r.nodes, r.trees, r.compileMs, r.ns, r.floor)
                 + "  \(xf)  " + String(format: "%8.2fx", r.ns / r.floor) + "  \(xfRatio)  " + String(format: "%14.2fx", r.ns / first) + "\n"
         }
-        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; ACL-shaped rules, hits spread over the list)"
+        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list)"
     }
 
     func jsonText(_ rows: [Row]) -> String {
         func num(_ x: Double) -> JSONValue { .number(String(format: "%.2f", x)) }
         return JSONOutput.render(.obj(["runs": .int(runs), "repeat": .int(self.repeat), "frames": .int(frames),
             "rows": .array(rows.map { r in .obj([
-                "rules": .int(r.rules), "path": .string(r.path.rawValue), "tree_nodes": .int(r.nodes), "trees": .int(r.trees),
+                "profile": .string(r.profile), "rules": .int(r.rules), "path": .string(r.path.rawValue), "tree_nodes": .int(r.nodes), "trees": .int(r.trees),
                 "compile_ms": num(r.compileMs), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor),
                 "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null]) })]), indent: "  ")
     }

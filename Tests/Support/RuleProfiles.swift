@@ -1,11 +1,34 @@
 import XDPCtlCore
 
-/// Rule sets shaped like real ACLs (ClassBench's acl profile in spirit): mostly specific
-/// destination hosts and exact service ports, a minority of wide sources, ranges and
-/// wildcards; 10 % IPv6. Deterministic for a seed.
-public enum RuleProfile {
-    public static func acl(count: Int, seed: UInt64) -> Firewall {
+/// Rule sets shaped like ClassBench's seed profiles: `acl` (mostly specific destination
+/// hosts and exact service ports), `fw` (firewalls: more wildcard sources, port ranges,
+/// any-protocol rules) and `ipc` (IP chains: specific on both addresses, ports on both
+/// sides). 10 % of rules are IPv6. Deterministic for a seed.
+public enum RuleProfile: String, CaseIterable, Sendable {
+    case acl, fw, ipc
+
+    /// Chances (in tenths) that shape one profile's rules.
+    struct Shape {
+        var srcNarrow: Int, srcWide: Int   // rest: any source
+        var dstNarrow: Int                 // rest: any destination
+        var anyProto: Int                  // rest: tcp/udp
+        var dportExact: Int, dportRange: Int
+        var sportRange: Int, sportExact: Int
+    }
+
+    var shape: Shape {
+        switch self {
+        case .acl: Shape(srcNarrow: 6, srcWide: 2, dstNarrow: 8, anyProto: 2, dportExact: 6, dportRange: 2, sportRange: 1, sportExact: 0)
+        case .fw: Shape(srcNarrow: 3, srcWide: 3, dstNarrow: 6, anyProto: 3, dportExact: 4, dportRange: 4, sportRange: 3, sportExact: 0)
+        case .ipc: Shape(srcNarrow: 8, srcWide: 1, dstNarrow: 9, anyProto: 1, dportExact: 5, dportRange: 2, sportRange: 2, sportExact: 2)
+        }
+    }
+
+    public static func acl(count: Int, seed: UInt64) -> Firewall { RuleProfile.acl.rules(count: count, seed: seed) }
+
+    public func rules(count: Int, seed: UInt64) -> Firewall {
         var rng = SeededRandom(seed: seed)
+        let shape = self.shape
         let services: [UInt16] = [22, 25, 53, 80, 110, 123, 143, 389, 443, 445, 993, 1433, 3306, 3389, 5432, 6379, 8080, 8443]
         func prefix(_ rng: inout SeededRandom, v6: Bool, lengths: [Int]) -> IPPrefix {
             let len = lengths.randomElement(using: &rng)!
@@ -15,27 +38,33 @@ public enum RuleProfile {
             let words = (0..<4).map { raw[$0] & IPPrefix.mask(word: $0, length: len, family: family) }
             return IPPrefix(address: IPAddress(family: family, words: words), length: len)
         }
+        func ports(_ rng: inout SeededRandom, exact: Int, range: Int) -> [PortRange] {
+            let roll = Int.random(in: 0..<10, using: &rng)
+            if roll < exact { let p = services.randomElement(using: &rng)!; return [PortRange(p, p)] }
+            if roll < exact + range {
+                if Bool.random(using: &rng) { return [[PortRange(1024, 65535), PortRange(0, 1023)].randomElement(using: &rng)!] }
+                let lo = UInt16.random(in: 1024...60000, using: &rng)
+                return [PortRange(lo, lo + UInt16.random(in: 1...4000, using: &rng))]
+            }
+            return []
+        }
         let rules = (0..<count).map { i -> FirewallRule in
             let v6 = Int.random(in: 0..<10, using: &rng) == 0
             let wide = v6 ? [32, 48] : [8, 12, 16]
             let narrow = v6 ? [64, 112, 128] : [24, 28, 32]
             let roll = Int.random(in: 0..<10, using: &rng)
-            let src = roll < 6 ? [prefix(&rng, v6: v6, lengths: narrow)] : roll < 8 ? [prefix(&rng, v6: v6, lengths: wide)] : []
-            let dst = Int.random(in: 0..<10, using: &rng) < 8 ? [prefix(&rng, v6: v6, lengths: narrow)] : []
-            let proto: IPProtocol? = [.tcp, .tcp, .tcp, .udp, .udp, nil].randomElement(using: &rng)!
-            var dports: [PortRange] = []
-            var sports: [PortRange] = []
+            let src = roll < shape.srcNarrow ? [prefix(&rng, v6: v6, lengths: narrow)]
+                : roll < shape.srcNarrow + shape.srcWide ? [prefix(&rng, v6: v6, lengths: wide)] : []
+            var dst = Int.random(in: 0..<10, using: &rng) < shape.dstNarrow ? [prefix(&rng, v6: v6, lengths: narrow)] : []
+            let proto: IPProtocol? = Int.random(in: 0..<10, using: &rng) < shape.anyProto ? nil : (Bool.random(using: &rng) ? .tcp : .udp)
+            var dports: [PortRange] = [], sports: [PortRange] = []
             if proto != nil {
-                switch Int.random(in: 0..<10, using: &rng) {
-                case 0..<6: let p = services.randomElement(using: &rng)!; dports = [PortRange(p, p)]
-                case 6..<8: let lo = UInt16.random(in: 1024...60000, using: &rng); dports = [PortRange(lo, lo + UInt16.random(in: 1...4000, using: &rng))]
-                default: break
-                }
-                if Int.random(in: 0..<10, using: &rng) == 0 { sports = [PortRange(1024, 65535)] }
+                dports = ports(&rng, exact: shape.dportExact, range: shape.dportRange)
+                sports = ports(&rng, exact: shape.sportExact, range: shape.sportRange)
             }
-            return FirewallRule(name: "acl-\(i)", action: Bool.random(using: &rng) ? .allow : .drop,
-                                src: src, dst: dst.isEmpty && src.isEmpty && proto == nil ? [prefix(&rng, v6: v6, lengths: narrow)] : dst,
-                                proto: proto, srcPorts: sports, dstPorts: dports)
+            if src.isEmpty && dst.isEmpty && proto == nil { dst = [prefix(&rng, v6: v6, lengths: narrow)] }
+            return FirewallRule(name: "\(rawValue)-\(i)", action: Bool.random(using: &rng) ? .allow : .drop,
+                                src: src, dst: dst, proto: proto, srcPorts: sports, dstPorts: dports)
         }
         return Firewall(defaultAction: .allow, rules: rules)
     }
