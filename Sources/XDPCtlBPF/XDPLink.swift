@@ -3,7 +3,7 @@ import CXDPCtlShims
 import Glibc
 
 /// How an XDP program is attached: in the driver, or in the generic (skb) path.
-public enum XDPAttachMode: String, Sendable, Codable {
+public enum XDPAttachMode: String, Sendable {
     case native, generic
 
     var flags: UInt32 {

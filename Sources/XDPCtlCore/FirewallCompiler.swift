@@ -37,8 +37,6 @@ public struct FirewallTable: Sendable {
         return max(step, (nodes * 3 / 2 + step - 1) / step * step)
     }
 
-    /// Rule nodes stored, counting the copies in different leaves.
-    public var ruleNodes: Int { nodes.lazy.filter { $0.kind == UInt8(DP_FW_NODE_RULE.rawValue) }.count }
     /// Trees in use.
     public var trees: Int { (0..<Int(DP_FW_MAX_TREES)).count { nodes[0].bound($0, high: false) != .max } }
 }
@@ -68,17 +66,19 @@ public struct FirewallCapacityError: Error, CustomStringConvertible, Sendable {
     public var description: String { message }
 }
 
-/// Compiles ordered first-match rules into a decision tree (HiCuts, Gupta & McKeown 1999):
-/// a cut node splits one key word of its region into 2^bits equal parts, and a leaf holds
-/// the few rules that can still match there, in priority order, ending with the first rule
-/// that covers the whole leaf. A packet then costs at most DP_FW_MAX_DEPTH array lookups
-/// plus DP_FW_LEAF_MAX rule checks, whatever the number of rules.
+/// Compiles ordered first-match rules into at most DP_FW_MAX_TREES decision trees
+/// (HiCuts, Gupta & McKeown 1999; separation by field width as in EffiCuts): a cut node
+/// splits one key word of a guarded block into 2^bits equal parts, and a leaf holds the
+/// few rules that can still match there, in priority order, cut short at the first rule
+/// that covers the whole leaf. Per tree a packet costs at most DP_FW_MAX_DEPTH lookups plus
+/// DP_FW_LEAF_MAX rule checks, whatever the number of rules; the header (node 0) carries
+/// the default action.
 public struct FirewallCompiler {
     /// Rules below which a node becomes a leaf rather than being cut further.
     public var leafTarget = 8
     /// Space factor: a cut may replicate rules up to spaceFactor × rules + children.
     public var spaceFactor = 4
-    /// Widest cut considered.
+    /// Widest cut considered (at most DP_FW_MAX_CUT_BITS).
     public var maxCutBits = 8
     /// Nodes a table may hold.
     public var maxNodes = 1 << 22
@@ -320,7 +320,7 @@ public struct FirewallCompiler {
             guard let block = block(rules, boxes, region, field: f) else { continue }
             let narrowed = block.bits[f] < region.bits[f]
             var chosen: (bits: Int, maxChild: Int, total: Int)?
-            for bits in (narrowed ? 0 : 1)...min(maxCutBits, block.bits[f]) {
+            for bits in (narrowed ? 0 : 1)...min(maxCutBits, Int(DP_FW_MAX_CUT_BITS), block.bits[f]) {
                 let (maxChild, total, occupied) = childCounts(rules, boxes, block, field: f, bits: bits)
                 // Wider only while rules are not copied too often and most children hold rules.
                 if chosen != nil && (total > spaceFactor * rules.count + (1 << bits) || occupied < (1 << bits) / minOccupancy) { break }
@@ -335,6 +335,8 @@ public struct FirewallCompiler {
         let f = best.field
         let shift = best.block.bits[f] - best.bits
         let narrowed = best.block.bits[f] < region.bits[f]
+        // A cut that neither narrows nor keeps any rule out of any child separates nothing.
+        if !narrowed && best.maxChild == rules.count && best.total == rules.count << best.bits { return nil }
         var children = Array(repeating: [Int32](), count: 1 << best.bits)
         var outside: [Int32] = []
         for r in rules {
@@ -344,8 +346,8 @@ public struct FirewallCompiler {
             let (first, last) = span(r, boxes, best.block, field: f, shift: shift)
             for c in first...last { children[c].append(r) }
         }
-        let guardMask = narrowed ? ~((best.block.bits[f] >= 32 ? 0 : (UInt32(1) << best.block.bits[f])) &- 1) : 0
-        if !narrowed && best.maxChild == rules.count && best.total == rules.count << best.bits { return nil }
+        // A narrowed block is smaller than 2^32, so its bits are below 32.
+        let guardMask = narrowed ? ~((UInt32(1) << best.block.bits[f]) - 1) : 0
         return Cut(field: f, bits: best.bits, shift: shift, block: best.block, guardMask: guardMask,
                    children: children, outside: narrowed ? outside : nil)
     }
