@@ -92,6 +92,8 @@ public struct FirewallCompiler {
     /// Expanded rules above which cuts keep children at least a quarter occupied: wide
     /// shallow trees of 10,000 rules fit in ~26k nodes, of 100,000 in more than 4M.
     public var compactAbove = 30_000
+    /// Rules a node keeps before it stops looking for rules shadowed by earlier ones.
+    public var shadowCheckLimit = 256
 
     static let fields = Int(DP_FW_NFIELDS.rawValue)
     /// Bits of each key word's domain: addresses 32, ports 17 (DP_FW_NO_PORT = 2^16), proto 8, family 3.
@@ -261,21 +263,34 @@ public struct FirewallCompiler {
         FirewallCapacityError(message: "the firewall compiles to more than \(maxNodes) tree nodes; merge rules or use fewer overlapping ranges")
     }
 
-    /// Drops what can never decide inside `region`: rules that miss it, and every rule
-    /// after the first one that covers all of it.
+    /// Drops what can never decide inside `region`: rules that miss it, rules whose part
+    /// of it lies inside an earlier rule (shadowed there), and so every rule after the
+    /// first one that covers all of it.
     func prune(_ rules: [Int32], _ boxes: Boxes, _ region: Region) -> [Int32] {
         var out: [Int32] = []
         out.reserveCapacity(rules.count)
-        for r in rules {
+        var clipped: [UInt32] = []  // the kept rules' bounds inside the region: lo, hi per field
+        clipped.reserveCapacity(rules.count * 2 * Self.fields)
+        var lo = [UInt32](repeating: 0, count: Self.fields), hi = lo
+        next: for r in rules {
             var covers = true
-            var overlaps = true
             for f in 0..<Self.fields {
-                let lo = boxes.lo(r, f), hi = boxes.hi(r, f)
                 let rlo = region.base[f], rhi = region.high(f)
-                if hi < rlo || lo > rhi { overlaps = false; break }
-                if lo > rlo || hi < rhi { covers = false }
+                lo[f] = max(boxes.lo(r, f), rlo)
+                hi[f] = min(boxes.hi(r, f), rhi)
+                if lo[f] > hi[f] { continue next }
+                if lo[f] > rlo || hi[f] < rhi { covers = false }
             }
-            guard overlaps else { continue }
+            // Shadowed: an earlier rule holds all of this rule's part of the region.
+            if out.count <= shadowCheckLimit {
+                shadow: for k in 0..<out.count {
+                    let e = k * 2 * Self.fields
+                    for f in 0..<Self.fields where clipped[e + f] > lo[f] || clipped[e + Self.fields + f] < hi[f] { continue shadow }
+                    continue next
+                }
+                clipped += lo
+                clipped += hi
+            }
             out.append(r)
             if covers { break }
         }

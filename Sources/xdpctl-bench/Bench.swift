@@ -28,6 +28,7 @@ struct Bench: ParsableCommand {
     var emitConfig: Int?
     @Option(help: "With --emit-config: the interface the config names.") var interface = "eth0"
     @Option(help: "With --emit-config: flip the action of this rule (a one-rule change).") var flipRule: Int?
+    @Flag(help: "Only compile each rule set and print its table's shape (no root needed).") var compileOnly = false
 
     func validate() throws {
         guard profiles.allSatisfy({ RuleProfile(rawValue: $0) != nil }) else { throw ValidationError("--profiles takes acl, fw and ipc") }
@@ -49,6 +50,7 @@ struct Bench: ParsableCommand {
             print(RuleProfile.config(fw, interface: interface))
             return
         }
+        if compileOnly { return printShapes() }
         BPFLog.install(verbose: false)
         let root = "/sys/fs/bpf/xdpctl-bench-\(getpid())"
         defer { try? PinRoot(root).removeTree(root) }
@@ -97,6 +99,19 @@ struct Bench: ParsableCommand {
         } }
         print(render(rows))
         if let json { try jsonText(rows).write(toFile: json, atomically: true, encoding: .utf8) }
+    }
+
+    func printShapes() {
+        for profile in profiles.compactMap(RuleProfile.init(rawValue:)) { for n in rules {
+            let fw = profile.rules(count: n, seed: 42)
+            let start = ContinuousClock.now
+            do {
+                let t = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+                print("\(profile.rawValue) \(n) rules: \(t.boxCount) boxes, \(t.nodes.count) nodes, \(t.trees) trees, depth \(t.depth), largest leaf \(t.largestLeaf), compiled in \(ContinuousClock.now - start)")
+            } catch {
+                print("\(profile.rawValue) \(n) rules: \(error) (after \(ContinuousClock.now - start))")
+            }
+        } }
     }
 
     /// Frames that hit allow rules and drop rules spread over the whole list, and frames
