@@ -2,17 +2,40 @@ import XDPCtlCore
 
 /// The plain definition of the firewall: the first rule, in order, whose every present
 /// field matches; then the default. Returns the rule's index (nil for the default).
+/// Written with plain loops and its own prefix test (leading bits equal), independent of
+/// the ranges the compiler derives, and cheap enough for 100,000-rule sets in debug builds.
 public func referenceClassify(_ firewall: Firewall, _ key: PacketKey) -> (rule: Int?, action: RuleAction) {
-    func anyPrefix(_ list: [IPPrefix], _ a: IPAddress) -> Bool { list.isEmpty || list.contains { $0.contains(a) } }
-    func anyPort(_ list: [PortRange], _ p: UInt16?) -> Bool {
-        list.isEmpty || (p.map { port in list.contains { $0.contains(port) } } ?? false)
+    func inPrefix(_ p: IPPrefix, _ a: IPAddress) -> Bool {
+        guard p.family == a.family else { return false }
+        var left = p.length
+        for w in 0..<4 where left > 0 {
+            let bits = min(left, 32)
+            if (a.words[w] ^ p.address.words[w]) >> (32 - bits) != 0 { return false }
+            left -= bits
+        }
+        return true
     }
-    for (i, r) in firewall.rules.enumerated()
-    where anyPrefix(r.src, key.src) && anyPrefix(r.dst, key.dst) && (r.proto.map { $0.number == key.proto } ?? true)
-        && anyPort(r.srcPorts, key.srcPort) && anyPort(r.dstPorts, key.dstPort) {
-        return (i, r.action)
+    func anyPrefix(_ list: [IPPrefix], _ a: IPAddress) -> Bool {
+        if list.isEmpty { return true }
+        for p in list where inPrefix(p, a) { return true }
+        return false
     }
-    return (nil, firewall.defaultAction)
+    func anyPort(_ list: [PortRange], _ port: UInt16?) -> Bool {
+        if list.isEmpty { return true }
+        guard let port else { return false }
+        for r in list where r.low <= port && port <= r.high { return true }
+        return false
+    }
+    return firewall.rules.withUnsafeBufferPointer { rules in
+        for i in rules.indices {
+            if let p = rules[i].proto, p.number != key.proto { continue }
+            if anyPort(rules[i].dstPorts, key.dstPort) && anyPort(rules[i].srcPorts, key.srcPort)
+                && anyPrefix(rules[i].dst, key.dst) && anyPrefix(rules[i].src, key.src) {
+                return (i, rules[i].action)
+            }
+        }
+        return (nil, firewall.defaultAction)
+    }
 }
 
 /// Slot i+1 for rule i, as the data plane assigns them on a first apply.

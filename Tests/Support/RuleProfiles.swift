@@ -3,7 +3,7 @@ import XDPCtlCore
 /// Rule sets shaped like ClassBench's seed profiles: `acl` (mostly specific destination
 /// hosts and exact service ports), `fw` (firewalls: more wildcard sources, port ranges,
 /// any-protocol rules) and `ipc` (IP chains: specific on both addresses, ports on both
-/// sides). 10 % of rules are IPv6. Deterministic for a seed.
+/// sides). By default 10 % of rules are IPv6. Deterministic for a seed.
 public enum RuleProfile: String, CaseIterable, Sendable {
     case acl, fw, ipc
 
@@ -26,7 +26,8 @@ public enum RuleProfile: String, CaseIterable, Sendable {
 
     public static func acl(count: Int, seed: UInt64) -> Firewall { RuleProfile.acl.rules(count: count, seed: seed) }
 
-    public func rules(count: Int, seed: UInt64) -> Firewall {
+    /// `ipv6Percent` of the rules are IPv6, the rest IPv4.
+    public func rules(count: Int, seed: UInt64, ipv6Percent: Int = 10) -> Firewall {
         var rng = SeededRandom(seed: seed)
         let shape = self.shape
         let services: [UInt16] = [22, 25, 53, 80, 110, 123, 143, 389, 443, 445, 993, 1433, 3306, 3389, 5432, 6379, 8080, 8443]
@@ -48,8 +49,8 @@ public enum RuleProfile: String, CaseIterable, Sendable {
             }
             return []
         }
-        let rules = (0..<count).map { i -> FirewallRule in
-            let v6 = Int.random(in: 0..<10, using: &rng) == 0
+        let rules = (0..<count).map { _ -> FirewallRule in
+            let v6 = Int.random(in: 0..<100, using: &rng) < ipv6Percent
             let wide = v6 ? [32, 48] : [8, 12, 16]
             let narrow = v6 ? [64, 112, 128] : [24, 28, 32]
             let roll = Int.random(in: 0..<10, using: &rng)
@@ -63,10 +64,19 @@ public enum RuleProfile: String, CaseIterable, Sendable {
                 sports = ports(&rng, exact: shape.sportExact, range: shape.sportRange)
             }
             if src.isEmpty && dst.isEmpty && proto == nil { dst = [prefix(&rng, v6: v6, lengths: narrow)] }
-            return FirewallRule(name: "\(rawValue)-\(i)", action: Bool.random(using: &rng) ? .allow : .drop,
+            return FirewallRule(name: "", action: Bool.random(using: &rng) ? .allow : .drop,
                                 src: src, dst: dst, proto: proto, srcPorts: sports, dstPorts: dports)
         }
-        return Firewall(defaultAction: .allow, rules: rules)
+        // As operators order them: rules naming a host or subnet on at least one side
+        // first, broad ones (both sides wider than /16, or /48) last, where they do not
+        // shadow the rest of the list.
+        func broad(_ list: [IPPrefix]) -> Bool { list.allSatisfy { $0.length < ($0.family == .ipv4 ? 16 : 48) } }
+        let ordered = rules.filter { !(broad($0.src) && broad($0.dst)) } + rules.filter { broad($0.src) && broad($0.dst) }
+        return Firewall(defaultAction: .allow, rules: ordered.enumerated().map { i, rule in
+            var rule = rule
+            rule.name = "\(rawValue)-\(i)"
+            return rule
+        })
     }
 
     /// The rule set as an xdpctl config file for one interface.
