@@ -20,6 +20,12 @@ public enum XDPLink {
     /// Attaches `programFD` to `ifindex` in `mode`, pins the link at `pinPath`.
     public static func attach(programFD: Int32, ifindex: Int32, interface: String,
                               mode: XDPAttachMode, pinPath: String) throws(BPFError) {
+        let link = try hold(programFD: programFD, ifindex: ifindex, interface: interface, mode: mode)
+        try check(bpf_obj_pin(link.raw, pinPath), .pin(pinPath))
+    }
+
+    /// Attaches `programFD` to `ifindex` in `mode` for as long as the returned link is open.
+    public static func hold(programFD: Int32, ifindex: Int32, interface: String, mode: XDPAttachMode) throws(BPFError) -> FileDescriptor {
         var opts = bpf_link_create_opts()
         opts.sz = MemoryLayout<bpf_link_create_opts>.size
         opts.flags = mode.flags
@@ -31,8 +37,7 @@ public enum XDPLink {
             }
             throw error
         }
-        let link = FileDescriptor(fd)
-        try check(bpf_obj_pin(link.raw, pinPath), .pin(pinPath))
+        return FileDescriptor(fd)
     }
 
     /// Swaps the program behind a pinned link in one step: a packet runs the old program

@@ -28,7 +28,15 @@ struct Bench: ParsableCommand {
     var emitConfig: Int?
     @Option(help: "With --emit-config: the interface the config names.") var interface = "eth0"
     @Option(help: "With --emit-config: flip the action of this rule (a one-rule change).") var flipRule: Int?
+    @Option(help: "Network namespace to run in (from `ip netns add`).") var netns: String?
+    @Option(help: ArgumentHelp("Three spare interfaces that support native XDP (veths): each measured program is attached to one while it is measured, so PROG_TEST_RUN does not change the kernel's XDP dispatcher, and wait for an RCU grace period, on every call.", valueName: "IF,IF,IF"))
+    var holdOn: String?
     @Flag(help: "Only compile each rule set and print its table's shape (no root needed).") var compileOnly = false
+    @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface with live-frames PROG_TEST_RUN, print JSON, and exit. The frames go to MAC 02:00:00:00:00:01.", valueName: "FRAMES"))
+    var liveFrames: Int?
+    @Option(help: "With --live-frames: the flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
+    @Option(help: ArgumentHelp("Attach the trivial XDP_DROP program natively to --interface through a bpf_link pinned at this bpffs path (remove the pin to detach), and exit.", valueName: "PIN"))
+    var attachDrop: String?
 
     func validate() throws {
         guard profiles.allSatisfy({ RuleProfile(rawValue: $0) != nil }) else { throw ValidationError("--profiles takes acl, fw and ipc") }
@@ -51,12 +59,31 @@ struct Bench: ParsableCommand {
             return
         }
         if compileOnly { return printShapes() }
+        if let liveFrames { return try generate(liveFrames) }
+        if let attachDrop { return try attachFloor(pin: attachDrop) }
         BPFLog.install(verbose: false)
+        if let netns { try Netns.enter(netns) }
+        let holders = try holdOn.map { list in
+            let names = list.split(separator: ",").map(String.init)
+            guard names.count == 3, names.allSatisfy({ Netns.ifindex(of: $0) != nil }) else {
+                throw ValidationError("--hold-on takes three existing interfaces, e.g. xb0,xb1,xb2")
+            }
+            return names
+        }
+        /// Keeps `fd` in the XDP dispatcher while the returned link is open.
+        func hold(_ fd: Int32, on slot: Int) throws -> FileDescriptor? {
+            guard let name = holders?[slot], let ifindex = Netns.ifindex(of: name) else { return nil }
+            return try XDPLink.hold(programFD: fd, ifindex: ifindex, interface: name, mode: .native)
+        }
         let root = "/sys/fs/bpf/xdpctl-bench-\(getpid())"
         defer { try? PinRoot(root).removeTree(root) }
         let floor = try BPFObject(.xdpDrop, pinRoot: nil)
         let floorFD = try floor.programFD("xdp_drop")
         let filter = try loadXDPFilter(root: root + "-xdpfilter")
+        let floorLink = try hold(floorFD, on: 0), filterLink = try filter.flatMap { try hold($0.programFD, on: 1) }
+        defer { _ = (floorLink, filterLink) }
+        var ourLink: FileDescriptor?
+        defer { _ = ourLink }
         defer { try? PinRoot(root + "-xdpfilter").removeTree(root + "-xdpfilter") }
 
         var rows: [Row] = []
@@ -82,6 +109,8 @@ struct Bench: ParsableCommand {
             let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: inner])
             try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
             let progFD = try program.programFD(DP_PROG_XDP)
+            ourLink = nil
+            ourLink = try hold(progFD, on: 2)
 
             for (path, keys) in framesByPath(fw, table) {
                 let packets = keys.map(PacketBuilder().frame)
@@ -112,6 +141,33 @@ struct Bench: ParsableCommand {
                 print("\(profile.rawValue) \(n) rules: \(error) (after \(ContinuousClock.now - start))")
             }
         } }
+    }
+
+    func attachFloor(pin: String) throws {
+        if let netns { try Netns.enter(netns) }
+        guard let ifindex = Netns.ifindex(of: interface) else { throw ValidationError("--interface \(interface) does not exist here") }
+        BPFLog.install(verbose: false)
+        let floor = try BPFObject(.xdpDrop, pinRoot: nil)
+        try XDPLink.attach(programFD: try floor.programFD("xdp_drop"), ifindex: ifindex, interface: interface, mode: .native, pinPath: pin)
+    }
+
+    /// Sends `count` frames of --flow out of --interface and reports how long that took.
+    func generate(_ count: Int) throws {
+        let parts = flow.split(separator: ",").map(String.init)
+        guard parts.count == 3, let src = IPAddress(parts[0]), let dst = IPAddress(parts[1]), let port = UInt16(parts[2]) else {
+            throw ValidationError("--flow takes SRC,DST,DPORT, e.g. 10.201.0.1,10.201.0.2,9")
+        }
+        if let netns { try Netns.enter(netns) }
+        guard let ifindex = Netns.ifindex(of: interface) else { throw ValidationError("--interface \(interface) does not exist here") }
+        BPFLog.install(verbose: false)
+        let object = try BPFObject(.xdpTx, pinRoot: nil)
+        let frame = PacketBuilder().frame(PacketKey(src: src, dst: dst, proto: 17, srcPort: 40000, dstPort: port))
+        let start = ContinuousClock.now
+        let perFrame = try TestRun.live(programFD: try object.programFD("xdp_tx"), packet: frame, ifindex: ifindex, count: count)
+        let elapsed = ContinuousClock.now - start
+        let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        print(JSONOutput.render(.obj(["frames": .int(count), "seconds": .number(String(format: "%.6f", seconds)),
+                                      "generator_ns_per_frame": .int(Int(perFrame))])))
     }
 
     /// Frames that hit allow rules and drop rules spread over the whole list, and frames
