@@ -3,11 +3,14 @@
 # the same run:
 #   1. program cost (PROG_TEST_RUN ns/packet) per firewall path at several rule counts,
 #      beside a trivial XDP_DROP program and xdp-filter on the same frames;
-#   2. apply timings through the real xdpctl on a veth in a private network namespace:
+#   2. drop rate (Mpps) on a veth pair between two namespaces, driven by a live-frames
+#      generator, against XDP_DROP, xdp-filter, nftables (linear and set) and iptables raw;
+#   3. apply timings through the real xdpctl on a veth in a private network namespace:
 #      cold apply, no-op apply, one-rule change.
 # Options go to xdpctl-bench (e.g. --rules 10 1000 10000 100000); results are also written
-# to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against rule count).
-# APPLY_RULES (default 100000) and APPLY_RUNS (default 5) set the apply part.
+# to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against rule count,
+# drop rates). VETH_RUNS (default 5) and VETH_FRAMES (default 5000000) set part 2;
+# APPLY_RULES (default 100000) and APPLY_RUNS (default 5) set part 3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -19,18 +22,24 @@ out=${BENCH_OUT:-bench-out}
 mkdir -p "$out"
 python3 -c "import matplotlib" 2>/dev/null || pip install -q matplotlib 2>/dev/null
 
-echo "== program cost"
-"$bench" "$@" --json "$out/bench.json"
-python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot: $out/bench.png, data: $out/bench.json)"
-
-rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 tag="xbench$$" work=$(mktemp -d)
 export XDPCTL_PIN_ROOT="/sys/fs/bpf/xdpctl-$tag"
 cleanup() { "$xdpctl" down >/dev/null 2>&1 || true; ip netns del "$tag" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 ip netns add "$tag"
-ip -n "$tag" link add xbench0 type veth peer name xbench1
-ip -n "$tag" link set xbench0 up; ip -n "$tag" link set xbench1 up
+for i in 0 1 2 3; do
+    ip -n "$tag" link add "xbench$i" type veth peer name "xbpeer$i"
+    ip -n "$tag" link set "xbench$i" up; ip -n "$tag" link set "xbpeer$i" up
+done
+
+echo "== program cost"
+"$bench" --netns "$tag" --hold-on xbench1,xbench2,xbench3 "$@" --json "$out/bench.json"
+
+echo "== veth drop rate"
+python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-5}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"
+python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot: $out/bench.png, data: $out/bench.json)"
+
+rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 "$bench" --emit-config "$rules" --interface xbench0 > "$work/a.json"
 "$bench" --emit-config "$rules" --interface xbench0 --flip-rule $((rules / 2)) > "$work/b.json"
 

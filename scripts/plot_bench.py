@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Plots xdpctl-bench JSON: cost per packet against rule count, one line per system.
+"""Plots the benchmark's JSON: cost per packet against rule count, one line per system,
+and, when bench_veth.py added them, veth drop rates per system.
 
 Usage: plot_bench.py BENCH.json OUT.png
 """
@@ -14,7 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 
 def main(src: str, out: str) -> None:
-    rows = json.load(open(src))["rows"]
+    data = json.load(open(src))
+    rows = data["rows"]
     lines = defaultdict(dict)
     for r in rows:
         n = r["rules"]
@@ -23,7 +25,9 @@ def main(src: str, out: str) -> None:
         lines.setdefault("trivial XDP_DROP", {}).setdefault(n, []).append(r["xdp_drop_ns_per_packet"])
         if r.get("xdp_filter_ns_per_packet") is not None:
             lines.setdefault("xdp-filter (all features)", {}).setdefault(n, []).append(r["xdp_filter_ns_per_packet"])
-    fig, ax = plt.subplots(figsize=(8, 5))
+    veth = data.get("veth")
+    fig, axes = plt.subplots(1, 2 if veth else 1, figsize=(15 if veth else 8, 5), squeeze=False)
+    ax = axes[0][0]
     for name, points in lines.items():
         xs = sorted(points)
         ys = [sum(v) / len(v) if isinstance(v, list) else v for v in (points[x] for x in xs)]
@@ -36,6 +40,18 @@ def main(src: str, out: str) -> None:
     ax.set_title("xdpctl firewall cost against rule count")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend()
+    if veth:
+        bars = axes[0][1]
+        names = [r["system"] for r in veth["rows"]]
+        rates = [r["mpps"] for r in veth["rows"]]
+        colors = ["tab:blue" if n.startswith("xdpctl") else "tab:gray" for n in names]
+        bars.barh(names, rates, color=colors)
+        for y, rate in enumerate(rates):
+            bars.text(rate, y, f" {rate:.2f}", va="center")
+        bars.invert_yaxis()
+        bars.set_xlabel(f"Mpps dropped on a veth pair (median of {veth['runs']}; {veth['rules']} rules)")
+        bars.set_title("drop rate, live-frames generator")
+        bars.grid(True, axis="x", alpha=0.3)
     fig.tight_layout()
     fig.savefig(out, dpi=110)
 
