@@ -22,11 +22,10 @@ public struct BPFMap: Sendable {
     /// Creates an unpinned map (used for the inner maps of a new generation).
     public static func create(type: bpf_map_type, name: String, keySize: Int, valueSize: Int,
                               maxEntries: Int, flags: UInt32 = 0) throws(BPFError) -> BPFMap {
-        var opts = bpf_map_create_opts()
-        opts.sz = MemoryLayout<bpf_map_create_opts>.size
-        opts.map_flags = flags
+        let opts = LibBPFOptions<bpf_map_create_opts>()
+        opts.pointer.pointee.map_flags = flags
         let fd = try checkFD(bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize),
-                                            UInt32(maxEntries), &opts), .createMap(name))
+                                            UInt32(maxEntries), opts.pointer), .createMap(name))
         return BPFMap(name: name, fd: FileDescriptor(fd))
     }
 
@@ -60,15 +59,14 @@ public struct BPFMap: Sendable {
     /// Writes an array map from index 0 in one batch call per chunk.
     public func fill<Value: BitwiseCopyable>(_ values: [Value]) throws(BPFError) {
         let chunk = 8192
+        let opts = LibBPFOptions<bpf_map_batch_opts>()
         var start = 0
         while start < values.count {
             let end = min(start + chunk, values.count)
             var keys = (UInt32(start)..<UInt32(end)).map { $0 }
             var count = UInt32(end - start)
-            var opts = bpf_map_batch_opts()
-            opts.sz = MemoryLayout<bpf_map_batch_opts>.size
             let rc = values[start..<end].withUnsafeBufferPointer { buf in
-                bpf_map_update_batch(fd.raw, &keys, buf.baseAddress, &count, &opts)
+                bpf_map_update_batch(fd.raw, &keys, buf.baseAddress, &count, opts.pointer)
             }
             try check(rc, .mapUpdate(name))
             start = end

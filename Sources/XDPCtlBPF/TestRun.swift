@@ -12,21 +12,21 @@ public enum TestRun {
     public static func run(programFD: Int32, packet: [UInt8], repeat count: Int = 1) throws(BPFError) -> Result {
         var input = packet
         var output = [UInt8](repeating: 0, count: packet.count + 256)
-        var opts = bpf_test_run_opts()
-        opts.sz = MemoryLayout<bpf_test_run_opts>.size
-        opts.repeat = Int32(count)
-        opts.data_size_in = UInt32(input.count)
-        opts.data_size_out = UInt32(output.count)
+        let opts = LibBPFOptions<bpf_test_run_opts>()
+        opts.pointer.pointee.repeat = Int32(count)
+        opts.pointer.pointee.data_size_in = UInt32(input.count)
+        opts.pointer.pointee.data_size_out = UInt32(output.count)
         let rc = input.withUnsafeMutableBytes { inBuf in
             output.withUnsafeMutableBytes { outBuf in
-                opts.data_in = UnsafeRawPointer(inBuf.baseAddress)
-                opts.data_out = outBuf.baseAddress
-                return bpf_prog_test_run_opts(programFD, &opts)
+                opts.pointer.pointee.data_in = UnsafeRawPointer(inBuf.baseAddress)
+                opts.pointer.pointee.data_out = outBuf.baseAddress
+                return bpf_prog_test_run_opts(programFD, opts.pointer)
             }
         }
         try check(rc, .testRun("fd \(programFD)"))
-        return Result(returnValue: opts.retval, output: Array(output.prefix(Int(opts.data_size_out))),
-                      duration: opts.duration)
+        let result = opts.pointer.pointee
+        return Result(returnValue: result.retval, output: Array(output.prefix(Int(result.data_size_out))),
+                      duration: result.duration)
     }
 
     /// BPF_F_TEST_XDP_LIVE_FRAMES: runs the program `count` times on copies of `packet` as
@@ -38,20 +38,19 @@ public enum TestRun {
         var context = xdp_md()
         context.ingress_ifindex = UInt32(ifindex)
         context.data_end = UInt32(packet.count) // the kernel checks the context describes the frame
-        var opts = bpf_test_run_opts()
-        opts.sz = MemoryLayout<bpf_test_run_opts>.size
-        opts.repeat = Int32(count)
-        opts.flags = UInt32(BPF_F_TEST_XDP_LIVE_FRAMES)
-        opts.data_size_in = UInt32(input.count)
-        opts.ctx_size_in = UInt32(MemoryLayout<xdp_md>.size)
+        let opts = LibBPFOptions<bpf_test_run_opts>()
+        opts.pointer.pointee.repeat = Int32(count)
+        opts.pointer.pointee.flags = UInt32(BPF_F_TEST_XDP_LIVE_FRAMES)
+        opts.pointer.pointee.data_size_in = UInt32(input.count)
+        opts.pointer.pointee.ctx_size_in = UInt32(MemoryLayout<xdp_md>.size)
         let rc = input.withUnsafeMutableBytes { data in
             withUnsafeMutableBytes(of: &context) { ctx in
-                opts.data_in = UnsafeRawPointer(data.baseAddress)
-                opts.ctx_in = UnsafeRawPointer(ctx.baseAddress)
-                return bpf_prog_test_run_opts(programFD, &opts)
+                opts.pointer.pointee.data_in = UnsafeRawPointer(data.baseAddress)
+                opts.pointer.pointee.ctx_in = UnsafeRawPointer(ctx.baseAddress)
+                return bpf_prog_test_run_opts(programFD, opts.pointer)
             }
         }
         try check(rc, .testRun("fd \(programFD), live frames on ifindex \(ifindex)"))
-        return opts.duration
+        return opts.pointer.pointee.duration
     }
 }

@@ -26,10 +26,9 @@ public enum XDPLink {
 
     /// Attaches `programFD` to `ifindex` in `mode` for as long as the returned link is open.
     public static func hold(programFD: Int32, ifindex: Int32, interface: String, mode: XDPAttachMode) throws(BPFError) -> FileDescriptor {
-        var opts = bpf_link_create_opts()
-        opts.sz = MemoryLayout<bpf_link_create_opts>.size
-        opts.flags = mode.flags
-        let fd = bpf_link_create(programFD, ifindex, BPF_XDP, &opts)
+        let opts = LibBPFOptions<bpf_link_create_opts>()
+        opts.pointer.pointee.flags = mode.flags
+        let fd = bpf_link_create(programFD, ifindex, BPF_XDP, opts.pointer)
         if fd < 0 {
             var error = BPFError(.attachXDP(interface: interface, mode: mode.rawValue), errno: -fd)
             if let other = program(on: ifindex) {
@@ -78,13 +77,13 @@ public enum XDPLink {
 
     /// The mode the kernel reports for the program on `ifindex`, if any.
     public static func attachedMode(ifindex: Int32, interface: String) throws(BPFError) -> (mode: XDPAttachMode?, programID: UInt32) {
-        var opts = bpf_xdp_query_opts()
-        opts.sz = MemoryLayout<bpf_xdp_query_opts>.size
-        try check(bpf_xdp_query(ifindex, 0, &opts), .queryXDP(interface))
-        switch Int32(opts.attach_mode) {
-        case Int32(XDP_ATTACHED_DRV): return (.native, opts.drv_prog_id)
-        case Int32(XDP_ATTACHED_SKB): return (.generic, opts.skb_prog_id)
-        default: return (nil, opts.prog_id)
+        let opts = LibBPFOptions<bpf_xdp_query_opts>()
+        try check(bpf_xdp_query(ifindex, 0, opts.pointer), .queryXDP(interface))
+        let result = opts.pointer.pointee
+        switch Int32(result.attach_mode) {
+        case Int32(XDP_ATTACHED_DRV): return (.native, result.drv_prog_id)
+        case Int32(XDP_ATTACHED_SKB): return (.generic, result.skb_prog_id)
+        default: return (nil, result.prog_id)
         }
     }
 
