@@ -74,7 +74,9 @@ public struct PinRoot: Sendable {
 
     // MARK: the state blob
 
-    static let chunk = 4096
+    /// Bytes per element of the state map: few system calls for a 100,000-rule config, and
+    /// at most one chunk of padding for a small one.
+    static func chunk(for size: Int) -> Int { size > 1 << 20 ? 1 << 20 : 4096 }
 
     /// Writes `blob` into a new array map and swaps it in with rename(), so a reader sees
     /// the old state or the new one.
@@ -82,12 +84,13 @@ public struct PinRoot: Sendable {
         var bytes = blob
         let header = withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { Array($0) }
         bytes = header + bytes
-        let entries = (bytes.count + Self.chunk - 1) / Self.chunk
-        bytes += [UInt8](repeating: 0, count: entries * Self.chunk - bytes.count)
-        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_state", keySize: 4, valueSize: Self.chunk, maxEntries: entries)
+        let chunk = Self.chunk(for: bytes.count)
+        let entries = (bytes.count + chunk - 1) / chunk
+        bytes += [UInt8](repeating: 0, count: entries * chunk - bytes.count)
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_state", keySize: 4, valueSize: chunk, maxEntries: entries)
         for i in 0..<entries {
             var key = UInt32(i)
-            let rc = bytes.withUnsafeBytes { bpf_map_update_elem(map.fd.raw, &key, $0.baseAddress! + i * Self.chunk, UInt64(BPF_ANY)) }
+            let rc = bytes.withUnsafeBytes { bpf_map_update_elem(map.fd.raw, &key, $0.baseAddress! + i * chunk, UInt64(BPF_ANY)) }
             try check(rc, .mapUpdate("dp_state"))
         }
         let temp = state + "_new" // bpffs refuses names with a dot
@@ -101,11 +104,11 @@ public struct PinRoot: Sendable {
         let fd = bpf_obj_get(state)
         if fd == -ENOENT { return nil }
         let map = BPFMap(name: "dp_state", fd: FileDescriptor(try checkFD(fd, .openPin(state))))
-        let entries = try map.info().maxEntries
-        var bytes = [UInt8](repeating: 0, count: entries * Self.chunk)
+        let (_, chunk, entries, _) = try map.info()
+        var bytes = [UInt8](repeating: 0, count: entries * chunk)
         for i in 0..<entries {
             var key = UInt32(i)
-            let rc = bytes.withUnsafeMutableBytes { bpf_map_lookup_elem(map.fd.raw, &key, $0.baseAddress! + i * Self.chunk) }
+            let rc = bytes.withUnsafeMutableBytes { bpf_map_lookup_elem(map.fd.raw, &key, $0.baseAddress! + i * chunk) }
             try check(rc, .mapLookup("dp_state"))
         }
         let length = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }

@@ -22,7 +22,7 @@ public struct IPAddress: Sendable, Hashable, CustomStringConvertible {
     public init?(_ text: String) {
         var v4 = in_addr()
         var v6 = in6_addr()
-        if !text.contains(":"), inet_pton(AF_INET, text, &v4) == 1 {
+        if !text.utf8.contains(UInt8(ascii: ":")), inet_pton(AF_INET, text, &v4) == 1 {
             self.init(family: .ipv4, words: [UInt32(bigEndian: v4.s_addr), 0, 0, 0])
         } else if inet_pton(AF_INET6, text, &v6) == 1 {
             let w = withUnsafeBytes(of: v6) { raw in
@@ -64,11 +64,13 @@ public struct IPPrefix: Sendable, Hashable, CustomStringConvertible {
     }
 
     public init(_ text: String) throws(ParseError) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count <= 2, let address = IPAddress(String(parts[0])) else { throw .syntax }
+        let slash = text.utf8.firstIndex(of: UInt8(ascii: "/"))
+        guard let address = IPAddress(String(text[..<(slash ?? text.endIndex)])) else { throw .syntax }
         var length = address.family.bits
-        if parts.count == 2 {
-            guard let l = Int(parts[1]), parts[1].allSatisfy(\.isASCII), (0...address.family.bits).contains(l) else { throw .length }
+        if let slash {
+            let digits = text.utf8[text.utf8.index(after: slash)...]
+            guard (1...3).contains(digits.count), digits.allSatisfy({ (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) }),
+                  let l = Int(Substring(digits)), l <= address.family.bits else { throw .length }
             length = l
         }
         let masked = IPAddress(family: address.family, words: (0..<4).map { address.words[$0] & IPPrefix.mask(word: $0, length: length, family: address.family) })

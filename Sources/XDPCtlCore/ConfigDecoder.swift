@@ -35,8 +35,8 @@ private final class Reader {
     /// The members of an object, after checking that it is one and has no unknown or repeated keys.
     struct Fields {
         let path: JSONPath
-        var values: [String: JSONValue] = [:]
-        subscript(_ key: String) -> JSONValue? { values[key] }
+        var members: [JSONMember] = []  // objects here have a handful of keys: a list beats hashing
+        subscript(_ key: String) -> JSONValue? { members.first { $0.key == key }?.value }
         func at(_ key: String) -> JSONPath { path.key(key) }
     }
 
@@ -49,13 +49,13 @@ private final class Reader {
         for m in members {
             if !allowed.contains(m.key) {
                 fail(path.key(m.key), "unknown key \"\(m.key)\"; expected one of: \(allowed.joined(separator: ", "))")
-            } else if fields.values[m.key] != nil {
+            } else if fields[m.key] != nil {
                 fail(path.key(m.key), "key \"\(m.key)\" appears more than once")
             } else {
-                fields.values[m.key] = m.value
+                fields.members.append(m)
             }
         }
-        for key in required where fields.values[key] == nil {
+        for key in required where fields[key] == nil {
             fail(path.key(key), "missing; this key is required")
         }
         return fields
@@ -101,7 +101,8 @@ private final class Reader {
     func name(_ value: JSONValue?, _ path: JSONPath) -> String? {
         guard let value else { return nil }
         guard let s = string(value, path, expected: "a name (1 to 64 characters)") else { return nil }
-        guard (1...64).contains(s.utf8.count), !s.contains(where: { $0.isNewline }) else {
+        let ascii = s.utf8.allSatisfy { $0 < 0x80 }
+        guard (1...64).contains(s.utf8.count), ascii ? !s.utf8.contains(where: { (0x0A...0x0D).contains($0) }) : !s.contains(where: \.isNewline) else {
             fail(path, value, expected: "a name (1 to 64 characters, no line breaks)")
             return nil
         }
@@ -233,6 +234,7 @@ private final class Reader {
         var src: [IPPrefix], dst: [IPPrefix], proto: IPProtocol?, srcPorts: [PortRange], dstPorts: [PortRange]
     }
     static let matchKeys = ["src", "dst", "proto", "src_ports", "dst_ports"]
+    static let ruleKeys = ["name", "action"] + matchKeys
 
     func match(_ f: Fields) -> Match? {
         let src = list(f["src"], f.at("src"), nonEmpty: true, what: "prefixes", prefix)
@@ -248,7 +250,7 @@ private final class Reader {
             fail(f.at(key), "ports need \"proto\": \"tcp\" or \"udp\" in the same rule (found \(p.map { "\"\($0)\"" } ?? "no proto"))")
             return nil
         }
-        if !src.isEmpty && !dst.isEmpty && Set(src.map(\.family)).isDisjoint(with: Set(dst.map(\.family))) {
+        if !src.isEmpty && !dst.isEmpty && !src.contains(where: { s in dst.contains { $0.family == s.family } }) {
             fail(f.at("dst"), "src holds only \(src[0].family == .ipv4 ? "IPv4" : "IPv6") prefixes and dst only \(dst[0].family == .ipv4 ? "IPv4" : "IPv6") ones; the rule could never match")
             return nil
         }
@@ -256,7 +258,7 @@ private final class Reader {
     }
 
     func rule(_ value: JSONValue, _ path: JSONPath) -> FirewallRule? {
-        guard let f = fields(value, path, allowed: ["name", "action"] + Self.matchKeys, required: ["name", "action"]) else { return nil }
+        guard let f = fields(value, path, allowed: Self.ruleKeys, required: ["name", "action"]) else { return nil }
         let n = name(f["name"], f.at("name"))
         let action = f["action"].map { choice($0, f.at("action"), RuleAction.self) } ?? nil
         guard let m = match(f), let n, let action else { return nil }

@@ -74,7 +74,7 @@ extension DataplaneState {
         guard bytes.count >= 8 else { throw DecodeError.unreadable }
         let length = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
         guard length <= bytes.count - 8 else { throw DecodeError.unreadable }
-        try self.init(json: String(decoding: bytes[8..<8 + length], as: UTF8.self),
+        try self.init(json: Array(bytes[8..<8 + length]),
                       configText: String(decoding: bytes[(8 + length)...], as: UTF8.self))
     }
 
@@ -98,7 +98,7 @@ extension DataplaneState {
         static let unreadable = DecodeError(description: "the pinned xdpctl state is unreadable; run `xdpctl down` and apply again")
     }
 
-    init(json: String, configText config: String) throws(DecodeError) {
+    init(json: [UInt8], configText config: String) throws(DecodeError) {
         let bad = DecodeError.unreadable
         guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
         func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
@@ -110,6 +110,7 @@ extension DataplaneState {
             guard case .object(let m) = i, let name = str(member(m, "name")), let ifindex = int(member(m, "ifindex")),
                   let mode = str(member(m, "mode")), case .object(let slotMembers) = member(m, "slots") else { throw bad }
             var slots: [String: UInt32] = [:]
+            slots.reserveCapacity(slotMembers.count)
             for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
             interfaces.append(InterfaceState(name: name, ifindex: Int32(ifindex), mode: mode, slots: slots,
                                              firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
