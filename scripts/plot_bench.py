@@ -28,18 +28,24 @@ def main(src: str, out: str) -> None:
     veth = data.get("veth")
     fig, axes = plt.subplots(1, 2 if veth else 1, figsize=(15 if veth else 8, 5), squeeze=False)
     ax = axes[0][0]
+    # One colour per profile, one line style per path; baselines in grey and black.
+    colors = {"acl": "tab:blue", "fw": "tab:orange", "ipc": "tab:green"}
+    styles = {"firewall allow": "-", "firewall drop": "--", "miss -> default": ":"}
     for name, points in lines.items():
         xs = sorted(points)
         ys = [sum(v) / len(v) if isinstance(v, list) else v for v in (points[x] for x in xs)]
-        style = "--" if not name.startswith("xdpctl") else "-"
-        ax.plot(xs, ys, style, marker="o", label=name)
+        if name.startswith("xdpctl"):
+            profile, path = name[len("xdpctl "):].split(": ", 1)
+            ax.plot(xs, ys, styles.get(path, "-"), color=colors.get(profile), marker="o", markersize=3, label=name)
+        else:
+            ax.plot(xs, ys, "-", color="black" if "DROP" in name else "grey", linewidth=2.5, label=name)
     ax.set_xscale("log")
     ax.set_xlabel("firewall rules (ClassBench-shaped profiles)")
     ax.set_ylabel("ns per packet (BPF_PROG_TEST_RUN, median)")
     ax.set_ylim(bottom=0)
     ax.set_title("xdpctl firewall cost against rule count")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend()
+    ax.legend(fontsize="small", ncol=2, loc="upper left")
     if veth:
         bars = axes[0][1]
         names = [r["system"] for r in veth["rows"]]

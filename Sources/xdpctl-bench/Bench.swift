@@ -116,7 +116,11 @@ struct Bench: ParsableCommand {
                 let packets = keys.map(PacketBuilder().frame)
                 if let filter { try filter.match(keys) }
                 var ours: [Double] = [], base: [Double] = [], xf: [Double] = []
-                for _ in 0..<runs {
+                for run in -1..<runs { // run -1 warms caches and clocks up, and is not counted
+                    if run < 0 {
+                        _ = try (mean(progFD, packets), mean(floorFD, packets), filter.map { try mean($0.programFD, packets) })
+                        continue
+                    }
                     ours.append(try mean(progFD, packets))
                     base.append(try mean(floorFD, packets))
                     if let filter { xf.append(try mean(filter.programFD, packets)) }
