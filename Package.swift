@@ -35,7 +35,7 @@ let package = Package(
         // The first-match reference classifier and rule-set generators, shared by tests and the benchmark.
         .target(name: "XDPCtlTestSupport", dependencies: ["XDPCtlCore"], path: "Tests/Support"),
         .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlTestSupport"]),
-        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlTestSupport"]),
+        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlTestSupport"], plugins: ["BPFCompiler"]),
         .testTarget(name: "XDPCtlEndToEndTests", dependencies: ["XDPCtlCore"]),
     ]
 )

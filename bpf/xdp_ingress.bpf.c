@@ -7,12 +7,14 @@
 #include "lib/parsing.h"
 #include "lib/stats.h"
 #include "lib/firewall.h"
+#include "lib/ratelimit.h"
 
 SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	struct dp_pkt pkt = {};
 	const struct dp_fw_node *rule;
+	__u32 generation;
 
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
@@ -23,12 +25,15 @@ int xdp_ingress(struct xdp_md *ctx)
 		break;
 	}
 
-	rule = fw_classify(&pkt);
-	if (rule) {
-		fw_count(rule, &pkt);
-		if (rule->action == DP_FW_DROP)
-			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
-	}
+	/* No table: no firewall and no rate limits. */
+	rule = fw_classify(&pkt, &generation);
+	if (!rule)
+		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
+	fw_count(rule, &pkt);
+	if (rule->action == DP_FW_DROP)
+		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
+	if (!rl_admit(&pkt, generation))
+		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
 	return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
 }
 

@@ -1,7 +1,8 @@
 import Foundation
 import PackagePlugin
 
-/// Compiles `bpf/*.bpf.c` (for XDPCtlBPF) or `bpf/bench/*.bpf.c` (for the benchmark) with
+/// Compiles `bpf/*.bpf.c` (for XDPCtlBPF), `bpf/bench/*.bpf.c` (for the benchmark) or
+/// `bpf/test/*.bpf.c` (test harnesses for the kernel tests) with
 /// the toolchain's clang and embeds each object, base64 in a string literal, into the
 /// target, so `swift build` is the only build step and the binary carries its programs.
 @main
@@ -13,7 +14,11 @@ struct BPFCompiler: BuildToolPlugin {
         let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         let headers = files.filter { $0.pathExtension == "h" }
-        let folder = target.name == "XDPCtlBPF" ? root : root.appending(path: "bench")
+        let folder = switch target.name {
+        case "XDPCtlBPF": root
+        case "XDPCtlKernelTests": root.appending(path: "test")
+        default: root.appending(path: "bench")
+        }
         let sources = files.filter {
             $0.lastPathComponent.hasSuffix(".bpf.c") && $0.deletingLastPathComponent().standardizedFileURL.path == folder.standardizedFileURL.path
         }

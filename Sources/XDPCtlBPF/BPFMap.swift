@@ -56,6 +56,21 @@ public struct BPFMap: Sendable {
         return value.load(as: Value.self)
     }
 
+    /// Every key of a hash map, as one snapshot (keys added meanwhile may be missed).
+    public func keys<Key: BitwiseCopyable>(as: Key.Type = Key.self) throws(BPFError) -> [Key] {
+        var keys: [Key] = []
+        let current = UnsafeMutablePointer<Key>.allocate(capacity: 1), next = UnsafeMutablePointer<Key>.allocate(capacity: 1)
+        defer { current.deallocate(); next.deallocate() }
+        var rc = bpf_map_get_next_key(fd.raw, nil, next)
+        while rc == 0 {
+            keys.append(next.pointee)
+            current.pointee = next.pointee
+            rc = bpf_map_get_next_key(fd.raw, current, next)
+        }
+        if rc != -ENOENT { try check(rc, .mapLookup(name)) }
+        return keys
+    }
+
     /// Writes an array map from index 0 in one batch call per chunk.
     public func fill<Value: BitwiseCopyable>(_ values: [Value]) throws(BPFError) {
         let chunk = 8192

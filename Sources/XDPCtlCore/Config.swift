@@ -71,6 +71,10 @@ public struct RateLimit: Sendable, Equatable {
     public var burstPackets: UInt64?
     public var bytesPerSecond: UInt64?
     public var burstBytes: UInt64?
+    /// per source: the leading bits of the source address that pick a bucket (32 and 128
+    /// by default: one bucket per address; 24 and 64: one per /24 and /64).
+    public var sourceIPv4Prefix: Int
+    public var sourceIPv6Prefix: Int
 }
 
 public struct LoadBalancer: Sendable, Equatable {

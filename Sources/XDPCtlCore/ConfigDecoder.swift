@@ -266,7 +266,8 @@ private final class Reader {
     }
 
     func rateLimit(_ value: JSONValue, _ path: JSONPath) -> RateLimit? {
-        let keys = ["name", "tcp_flags", "per", "packets_per_second", "burst_packets", "bytes_per_second", "burst_bytes"]
+        let keys = ["name", "tcp_flags", "per", "packets_per_second", "burst_packets", "bytes_per_second", "burst_bytes",
+                    "source_ipv4_prefix", "source_ipv6_prefix"]
         guard let f = fields(value, path, allowed: keys + Self.matchKeys, required: ["name", "per"]) else { return nil }
         let n = name(f["name"], f.at("name"))
         let flags = list(f["tcp_flags"], f.at("tcp_flags"), nonEmpty: true, what: "TCP flags") { v, p in self.choice(v, p, TCPFlag.self) }
@@ -275,8 +276,16 @@ private final class Reader {
             f[key].map { self.integer($0, f.at(key), in: 1...UInt64(1) << 40, expected: "a whole number from 1 to 2^40") }
         }
         let pps = rate("packets_per_second"), bp = rate("burst_packets"), bps = rate("bytes_per_second"), bb = rate("burst_bytes")
+        let prefix = { (key: String, bits: UInt64) -> UInt64?? in
+            f[key].map { self.integer($0, f.at(key), in: 1...bits, expected: "a prefix length from 1 to \(bits)") }
+        }
+        let v4 = prefix("source_ipv4_prefix", 32), v6 = prefix("source_ipv6_prefix", 128)
         guard let m = match(f), let n, let flags, let per else { return nil }
-        for r in [pps, bp, bps, bb] { if case .some(nil) = r { return nil } }
+        for r in [pps, bp, bps, bb, v4, v6] { if case .some(nil) = r { return nil } }
+        if per != .source, v4 != nil || v6 != nil {
+            fail(f.at(v4 != nil ? "source_ipv4_prefix" : "source_ipv6_prefix"), "a source prefix needs \"per\": \"source\"")
+            return nil
+        }
         if pps == nil && bps == nil {
             fail(path, "no rate; expected \"packets_per_second\" or \"bytes_per_second\"")
             return nil
@@ -291,7 +300,8 @@ private final class Reader {
         }
         return RateLimit(name: n, proto: m.proto, src: m.src, dst: m.dst, srcPorts: m.srcPorts, dstPorts: m.dstPorts,
                          tcpFlags: flags, per: per, packetsPerSecond: pps ?? nil, burstPackets: bp ?? nil,
-                         bytesPerSecond: bps ?? nil, burstBytes: bb ?? nil)
+                         bytesPerSecond: bps ?? nil, burstBytes: bb ?? nil,
+                         sourceIPv4Prefix: Int((v4 ?? nil) ?? 32), sourceIPv6Prefix: Int((v6 ?? nil) ?? 128))
     }
 
     func loadBalancer(_ value: JSONValue, _ path: JSONPath) -> LoadBalancer? {

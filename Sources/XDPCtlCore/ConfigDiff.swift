@@ -11,15 +11,40 @@ public enum ConfigDiff {
                 if let fw = iface.firewall {
                     out.append("+ \(iface.name): firewall with \(fw.rules.count) rule\(fw.rules.count == 1 ? "" : "s"), default \(fw.defaultAction.rawValue)")
                 }
+                out += iface.rateLimits.map { "+ \(iface.name): rate limit \"\($0.name)\"" }
                 continue
             }
             if prev.xdpMode != iface.xdpMode {
                 out.append("~ \(iface.name): xdp_mode \(prev.xdpMode.rawValue) -> \(iface.xdpMode.rawValue)")
             }
             out += firewall(iface.name, prev.firewall, iface.firewall)
+            out += rateLimits(iface.name, prev.rateLimits, iface.rateLimits)
         }
         for iface in old?.interfaces ?? [] where !names.contains(iface.name) {
             out.append("- detach \(iface.name)")
+        }
+        return out
+    }
+
+    static func rateLimits(_ name: String, _ old: [RateLimit], _ new: [RateLimit]) -> [String] {
+        namedList(name, "rate limit", old, new, name: \.name)
+    }
+
+    /// Added, removed, changed and reordered items of a list whose items have names.
+    static func namedList<T: Equatable>(_ iface: String, _ what: String, _ old: [T], _ new: [T], name: (T) -> String) -> [String] {
+        let before = Dictionary(old.map { (name($0), $0) }, uniquingKeysWith: { x, _ in x })
+        let newNames = Set(new.map(name))
+        var out: [String] = []
+        for (i, item) in new.enumerated() {
+            if let o = before[name(item)] {
+                if o != item { out.append("~ \(iface): \(what) \"\(name(item))\" changed") }
+            } else {
+                out.append("+ \(iface): \(what) \"\(name(item))\" at position \(i + 1)")
+            }
+        }
+        for item in old where !newNames.contains(name(item)) { out.append("- \(iface): \(what) \"\(name(item))\"") }
+        if old.map(name).filter(newNames.contains) != new.map(name).filter({ before[$0] != nil }) {
+            out.append("~ \(iface): \(what)s reordered")
         }
         return out
     }
@@ -34,19 +59,7 @@ public enum ConfigDiff {
             if a.defaultAction != b.defaultAction {
                 out.append("~ \(name): default_action \(a.defaultAction.rawValue) -> \(b.defaultAction.rawValue)")
             }
-            let oldRules = Dictionary(a.rules.map { ($0.name, $0) }, uniquingKeysWith: { x, _ in x })
-            let newNames = Set(b.rules.map(\.name))
-            for (i, r) in b.rules.enumerated() {
-                if let o = oldRules[r.name] {
-                    if o != r { out.append("~ \(name): rule \"\(r.name)\" changed") }
-                } else {
-                    out.append("+ \(name): rule \"\(r.name)\" at position \(i + 1)")
-                }
-            }
-            for r in a.rules where !newNames.contains(r.name) { out.append("- \(name): rule \"\(r.name)\"") }
-            let keptOld = a.rules.map(\.name).filter(newNames.contains)
-            let keptNew = b.rules.map(\.name).filter { oldRules[$0] != nil }
-            if keptOld != keptNew { out.append("~ \(name): rules reordered") }
+            out += namedList(name, "rule", a.rules, b.rules, name: \.name)
             return out
         }
     }

@@ -30,9 +30,13 @@ public struct InterfaceState: Sendable, Equatable {
     public var firewallTrees: Int
     /// Nodes every firewall table of the loaded program holds (fixed at load).
     public var firewallCapacity: Int
+    /// Bucket and counter slot per rate-limit name.
+    public var limitSlots: [String: UInt32]
+    /// The dp_rl slot (0 or 1) the running generation's rate limits are in.
+    public var limitTable: Int
 
     public init(name: String, ifindex: Int32, mode: String, slots: [String: UInt32], firewallNodes: Int, firewallTrees: Int,
-                firewallCapacity: Int) {
+                firewallCapacity: Int, limitSlots: [String: UInt32] = [:], limitTable: Int = 0) {
         self.name = name
         self.ifindex = ifindex
         self.mode = mode
@@ -40,6 +44,8 @@ public struct InterfaceState: Sendable, Equatable {
         self.firewallNodes = firewallNodes
         self.firewallTrees = firewallTrees
         self.firewallCapacity = firewallCapacity
+        self.limitSlots = limitSlots
+        self.limitTable = limitTable
     }
 
     /// Slots for `rules`: a rule keeps the slot its name had, a new name takes the lowest
@@ -86,8 +92,9 @@ extension DataplaneState {
                 .obj([
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
                     "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
-                    "firewall_capacity": .int(i.firewallCapacity),
+                    "firewall_capacity": .int(i.firewallCapacity), "limit_table": .int(i.limitTable),
                     "slots": .object(i.slots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) }),
+                    "limit_slots": .object(i.limitSlots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) }),
                 ])
             }),
         ]))
@@ -112,10 +119,15 @@ extension DataplaneState {
             var slots: [String: UInt32] = [:]
             slots.reserveCapacity(slotMembers.count)
             for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
+            var limitSlots: [String: UInt32] = [:]
+            if case .object(let members) = member(m, "limit_slots") {
+                for s in members { guard let v = int(s.value) else { throw bad }; limitSlots[s.key] = UInt32(v) }
+            }
             interfaces.append(InterfaceState(name: name, ifindex: Int32(ifindex), mode: mode, slots: slots,
                                              firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
                                              firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0),
-                                             firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0)))
+                                             firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0), limitSlots: limitSlots,
+                                             limitTable: Int(int(member(m, "limit_table")) ?? 0)))
         }
         self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
     }

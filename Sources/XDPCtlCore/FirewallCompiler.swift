@@ -415,31 +415,41 @@ struct Boxes {
         actions.append(UInt8(action == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue))
     }
 
-    /// Every src × dst × source port × destination port combination of the rule, per family.
     mutating func append(_ rule: FirewallRule, slot: UInt32) {
+        for box in Self.expand(src: rule.src, dst: rule.dst, proto: rule.proto, srcPorts: rule.srcPorts, dstPorts: rule.dstPorts) {
+            append(lo: box.lo, hi: box.hi, slot: slot, action: rule.action)
+        }
+    }
+
+    /// The match fields as boxes over the packet key (inclusive bounds per key word): one
+    /// per src × dst × source port × destination port combination, per family.
+    static func expand(src: [IPPrefix], dst: [IPPrefix], proto: IPProtocol?, srcPorts: [PortRange],
+                       dstPorts: [PortRange]) -> [(lo: [UInt32], hi: [UInt32])] {
         var families: [AddressFamily] = [.ipv4, .ipv6]
-        if !rule.src.isEmpty { families = families.filter { f in rule.src.contains { $0.family == f } } }
-        if !rule.dst.isEmpty { families = families.filter { f in rule.dst.contains { $0.family == f } } }
-        let anyFamily = rule.src.isEmpty && rule.dst.isEmpty
+        if !src.isEmpty { families = families.filter { f in src.contains { $0.family == f } } }
+        if !dst.isEmpty { families = families.filter { f in dst.contains { $0.family == f } } }
+        let anyFamily = src.isEmpty && dst.isEmpty
+        var boxes: [(lo: [UInt32], hi: [UInt32])] = []
         for family in anyFamily ? [nil] : families.map(Optional.some) {
-            let srcs: [IPPrefix?] = rule.src.isEmpty ? [nil] : rule.src.filter { $0.family == family }
-            let dsts: [IPPrefix?] = rule.dst.isEmpty ? [nil] : rule.dst.filter { $0.family == family }
-            let sports = rule.srcPorts.isEmpty ? [nil] : rule.srcPorts.map(Optional.some)
-            let dports = rule.dstPorts.isEmpty ? [nil] : rule.dstPorts.map(Optional.some)
+            let srcs: [IPPrefix?] = src.isEmpty ? [nil] : src.filter { $0.family == family }
+            let dsts: [IPPrefix?] = dst.isEmpty ? [nil] : dst.filter { $0.family == family }
+            let sports = srcPorts.isEmpty ? [nil] : srcPorts.map(Optional.some)
+            let dports = dstPorts.isEmpty ? [nil] : dstPorts.map(Optional.some)
             for s in srcs { for d in dsts { for sp in sports { for dp in dports {
-                var lo = [UInt32](repeating: 0, count: Self.fields)
-                var hi = [UInt32](repeating: .max, count: Self.fields)
+                var lo = [UInt32](repeating: 0, count: fields)
+                var hi = [UInt32](repeating: .max, count: fields)
                 for w in 0..<4 {
                     if let s { (lo[w], hi[w]) = (s.range(word: w).lowerBound, s.range(word: w).upperBound) }
                     if let d { (lo[4 + w], hi[4 + w]) = (d.range(word: w).lowerBound, d.range(word: w).upperBound) }
                 }
                 if let sp { (lo[8], hi[8]) = (UInt32(sp.low), UInt32(sp.high)) }
                 if let dp { (lo[9], hi[9]) = (UInt32(dp.low), UInt32(dp.high)) }
-                if let p = rule.proto { (lo[10], hi[10]) = (UInt32(p.number), UInt32(p.number)) }
+                if let p = proto { (lo[10], hi[10]) = (UInt32(p.number), UInt32(p.number)) }
                 if let family { (lo[11], hi[11]) = (UInt32(family.rawValue), UInt32(family.rawValue)) }
-                append(lo: lo, hi: hi, slot: slot, action: rule.action)
+                boxes.append((lo, hi))
             } } } }
         }
+        return boxes
     }
 
     /// Whether an address field is wide: shorter than /16 (IPv4) or /48 (IPv6), or absent.

@@ -13,6 +13,18 @@ public struct InterfaceStats: Sendable, Equatable {
         }
     }
 
+    /// Packets a rate limit passed and dropped.
+    public struct LimitCounter: Sendable, Equatable {
+        public var name: String
+        public var passed: UInt64
+        public var dropped: UInt64
+        public init(name: String, passed: UInt64, dropped: UInt64) {
+            self.name = name
+            self.passed = passed
+            self.dropped = dropped
+        }
+    }
+
     public static let verdictNames = ["aborted", "drop", "pass", "tx", "redirect"]
     public static let reasonNames = ["none", "firewall", "rate_limit", "malformed", "no_backend"]
 
@@ -27,6 +39,8 @@ public struct InterfaceStats: Sendable, Equatable {
     /// Per rule, in config order; nil without a firewall.
     public var rules: [Counter] = []
     public var defaultAction: Counter?
+    /// Per rate limit, in config order.
+    public var rateLimits: [LimitCounter] = []
 
     public init(name: String, ifindex: Int32) {
         self.name = name
@@ -44,6 +58,10 @@ public struct InterfaceStats: Sendable, Equatable {
         r.rules = rules.map { c in
             let e = earlier.rules.first { $0.name == c.name } ?? Counter(name: c.name, packets: 0, bytes: 0)
             return Counter(name: c.name, packets: rate(c.packets, e.packets), bytes: rate(c.bytes, e.bytes))
+        }
+        r.rateLimits = rateLimits.map { c in
+            let e = earlier.rateLimits.first { $0.name == c.name } ?? LimitCounter(name: c.name, passed: 0, dropped: 0)
+            return LimitCounter(name: c.name, passed: rate(c.passed, e.passed), dropped: rate(c.dropped, e.dropped))
         }
         if let d = defaultAction, let e = earlier.defaultAction {
             r.defaultAction = Counter(name: d.name, packets: rate(d.packets, e.packets), bytes: rate(d.bytes, e.bytes))
@@ -72,7 +90,8 @@ public enum StatsRenderer {
                 members.append(JSONMember(key: "firewall_default", value: .obj([
                     "action": .string(d.name), "packets": .int(d.packets), "bytes": .int(d.bytes)])))
             }
-            members.append(JSONMember(key: "rate_limits", value: .array([])))
+            members.append(JSONMember(key: "rate_limits", value: .array(s.rateLimits.map {
+                .obj(["name": .string($0.name), "passed": .int($0.passed), "dropped": .int($0.dropped)]) })))
             members.append(JSONMember(key: "load_balancers", value: .array([])))
             return .object(members)
         }
@@ -99,6 +118,13 @@ public enum StatsRenderer {
                 }
                 if let d = s.defaultAction {
                     out += "    " + "(default \(d.name))".padding(toLength: width, withPad: " ", startingAt: 0) + "\(d.packets) packets\(unit)  \(d.bytes) bytes\(unit)\n"
+                }
+            }
+            if !s.rateLimits.isEmpty {
+                let width = max(18, (s.rateLimits.map(\.name.count).max() ?? 0) + 2)
+                out += "  rate limits\n"
+                for l in s.rateLimits {
+                    out += "    " + l.name.padding(toLength: width, withPad: " ", startingAt: 0) + "\(l.passed) passed\(unit)  \(l.dropped) dropped\(unit)\n"
                 }
             }
         }

@@ -22,6 +22,12 @@ extension Dataplane {
         /// The default action changed (or the firewall is new): its counter starts again.
         var resetDefault: Bool
         var table: FirewallTable?
+        /// Rate-limit slots by name, the ones new in this apply, and the compiled entries (nil: no limits).
+        var limitSlots: [String: UInt32]
+        var freshLimitSlots: [UInt32]
+        var limits: [dp_rl_entry]?
+        /// The dp_rl slot this generation's limits go to: the one the running generation does not use.
+        var limitTable: Int
         /// The pinned link is attached to this ifindex in a mode the config accepts.
         var keepsLink: Bool
         // Filled by prepare():
@@ -37,6 +43,9 @@ extension Dataplane {
         var ruleStats: BPFMap?
         var inner: BPFMap?
         var previousInner: BPFMap?
+        var limitMap: BPFMap?
+        var limitInner: BPFMap?
+        var previousLimitInner: BPFMap?
         var mode = XDPAttachMode.native
     }
 
@@ -83,7 +92,7 @@ extension Dataplane {
             let interfaces = plans.map { p in
                 InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: p.slots,
                                firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0,
-                               firewallCapacity: p.capacity)
+                               firewallCapacity: p.capacity, limitSlots: p.limitSlots, limitTable: p.limitTable)
             }
             try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }
@@ -102,10 +111,24 @@ extension Dataplane {
             }
             let previous = old?.interface(iface.name)
             let (slots, fresh) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots ?? [:])
+            // Rate limits need a firewall table too: its header names their dp_rl slot.
             var table: FirewallTable?
-            if let fw = iface.firewall {
-                do { table = try compiler.compile(fw, slots: slots) } catch {
+            let limitTable = previous.map { 1 - $0.limitTable } ?? 0
+            if let fw = iface.firewall ?? (iface.rateLimits.isEmpty ? nil : Firewall(defaultAction: .allow, rules: [])) {
+                do {
+                    table = try compiler.compile(fw, slots: slots)
+                    table?.nodes[0].base = UInt32(limitTable)
+                } catch {
                     errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+                }
+            }
+            let (limitSlots, freshLimits) = InterfaceState.assignSlots(iface.rateLimits.map(\.name), previous: previous?.limitSlots ?? [:])
+            var limits: [dp_rl_entry]?
+            if let top = limitSlots.values.max(), top >= DP_RL_MAX_LIMITS {
+                errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: "rate limits need slot \(top); at most \(DP_RL_MAX_LIMITS) fit (apply with fewer limits first)"))
+            } else if !iface.rateLimits.isEmpty {
+                do { limits = try RateLimitCompiler.compile(iface.rateLimits, slots: limitSlots) } catch {
+                    errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
                 }
             }
             var keepsLink = false
@@ -115,7 +138,8 @@ extension Dataplane {
             let oldDefault = oldConfig?.interfaces.first { $0.name == iface.name }?.firewall?.defaultAction
             plans.append(InterfacePlan(config: iface, ifindex: ifindex, previous: previous, slots: slots,
                                        freshSlots: fresh, resetDefault: oldDefault != iface.firewall?.defaultAction,
-                                       table: table, keepsLink: keepsLink))
+                                       table: table, limitSlots: limitSlots, freshLimitSlots: freshLimits, limits: limits,
+                                       limitTable: limitTable, keepsLink: keepsLink))
         }
         if !errors.isEmpty { throw .refused(errors) }
         return plans
@@ -162,6 +186,10 @@ extension Dataplane {
             }
             plan.firewallMap = try BPFMap.open(pinned: fwPin)
             plan.ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
+            // The rate-limit maps keep one shape, so every program instance shares the pinned ones.
+            plan.limitMap = try BPFMap.open(pinned: root.map(DP_MAP_RL, of: name))
+            plan.previousLimitInner = try plan.limitMap!.innerMap(at: UInt32(plan.limitTable))
+            plan.limitInner = try plan.limits.map(Self.limitTable)
         } catch {
             restore(plan)
             plan.setAside = nil
@@ -175,6 +203,14 @@ extension Dataplane {
         let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
                                     valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
         if let table { try map.fill(table.nodes) }
+        return map
+    }
+
+    /// A dp_rl table holding `entries`.
+    static func limitTable(_ entries: [dp_rl_entry]) throws(BPFError) -> BPFMap {
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4,
+                                    valueSize: MemoryLayout<dp_rl_entry>.size, maxEntries: RateLimitCompiler.capacity + 1)
+        try map.fill(entries)
         return map
     }
 
@@ -200,8 +236,11 @@ extension Dataplane {
                 for slot in p.freshSlots + (p.resetDefault ? [0] : []) {
                     try p.ruleStats!.updatePerCPU(slot, dp_rule_stats())
                 }
-                try setTree(p.firewallMap!, p.inner)
+                try resetLimitSlots(p)
+                // The limits go to the slot no packet reads; the firewall swap switches both.
+                try setTree(p.limitMap!, p.limitInner, slot: p.limitTable)
                 flipped.append(i)
+                try setTree(p.firewallMap!, p.inner)
             }
             for i in plans.indices {
                 let name = plans[i].config.name
@@ -218,7 +257,10 @@ extension Dataplane {
             }
             try record(plans)
         } catch {
-            for i in flipped { try? setTree(plans[i].firewallMap!, plans[i].previousInner) }
+            for i in flipped {
+                try? setTree(plans[i].firewallMap!, plans[i].previousInner)
+                try? setTree(plans[i].limitMap!, plans[i].previousLimitInner, slot: plans[i].limitTable)
+            }
             for i in attached { try? XDPLink.detach(pinPath: root.link(plans[i].config.name), interface: plans[i].config.name) }
             for i in replaced {
                 if let old = plans[i].previousProgram {
@@ -239,12 +281,30 @@ extension Dataplane {
         }
     }
 
-    /// Points dp_fw at a table, or empties it (no firewall: every packet passes).
-    func setTree(_ outer: BPFMap, _ inner: BPFMap?) throws(BPFError) {
+    /// Fresh rate-limit slots start with zero counters, a full bucket and no per-source
+    /// buckets (a slot may have belonged to a limit removed earlier).
+    func resetLimitSlots(_ p: InterfacePlan) throws(BPFError) {
+        guard !p.freshLimitSlots.isEmpty else { return }
+        let name = p.config.name
+        let stats = try BPFMap.open(pinned: root.map(DP_MAP_RL_STATS, of: name))
+        let buckets = try BPFMap.open(pinned: root.map(DP_MAP_RL_BUCKETS, of: name))
+        for slot in p.freshLimitSlots {
+            try stats.updatePerCPU(slot, dp_rl_stats())
+            try buckets.update(slot, dp_rl_bucket())
+        }
+        let fresh = Set(p.freshLimitSlots)
+        let sources = try BPFMap.open(pinned: root.map(DP_MAP_RL_SOURCES, of: name))
+        for key in try sources.keys(as: dp_rl_source_key.self) where fresh.contains(key.slot) {
+            try sources.delete(key)
+        }
+    }
+
+    /// Points a slot of dp_fw (or dp_rl) at a table, or empties it (no firewall: every packet passes).
+    func setTree(_ outer: BPFMap, _ inner: BPFMap?, slot: Int = 0) throws(BPFError) {
         if let inner {
-            try outer.update(UInt32(0), inner.fd.raw)
+            try outer.update(UInt32(slot), inner.fd.raw)
         } else {
-            try outer.delete(UInt32(0))
+            try outer.delete(UInt32(slot))
         }
     }
 

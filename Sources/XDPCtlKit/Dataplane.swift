@@ -40,7 +40,6 @@ public final class Dataplane {
         var errors: [ConfigError] = []
         for (i, iface) in config.interfaces.enumerated() {
             let base = "interfaces[\(i)]"
-            if !iface.rateLimits.isEmpty { errors.append(ConfigError(path: "\(base).rate_limits", message: "rate limiting is not supported yet by this build of xdpctl")) }
             if !iface.loadBalancers.isEmpty { errors.append(ConfigError(path: "\(base).load_balancers", message: "load balancing is not supported yet by this build of xdpctl")) }
             if let nat = iface.nat, !(nat.dnat.isEmpty && nat.snat.isEmpty) { errors.append(ConfigError(path: "\(base).nat", message: "NAT is not supported yet by this build of xdpctl")) }
         }

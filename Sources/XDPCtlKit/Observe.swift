@@ -69,9 +69,11 @@ extension Dataplane {
             let live = linkIntact(s)
             let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
             let rules = config.interfaces.first { $0.name == s.name }?.firewall?.rules.count ?? 0
-            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_FW].compactMap { try? BPFMap.open(pinned: root.map($0, of: s.name)) }
-            let table = (try? maps.last?.innerMap(at: 0)) ?? nil
-            let memory = (maps + [table].compactMap { $0 }).reduce(0) { $0 + $1.memoryBytes() }
+            let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
+            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS].compactMap(open)
+            // The outer maps and the tables they hold now.
+            let tables = [DP_MAP_FW, DP_MAP_RL].compactMap(open).flatMap { outer in [outer, (try? outer.innerMap(at: 0)) ?? nil].compactMap { $0 } }
+            let memory = (maps + tables).reduce(0) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: config.interfaces.first { $0.name == s.name }?.xdpMode.rawValue ?? "auto",
                                    programID: link?.programID ?? 0, linkIntact: live, firewallRules: rules,
@@ -100,7 +102,16 @@ extension Dataplane {
                         for i in stats.dropReasons.indices { stats.dropReasons[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
                     }
                 }
-                if let fw = config.interfaces.first(where: { $0.name == s.name })?.firewall {
+                let iface = config.interfaces.first { $0.name == s.name }
+                if let limits = iface?.rateLimits, !limits.isEmpty {
+                    let limitMap = try BPFMap.open(pinned: root.map(DP_MAP_RL_STATS, of: s.name))
+                    for limit in limits {
+                        let per = try limitMap.lookupPerCPU(s.limitSlots[limit.name] ?? 0, as: dp_rl_stats.self)
+                        stats.rateLimits.append(.init(name: limit.name, passed: per.reduce(0) { $0 + $1.passed },
+                                                      dropped: per.reduce(0) { $0 + $1.dropped }))
+                    }
+                }
+                if let fw = iface?.firewall {
                     let ruleMap = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: s.name))
                     func counter(_ name: String, _ slot: UInt32) throws(BPFError) -> InterfaceStats.Counter {
                         let per = try ruleMap.lookupPerCPU(slot, as: dp_rule_stats.self)

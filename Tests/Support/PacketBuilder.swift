@@ -13,7 +13,7 @@ public struct PacketBuilder: Sendable {
     }
 
     public enum L4: Sendable {
-        case tcp(src: UInt16, dst: UInt16, dataOffset: UInt8 = 5)
+        case tcp(src: UInt16, dst: UInt16, dataOffset: UInt8 = 5, flags: UInt8 = 0x02)
         case udp(src: UInt16, dst: UInt16)
         case icmp(type: UInt8)
         case raw([UInt8])
@@ -24,8 +24,8 @@ public struct PacketBuilder: Sendable {
 
     public static func l4Bytes(_ l4: L4, payload: [UInt8]) -> (proto: UInt8, bytes: [UInt8]) {
         switch l4 {
-        case .tcp(let s, let d, let off):
-            var h = be16(s) + be16(d) + be32(1) + be32(0) + [off << 4, 0x02] + be16(65535) + [0, 0, 0, 0]
+        case .tcp(let s, let d, let off, let flags):
+            var h = be16(s) + be16(d) + be32(1) + be32(0) + [off << 4, flags] + be16(65535) + [0, 0, 0, 0]
             h += [UInt8](repeating: 0, count: max(0, Int(off) * 4 - 20))
             return (6, h + payload)
         case .udp(let s, let d):

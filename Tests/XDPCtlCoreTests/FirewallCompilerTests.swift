@@ -113,3 +113,29 @@ struct FirewallScaleTests {
         #expect(decidedBy.contains(0) && decidedBy.count > 200 && decidedBy.contains { $0 > 50_000 })
     }
 }
+
+@Suite("Rate-limit compiler")
+struct RateLimitCompilerTests {
+    func limits(_ json: String) throws -> [RateLimit] {
+        try ConfigDecoder.decode(#"{"version": 1, "interfaces": [{"name": "t", "rate_limits": ["# + json + "]}]}").interfaces[0].rateLimits
+    }
+
+    @Test func entriesCarryTheirLimitsParameters() throws {
+        let ls = try limits(#"""
+            {"name": "syn", "proto": "tcp", "tcp_flags": ["syn"], "dst_ports": [22, 80], "per": "source", "source_ipv4_prefix": 24, "packets_per_second": 100},
+            {"name": "bytes", "src": ["10.0.0.0/8", "2001:db8::/32"], "per": "rule", "bytes_per_second": 1000000, "burst_bytes": 3000}
+            """#)
+        let e = try RateLimitCompiler.compile(ls, slots: ["syn": 4, "bytes": 9])
+        #expect(e[0].count == 4 && e.count == 5, "header + 2 port boxes + 2 family boxes")
+        #expect(e[1].slot == 4 && e[1].scope == UInt8(DP_RL_PER_SOURCE.rawValue) && e[1].prefix_v4 == 24 && e[1].prefix_v6 == 128)
+        #expect(e[1].tcp_flags_mask == 0x02 && e[1].tcp_flags_value == 0x02)
+        #expect(e[1].pkt_cost == 10_000_000 << 16 && e[1].pkt_window == 10 * e[1].pkt_cost, "default burst: a tenth of a second")
+        #expect(e[3].slot == 9 && e[3].byte_cost == 1000 << 16 && e[3].byte_window == 3000 * e[3].byte_cost && e[3].pkt_cost == 0)
+    }
+
+    @Test func tooManyEntriesAreRefused() throws {
+        let ports = (1...70).map(String.init).joined(separator: ", ")
+        let ls = try limits(#"{"name": "many", "proto": "udp", "dst_ports": [\#(ports)], "per": "rule", "packets_per_second": 1}"#)
+        #expect(throws: FirewallCapacityError.self) { try RateLimitCompiler.compile(ls, slots: ["many": 1]) }
+    }
+}

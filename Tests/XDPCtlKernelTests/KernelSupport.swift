@@ -49,12 +49,29 @@ final class LoadedProgram {
                           valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
     }
 
-    func install(_ fw: Firewall) throws {
-        let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+    /// Installs a rule set whose header points at dp_rl slot `limitTable`.
+    func install(_ fw: Firewall, limitTable: UInt32 = 0) throws {
+        var table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+        table.nodes[0].base = limitTable
         let inner = try Self.table(capacity)
         try inner.fill(table.nodes)
         try firewall.update(UInt32(0), inner.fd.raw)
         self.table = table
+    }
+
+    /// Compiles and installs rate limits with slots 1, 2, ... in order into dp_rl slot 1,
+    /// then swaps in the firewall (an empty one if none was installed) pointing at it.
+    func installLimits(_ limits: [RateLimit], firewall: Firewall = Firewall(defaultAction: .allow, rules: [])) throws {
+        let slots = Dictionary(uniqueKeysWithValues: limits.enumerated().map { ($1.name, UInt32($0 + 1)) })
+        let table = try Dataplane.limitTable(try RateLimitCompiler.compile(limits, slots: slots))
+        try object.map(DP_MAP_RL).update(UInt32(1), table.fd.raw)
+        try install(firewall, limitTable: 1)
+    }
+
+    /// Packets the limit in `slot` passed and dropped, over all CPUs.
+    func limitCounters(_ slot: UInt32) throws -> [UInt64] {
+        let per = try object.map(DP_MAP_RL_STATS).lookupPerCPU(slot, as: dp_rl_stats.self)
+        return [per.reduce(0) { $0 + $1.passed }, per.reduce(0) { $0 + $1.dropped }]
     }
 
     struct Counters: Equatable, CustomStringConvertible {

@@ -14,6 +14,7 @@
 #define XDPCTL_ABI_H
 
 #include <linux/types.h>
+#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 #define DP_ABI_VERSION 1
 
@@ -45,6 +46,18 @@
 #endif
 /* Widest cut: a cut node has at most 2^DP_FW_MAX_CUT_BITS children. */
 #define DP_FW_MAX_CUT_BITS 16
+/* Rate-limit match entries per interface (a limit takes one entry per combination of
+ * its src, dst and port lists), and counter/bucket slots for limits. */
+#ifndef DP_RL_MAX_ENTRIES
+#define DP_RL_MAX_ENTRIES 64
+#endif
+#ifndef DP_RL_MAX_LIMITS
+#define DP_RL_MAX_LIMITS 1024
+#endif
+/* Per-source buckets per interface (all limits together); least recently used first out. */
+#ifndef DP_RL_MAX_SOURCES
+#define DP_RL_MAX_SOURCES 65536
+#endif
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define DP_IPV6_EXT_MAX 8
 /* VLAN tags (802.1Q / 802.1ad) skipped in front of the network header. */
@@ -55,6 +68,10 @@
 #define DP_MAP_STATS      "dp_stats"
 #define DP_MAP_RULE_STATS "dp_rule_stats"
 #define DP_MAP_FW         "dp_fw"
+#define DP_MAP_RL         "dp_rl"
+#define DP_MAP_RL_BUCKETS "dp_rl_buckets"
+#define DP_MAP_RL_SOURCES "dp_rl_sources"
+#define DP_MAP_RL_STATS   "dp_rl_stats"
 #define DP_PROG_XDP       "xdp_ingress"
 
 /* ---- verdicts and reasons ------------------------------------------------------ */
@@ -111,7 +128,9 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *
  * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
  * slot, action, and priority ~0), and for each tree t, lo[t] is the best priority in the
- * tree (~0 when the tree is empty) and hi[t] the index of its root. A tree whose best
+ * tree (~0 when the tree is empty) and hi[t] the index of its root. Its base is the
+ * dp_rl slot holding the same generation's rate limits, so one swap of the firewall
+ * table switches both. A tree whose best
  * priority cannot beat the match so far is skipped without a lookup. Other nodes are:
  *   CUT:  a key word whose guarded bits differ from guard_value goes to child
  *         base + (1 << bits); any other to base + ((key[field] >> shift) & ((1 << bits) - 1))
@@ -163,5 +182,97 @@ struct dp_fw_node {
 _Static_assert(sizeof(struct dp_fw_node) == 32 + 8 * DP_FW_NFIELDS,
 	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw");
 _Static_assert(DP_FW_MAX_TREES <= DP_FW_NFIELDS, "the header keeps one lo/hi pair per tree");
+
+/* ---- rate limits: token buckets over traffic the firewall allowed -----------------
+ *
+ * dp_rl is an ARRAY_OF_MAPS[DP_RL_TABLES] whose inner maps, ARRAYs of
+ * DP_RL_MAX_ENTRIES + 1 dp_rl_entry, hold an interface's limits. The firewall table's
+ * header names the slot of its generation: apply fills the slot no packet uses, then
+ * swaps the firewall table, so the firewall and the limits (and any rate change) switch
+ * for every packet at once. Entry 0 is the header (count:
+ * entries in use); entries 1..count are match boxes in file order, each carrying its
+ * limit's parameters. A packet is charged to the first entry it matches (first match,
+ * as for firewall rules); a packet matching none is not limited.
+ *
+ * Buckets are GCRA (virtual scheduling), the token bucket stated in time: a bucket
+ * holds a theoretical arrival time TAT per dimension (packets, bytes), in ns plus a
+ * fraction of 2^-16 ns. A packet of cost c (pkt_cost, or len * byte_cost, both in
+ * 2^-16 ns) arriving at `now` passes when max(TAT, now) + c <= now + window, and then
+ * TAT = max(TAT, now) + c; a packet over either dimension is dropped and changes
+ * nothing. window = burst * cost, so a full bucket passes `burst` packets (bytes) at once,
+ * and the long-run rate is 1 / cost.
+ *
+ * per RULE: one bucket per limit slot in dp_rl_buckets (ARRAY, under bpf_spin_lock:
+ * exact across CPUs). per SOURCE: one bucket per (limit slot, source address masked to
+ * the limit's prefix) in dp_rl_sources, an LRU hash of DP_RL_MAX_SOURCES: when it is
+ * full, the least recently seen source loses its bucket and starts again full.
+ * Per-source buckets take no lock; CPUs racing on one source can each pass a packet
+ * the other would have charged (one source's flow normally stays on one RX queue).
+ */
+enum dp_rl_scope {
+	DP_RL_PER_RULE = 1,
+	DP_RL_PER_SOURCE = 2
+};
+
+/* dp_rl slots: the running generation's and the next one's. */
+#define DP_RL_TABLES 2
+
+/* 2^-16 ns: the unit of costs, windows and TAT fractions. */
+#define DP_RL_FRAC_BITS 16
+
+struct dp_rl_entry {
+	__u32 count;     /* header only: entries 1..count are in use */
+	__u32 slot;      /* the limit's bucket and counter slot, 0 .. DP_RL_MAX_LIMITS-1 */
+	__u8 scope;      /* enum dp_rl_scope */
+	__u8 prefix_v4;  /* per SOURCE: source bits kept for IPv4 (1..32) */
+	__u8 prefix_v6;  /* per SOURCE: source bits kept for IPv6 (1..128) */
+	__u8 tcp_flags_mask; /* the packet's TCP flags & mask must equal tcp_flags_value */
+	__u8 tcp_flags_value;
+	__u8 pad[7];
+	__u64 pkt_cost;   /* 2^-16 ns per packet; 0: no packet rate */
+	__u64 pkt_window; /* 2^-16 ns: burst_packets * pkt_cost */
+	__u64 byte_cost;  /* 2^-16 ns per byte; 0: no byte rate */
+	__u64 byte_window;
+	__u32 lo[DP_FW_NFIELDS]; /* match box, as a firewall RULE node's */
+	__u32 hi[DP_FW_NFIELDS];
+};
+_Static_assert(sizeof(struct dp_rl_entry) == 56 + 8 * DP_FW_NFIELDS,
+	       "dp_rl_entry changed: bump DP_ABI_VERSION and rename dp_rl");
+
+/* One dimension's GCRA state: TAT in ns and 2^-16 ns. */
+struct dp_rl_tat {
+	__u64 ns;
+	__u64 frac;
+};
+
+/* dp_rl_buckets: ARRAY[DP_RL_MAX_LIMITS] of per-rule buckets. */
+struct dp_rl_bucket {
+	struct bpf_spin_lock lock;
+	__u32 pad;
+	struct dp_rl_tat pkts;
+	struct dp_rl_tat bytes;
+};
+_Static_assert(sizeof(struct dp_rl_bucket) == 40, "dp_rl_bucket changed: bump DP_ABI_VERSION");
+
+/* dp_rl_sources: LRU_HASH[DP_RL_MAX_SOURCES] of per-source buckets. */
+struct dp_rl_source_key {
+	__u32 slot;
+	__u32 family;
+	__u32 addr[4]; /* host-order words, masked to the limit's prefix */
+};
+_Static_assert(sizeof(struct dp_rl_source_key) == 24, "dp_rl_source_key changed: bump DP_ABI_VERSION");
+
+struct dp_rl_source_bucket {
+	struct dp_rl_tat pkts;
+	struct dp_rl_tat bytes;
+};
+_Static_assert(sizeof(struct dp_rl_source_bucket) == 32, "dp_rl_source_bucket changed: bump DP_ABI_VERSION");
+
+/* dp_rl_stats: PERCPU_ARRAY[DP_RL_MAX_LIMITS], indexed by limit slot. */
+struct dp_rl_stats {
+	__u64 passed;
+	__u64 dropped;
+};
+_Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_ABI_VERSION");
 
 #endif /* XDPCTL_ABI_H */

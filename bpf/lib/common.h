@@ -12,6 +12,7 @@
 struct dp_pkt {
 	__u32 key[DP_FW_NFIELDS]; /* the classification key, see xdpctl_abi.h */
 	__u32 len;                /* frame length in bytes */
+	__u8 tcp_flags;           /* TCP header flags byte (CWR..FIN); 0 for anything else */
 };
 
 #endif

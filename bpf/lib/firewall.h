@@ -37,11 +37,13 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_rule_stats SEC(".maps");
 
-static __always_inline int fw_rule_matches(const struct dp_fw_node *r, const __u32 *key)
+/* Whether lo[i] <= key[i] <= hi[i] for every key word: a RULE node's (or a rate-limit
+ * entry's) match box. */
+static __always_inline int fw_box_matches(const __u32 *lo, const __u32 *hi, const __u32 *key)
 {
 #pragma unroll
 	for (int i = 0; i < DP_FW_NFIELDS; i++)
-		if (key[i] < r->lo[i] || key[i] > r->hi[i])
+		if (key[i] < lo[i] || key[i] > hi[i])
 			return 0;
 	return 1;
 }
@@ -71,8 +73,9 @@ static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, __u32 i
 /*
  * fw_classify — the rule that decides the packet: the first matching rule, or the
  * header, which carries the default action. NULL when no firewall is configured.
+ * *generation is set to the header's dp_rl slot (see xdpctl_abi.h).
  */
-static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p)
+static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p, __u32 *generation)
 {
 	__u32 zero = 0, idx;
 	const struct dp_fw_node *header, *best;
@@ -83,6 +86,7 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 	header = bpf_map_lookup_elem(tree, &zero);
 	if (!header || header->kind != DP_FW_NODE_HEADER)
 		return NULL;
+	*generation = header->base;
 	best = header;
 
 	for (__u32 t = 0; t < DP_FW_MAX_TREES; t++) {
@@ -103,7 +107,7 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 			r = bpf_map_lookup_elem(tree, &idx);
 			if (!r || r->priority >= best->priority)
 				break;
-			if (fw_rule_matches(r, p->key)) {
+			if (fw_box_matches(r->lo, r->hi, p->key)) {
 				best = r;
 				break;
 			}

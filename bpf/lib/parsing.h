@@ -166,6 +166,7 @@ static __always_inline int parse_l4(struct hdr_cursor *c, struct dp_pkt *p, int 
 			return -1;
 		p->key[DP_FW_F_SPORT] = bpf_ntohs(tcp->source);
 		p->key[DP_FW_F_DPORT] = bpf_ntohs(tcp->dest);
+		p->tcp_flags = ((__u8 *)tcp)[13];
 		return 0;
 	case IPPROTO_UDP:
 		if ((void *)(udp + 1) > c->end)

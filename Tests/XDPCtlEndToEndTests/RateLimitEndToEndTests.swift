@@ -1,0 +1,86 @@
+import Foundation
+import Glibc
+import Testing
+import XDPCtlCore
+
+/// A real UDP sender floods a rate-limited port through the veth pair; the receiver gets
+/// the configured rate (plus the burst), and stats --json accounts for every datagram.
+@Suite("End to end: rate limits on real traffic", .serialized)
+struct RateLimitEndToEndTests {
+    /// Sends UDP datagrams to `port` as fast as one socket can for `seconds` from the
+    /// client, while a receiver in the server namespace counts them. Returns (sent,
+    /// received, seconds the sender ran).
+    func flood(_ lab: Lab, port: Int, seconds: Double) throws -> (sent: Int, received: Int, elapsed: Double) {
+        let receiver = """
+            import socket
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 22)
+            s.bind(("\(lab.serverV4)", \(port)))
+            s.settimeout(\(seconds) + 3)
+            n = 0
+            try:
+                while True:
+                    s.recv(2048)
+                    n += 1
+                    s.settimeout(1.0)
+            except socket.timeout:
+                pass
+            print(n)
+            """
+        let sender = """
+            import socket, time
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            s.bind(("\(lab.clientV4)", 0))
+            start = time.monotonic(); n = 0
+            while time.monotonic() - start < \(seconds):
+                s.sendto(b"x" * 64, ("\(lab.serverV4)", \(port)))
+                n += 1
+            print(n, time.monotonic() - start)
+            """
+        let out = Pipe()
+        let rx = Process()
+        rx.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        rx.arguments = ["30", "ip", "netns", "exec", lab.server, "python3", "-c", receiver]
+        rx.standardOutput = out
+        try rx.run()
+        usleep(500_000)
+        let tx = try sh(["ip", "netns", "exec", lab.client, "python3", "-c", sender], timeout: seconds + 10)
+        rx.waitUntilExit()
+        let received = Int(String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+            .trimmingCharacters(in: .whitespacesAndNewlines)) ?? -1
+        let fields = tx.out.split(separator: " ")
+        return (Int(fields.first ?? "") ?? -1, received, Double(fields.last?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "") ?? -1)
+    }
+
+    @Test("a per-rule limit of 400 packets/s holds under a UDP flood, within 5 %")
+    func holdsTheRate() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        let config = #"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "rate_limits": [{"name": "udp-7000", "proto": "udp", "dst_ports": [7000], "per": "rule", "packets_per_second": 400, "burst_packets": 40}]}]}"#
+        let applied = try lab.apply(config)
+        #expect(applied.status == 0, "\(applied.err)")
+
+        let (sent, received, elapsed) = try flood(lab, port: 7000, seconds: 3)
+        let expected = 40 + 400 * elapsed
+        #expect(sent > 4 * Int(expected), "the sender offered at least 4× the rate (sent \(sent) in \(elapsed) s)")
+        #expect(abs(Double(received) - expected) <= 0.05 * expected, "received \(received), expected \(expected) ± 5 %")
+
+        let stats = try lab.stats()
+        guard case .array(let limits)? = stats["rate_limits"], let limit = limits.first else {
+            Issue.record("no rate_limits in stats: \(stats)")
+            return
+        }
+        let passed = limit["passed"]?.int ?? -1, dropped = limit["dropped"]?.int ?? -1
+        #expect(limit["name"] == .string("udp-7000") && passed == received, "passed \(passed), received \(received)")
+        #expect(passed + dropped == sent, "passed \(passed) + dropped \(dropped) = sent \(sent)")
+        #expect(stats["drop_reasons"]?["rate_limit"]?.int == dropped)
+
+        // The same file again keeps the bucket; a new rate takes over at once.
+        #expect(try lab.apply(config).out.contains("no changes"))
+        let slower = config.replacingOccurrences(of: #""packets_per_second": 400"#, with: #""packets_per_second": 100"#)
+        #expect(try lab.apply(slower).status == 0)
+        let second = try flood(lab, port: 7000, seconds: 2)
+        let expected2 = 40 + 100 * second.elapsed
+        #expect(abs(Double(second.received) - expected2) <= 0.05 * expected2 + 2, "received \(second.received), expected \(expected2)")
+    }
+}
