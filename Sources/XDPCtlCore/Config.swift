@@ -75,6 +75,25 @@ public struct RateLimit: Sendable, Equatable {
     /// by default: one bucket per address; 24 and 64: one per /24 and /64).
     public var sourceIPv4Prefix: Int
     public var sourceIPv6Prefix: Int
+
+    public init(name: String, proto: IPProtocol?, src: [IPPrefix], dst: [IPPrefix], srcPorts: [PortRange], dstPorts: [PortRange],
+                tcpFlags: [TCPFlag], per: Scope, packetsPerSecond: UInt64?, burstPackets: UInt64?, bytesPerSecond: UInt64?,
+                burstBytes: UInt64?, sourceIPv4Prefix: Int = 32, sourceIPv6Prefix: Int = 128) {
+        self.name = name
+        self.proto = proto
+        self.src = src
+        self.dst = dst
+        self.srcPorts = srcPorts
+        self.dstPorts = dstPorts
+        self.tcpFlags = tcpFlags
+        self.per = per
+        self.packetsPerSecond = packetsPerSecond
+        self.burstPackets = burstPackets
+        self.bytesPerSecond = bytesPerSecond
+        self.burstBytes = burstBytes
+        self.sourceIPv4Prefix = sourceIPv4Prefix
+        self.sourceIPv6Prefix = sourceIPv6Prefix
+    }
 }
 
 public struct LoadBalancer: Sendable, Equatable {

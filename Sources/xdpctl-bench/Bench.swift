@@ -44,7 +44,28 @@ struct Bench: ParsableCommand {
         guard runs >= 1, self.repeat >= 1, frames >= 1 else { throw ValidationError("--runs, --repeat and --frames must be at least 1") }
     }
 
-    enum Path: String, CaseIterable { case allow = "firewall allow", drop = "firewall drop", miss = "miss -> default" }
+    enum Path: String, CaseIterable {
+        case allow = "firewall allow", drop = "firewall drop", miss = "miss -> default"
+        case ruleUnder = "limit/rule under", ruleOver = "limit/rule over"
+        case sourceUnder = "limit/source under", sourceOver = "limit/source over"
+
+        static let firewall: [Path] = [.allow, .drop, .miss]
+
+        /// The rate limit every frame of a rate-limit path meets.
+        var limit: RateLimit? {
+            let (per, pps): (RateLimit.Scope, UInt64)
+            switch self {
+            case .allow, .drop, .miss: return nil
+            case .ruleUnder: (per, pps) = (.rule, 1 << 40)
+            case .ruleOver: (per, pps) = (.rule, 1)
+            case .sourceUnder: (per, pps) = (.source, 1 << 40)
+            case .sourceOver: (per, pps) = (.source, 1)
+            }
+            return RateLimit(name: rawValue, proto: nil, src: [], dst: [], srcPorts: [], dstPorts: [], tcpFlags: [], per: per,
+                             packetsPerSecond: pps, burstPackets: 1, bytesPerSecond: nil, burstBytes: nil,
+                             sourceIPv4Prefix: 32, sourceIPv6Prefix: 128)
+        }
+    }
 
     struct Row {
         var profile: String, rules: Int, path: Path, nodes: Int, trees: Int, compileMs: Double
@@ -112,7 +133,22 @@ struct Bench: ParsableCommand {
             ourLink = nil
             ourLink = try hold(progFD, on: 2)
 
-            for (path, keys) in framesByPath(fw, table) {
+            var paths = framesByPath(fw, table)
+            // Rate-limit paths at the smallest rule count: the frames the firewall lets
+            // through to its default, with each limit in turn in the table's dp_rl slot.
+            if n == rules.min(), let allowed = paths.first(where: { $0.0 == .miss })?.1 {
+                paths += Path.allCases.filter { $0.limit != nil }.map { ($0, allowed) }
+            }
+            for (path, keys) in paths {
+                if let limit = path.limit {
+                    let limits = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4, valueSize: MemoryLayout<dp_rl_entry>.size,
+                                                   maxEntries: RateLimitCompiler.capacity + 1)
+                    try limits.fill(try RateLimitCompiler.compile([limit], slots: [limit.name: 1]))
+                    try program.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
+                    var header = table.nodes[0]
+                    header.base = 1
+                    try inner.update(UInt32(0), header)
+                }
                 let packets = keys.map(PacketBuilder().frame)
                 if let filter { try filter.match(keys) }
                 var ours: [Double] = [], base: [Double] = [], xf: [Double] = []
@@ -180,7 +216,7 @@ struct Bench: ParsableCommand {
         var rng = SeededRandom(seed: UInt64(fw.rules.count))
         var byPath: [Path: [PacketKey]] = [:]
         var i = 0
-        while Path.allCases.contains(where: { (byPath[$0]?.count ?? 0) < frames }) && i < 50 * frames {
+        while Path.firewall.contains(where: { (byPath[$0]?.count ?? 0) < frames }) && i < 50 * frames {
             let key = i % 3 == 2
                 ? PacketKey(src: IPAddress("192.0.2.\(i % 250)")!, dst: IPAddress("198.51.100.\(i % 250)")!, proto: 47) // GRE: no ACL rule matches
                 : RuleProfile.packet(hitting: fw.rules[(i * 7919) % fw.rules.count], rng: &rng)
@@ -189,7 +225,7 @@ struct Bench: ParsableCommand {
             if byPath[path, default: []].count < frames { byPath[path, default: []].append(key) }
             i += 1
         }
-        return Path.allCases.compactMap { p in byPath[p].map { (p, $0) } }
+        return Path.firewall.compactMap { p in byPath[p].map { (p, $0) } }
     }
 
     /// xdp-filter (allow mode: a match drops) with rules on the same frames' destination
