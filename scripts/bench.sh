@@ -5,12 +5,15 @@
 #      beside a trivial XDP_DROP program and xdp-filter on the same frames;
 #   2. drop rate (Mpps) on a veth pair between two namespaces, driven by a live-frames
 #      generator, against XDP_DROP, xdp-filter, nftables (linear and set) and iptables raw;
-#   3. apply timings through the real xdpctl on a veth in a private network namespace:
+#   3. rate-limit precision under a flood from 1 source and from 1,000 sources, driven by
+#      the same generator (configured against measured passed rate, per 5 s window);
+#   4. apply timings through the real xdpctl on a veth in a private network namespace:
 #      cold apply, no-op apply, one-rule change.
 # Options go to xdpctl-bench (e.g. --rules 10 1000 10000 100000); results are also written
 # to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against rule count,
-# drop rates). VETH_RUNS (default 5) and VETH_FRAMES (default 5000000) set part 2;
-# APPLY_RULES (default 100000) and APPLY_RUNS (default 5) set part 3.
+# drop rates). VETH_RUNS (default 5) and VETH_FRAMES (default 5000000) set part 2,
+# RATELIMIT_WINDOWS (default 3) part 3;
+# APPLY_RULES (default 100000) and APPLY_RUNS (default 5) part 4.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -38,6 +41,9 @@ echo "== program cost"
 echo "== veth drop rate"
 python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-5}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"
 python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot: $out/bench.png, data: $out/bench.json)"
+
+echo "== rate-limit precision"
+python3 scripts/bench_ratelimit.py --xdpctl "$xdpctl" --bench "$bench" --windows "${RATELIMIT_WINDOWS:-3}" --json "$out/bench.json"
 
 rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 "$bench" --emit-config "$rules" --interface xbench0 > "$work/a.json"

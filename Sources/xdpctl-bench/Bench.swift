@@ -35,6 +35,7 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface with live-frames PROG_TEST_RUN, print JSON, and exit. The frames go to MAC 02:00:00:00:00:01.", valueName: "FRAMES"))
     var liveFrames: Int?
     @Option(help: "With --live-frames: the flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
+    @Option(help: "With --live-frames: rotate the IPv4 source over this many addresses from SRC up.") var sources = 1
     @Option(help: ArgumentHelp("Attach the trivial XDP_DROP program natively to --interface through a bpf_link pinned at this bpffs path (remove the pin to detach), and exit.", valueName: "PIN"))
     var attachDrop: String?
 
@@ -200,10 +201,20 @@ struct Bench: ParsableCommand {
         if let netns { try Netns.enter(netns) }
         guard let ifindex = Netns.ifindex(of: interface) else { throw ValidationError("--interface \(interface) does not exist here") }
         BPFLog.install(verbose: false)
-        let object = try BPFObject(.xdpTx, pinRoot: nil)
+        let object: BPFObject, program: Int32
+        if sources > 1 {
+            guard src.family == .ipv4 else { throw ValidationError("--sources works with an IPv4 --flow") }
+            object = try BPFObject(.xdpTxSources, pinRoot: nil)
+            program = try object.programFD("xdp_tx_sources")
+            // struct gen_sources: base, count, next
+            try object.map("gen_sources").update(UInt32(0), (src.words[0], UInt32(sources), UInt64(0)))
+        } else {
+            object = try BPFObject(.xdpTx, pinRoot: nil)
+            program = try object.programFD("xdp_tx")
+        }
         let frame = PacketBuilder().frame(PacketKey(src: src, dst: dst, proto: 17, srcPort: 40000, dstPort: port))
         let start = ContinuousClock.now
-        let perFrame = try TestRun.live(programFD: try object.programFD("xdp_tx"), packet: frame, ifindex: ifindex, count: count)
+        let perFrame = try TestRun.live(programFD: program, packet: frame, ifindex: ifindex, count: count)
         let elapsed = ContinuousClock.now - start
         let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
         print(JSONOutput.render(.obj(["frames": .int(count), "seconds": .number(String(format: "%.6f", seconds)),
