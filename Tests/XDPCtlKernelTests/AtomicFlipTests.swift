@@ -5,6 +5,7 @@ import Testing
 import XDPCtlTestSupport
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
+@testable import XDPCtlKit
 
 @Suite("Atomic table swaps under traffic", .serialized)
 struct AtomicFlipTests {
@@ -59,5 +60,56 @@ struct AtomicFlipTests {
         #expect(seen[0] > 0 && seen[1] > 0, "both generations were seen (A \(seen[0]), B \(seen[1]))")
         let counters = try p.counters(slots: 1)
         #expect(counters.verdicts[Int(DP_VERDICT_ABORTED.rawValue)] == 0 && counters.reasons[Int(DP_REASON_MALFORMED.rawValue)] == 0)
+    }
+
+    /// A swap changes the firewall and the rate limits together. A passes the port
+    /// through the firewall to an exhausted limit held in dp_rl slot 1 (1 byte/s: after
+    /// the first frame, the next fits in about a minute); B drops it in the
+    /// firewall and names slot 0, which holds no limits. Only the firewall table is
+    /// swapped, as apply does: a packet must drop as A (rate_limit) or as B (firewall);
+    /// one that passed would have met A's firewall with B's limits, or read the wrong slot.
+    @Test func firewallAndLimitsSwapTogether() throws {
+        let port: UInt16 = 9001
+        let x = FirewallRule(name: "x", action: .drop, proto: .udp, dstPorts: [PortRange(port, port)])
+        let limit = RateLimit(name: "cap", proto: .udp, src: [], dst: [], srcPorts: [], dstPorts: [PortRange(port, port)], tcpFlags: [],
+                              per: .rule, packetsPerSecond: nil, burstPackets: nil, bytesPerSecond: 1, burstBytes: 100)
+        let p = try LoadedProgram.load()
+        let limits = try Dataplane.limitTable(try RateLimitCompiler.compile([limit], slots: ["cap": 1]))
+        try p.object.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
+        let tables = try [(Firewall(defaultAction: .allow, rules: []), UInt32(1)), (Firewall(defaultAction: .allow, rules: [x]), UInt32(0))].map { fw, slot in
+            var nodes = try FirewallCompiler().compile(fw, slots: ["x": 1]).nodes
+            nodes[0].base = slot
+            let t = try LoadedProgram.table(p.capacity)
+            try t.fill(nodes)
+            return t
+        }
+        try p.firewall.update(UInt32(0), tables[0].fd.raw)
+        let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
+        #expect(try p.run(frame).returnValue == DP_VERDICT_PASS.rawValue, "the burst of one")
+
+        let flipsWanted = 1000
+        let flips = Atomic<Int>(0)
+        let outer = p.firewall
+        let flipper = Thread {
+            for i in 1...flipsWanted {
+                try? outer.update(UInt32(0), tables[i % 2].fd.raw)
+                flips.store(i, ordering: .releasing)
+            }
+        }
+        flipper.start()
+        func reasons() throws -> [UInt64] { try p.counters(slots: 0).reasons }
+        var seen = [0, 0], mismatches = 0, runs = 0
+        let rl = Int(DP_REASON_RATE_LIMIT.rawValue), fwReason = Int(DP_REASON_FIREWALL.rawValue)
+        while flips.load(ordering: .acquiring) < flipsWanted || runs < 1000 {
+            let before = try reasons()
+            let verdict = try p.run(frame).returnValue
+            let after = try reasons()
+            if verdict == DP_VERDICT_DROP.rawValue && after[rl] - before[rl] == 1 && after[fwReason] == before[fwReason] { seen[0] += 1 }
+            else if verdict == DP_VERDICT_DROP.rawValue && after[fwReason] - before[fwReason] == 1 && after[rl] == before[rl] { seen[1] += 1 }
+            else { mismatches += 1 }
+            runs += 1
+        }
+        #expect(mismatches == 0, "\(mismatches) of \(runs) packets matched neither generation")
+        #expect(seen[0] > 0 && seen[1] > 0, "both generations were seen (A \(seen[0]), B \(seen[1]))")
     }
 }
