@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Glibc
 import Testing
 import XDPCtlCore
@@ -28,7 +29,8 @@ let xdpctlBinary: String = {
     return env ?? root.appendingPathComponent(".build/debug/xdpctl").path
 }()
 
-nonisolated(unsafe) private var labCounter = 0
+/// Labs made so far in this process; suites run in parallel, so it is atomic.
+private let labCounter = Atomic<Int>(0)
 
 /// Two network namespaces, client and server, joined by a veth pair, with IPv4 and IPv6
 /// addresses from 10.x test prefixes; xdpctl works on the server end under its own pin
@@ -51,9 +53,9 @@ final class Lab {
     init() throws {
         #expect(getuid() == 0, "end-to-end tests need root: run them through scripts/test.sh")
         #expect(FileManager.default.isExecutableFile(atPath: xdpctlBinary), "no xdpctl binary at \(xdpctlBinary): run `swift build` first")
-        labCounter += 1
-        net = 200 + labCounter
-        tag = "\(getpid() % 100000)x\(labCounter)"
+        let n = labCounter.wrappingAdd(1, ordering: .relaxed).newValue
+        net = 200 + n
+        tag = "\(getpid() % 100000)x\(n)"
         client = "xe2e-c\(tag)"
         server = "xe2e-s\(tag)"
         clientIf = "xc\(tag)"
