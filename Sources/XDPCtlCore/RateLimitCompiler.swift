@@ -20,12 +20,12 @@ public enum RateLimitCompiler {
             let flags = limit.tcpFlags.reduce(UInt8(0)) { $0 | $1.bit }
             (e.tcp_flags_mask, e.tcp_flags_value) = (flags, flags)
             if let pps = limit.packetsPerSecond {
-                e.pkt_cost = cost(perSecond: pps)
-                e.pkt_window = window(burst: limit.burstPackets ?? defaultBurst(pps), cost: e.pkt_cost)
+                e.pkt_cost = max(1, timeUnitsPerSecond / pps)
+                e.pkt_window = window(burst: limit.burstPackets ?? defaultBurst(pps), cost: e.pkt_cost, shift: 0)
             }
             if let bps = limit.bytesPerSecond {
-                e.byte_cost = cost(perSecond: bps)
-                e.byte_window = window(burst: limit.burstBytes ?? defaultBurst(bps), cost: e.byte_cost)
+                e.byte_cost = max(1, (timeUnitsPerSecond << UInt64(DP_RL_BYTE_BITS)) / bps)
+                e.byte_window = window(burst: limit.burstBytes ?? defaultBurst(bps), cost: e.byte_cost, shift: UInt64(DP_RL_BYTE_BITS))
             }
             for box in Boxes.expand(src: limit.src, dst: limit.dst, proto: limit.proto, srcPorts: limit.srcPorts, dstPorts: limit.dstPorts) {
                 withUnsafeMutableBytes(of: &e.lo) { raw in for (i, v) in box.lo.enumerated() { raw.storeBytes(of: v, toByteOffset: i * 4, as: UInt32.self) } }
@@ -40,15 +40,16 @@ public enum RateLimitCompiler {
         return entries
     }
 
-    static let unitsPerSecond = UInt64(1_000_000_000) << UInt64(DP_RL_FRAC_BITS)
+    /// The bucket clock's units (2^-4 ns) in a second.
+    static let timeUnitsPerSecond = UInt64(1_000_000_000) << UInt64(DP_RL_TIME_BITS)
 
-    /// 2^-16 ns per packet (or byte) at `rate` per second.
-    static func cost(perSecond rate: UInt64) -> UInt64 { unitsPerSecond / rate }
-
-    /// Time a full bucket spans: `burst` costs, bounded so the data path cannot overflow.
-    static func window(burst: UInt64, cost: UInt64) -> UInt64 {
-        let (w, overflow) = burst.multipliedReportingOverflow(by: cost)
-        return overflow ? 1 << 62 : min(w, 1 << 62)
+    /// Time a full bucket spans, in clock units: `burst` costs (scaled down by `shift`),
+    /// bounded so the data path cannot overflow.
+    static func window(burst: UInt64, cost: UInt64, shift: UInt64) -> UInt64 {
+        let (high, low) = burst.multipliedFullWidth(by: cost)
+        guard high >> shift == 0 else { return 1 << 62 }
+        let value = shift == 0 ? low : high << (64 - shift) | low >> shift
+        return min(value, 1 << 62)
     }
 
     /// Without a burst, a bucket holds a tenth of a second of the rate (at least one).

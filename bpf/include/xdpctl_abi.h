@@ -14,7 +14,6 @@
 #define XDPCTL_ABI_H
 
 #include <linux/types.h>
-#include <linux/bpf.h> /* struct bpf_spin_lock */
 
 #define DP_ABI_VERSION 1
 
@@ -195,19 +194,21 @@ _Static_assert(DP_FW_MAX_TREES <= DP_FW_NFIELDS, "the header keeps one lo/hi pai
  * as for firewall rules); a packet matching none is not limited.
  *
  * Buckets are GCRA (virtual scheduling), the token bucket stated in time: a bucket
- * holds a theoretical arrival time TAT per dimension (packets, bytes), in ns plus a
- * fraction of 2^-16 ns. A packet of cost c (pkt_cost, or len * byte_cost, both in
- * 2^-16 ns) arriving at `now` passes when max(TAT, now) + c <= now + window, and then
- * TAT = max(TAT, now) + c; a packet over either dimension is dropped and changes
- * nothing. window = burst * cost, so a full bucket passes `burst` packets (bytes) at once,
- * and the long-run rate is 1 / cost.
+ * holds a theoretical arrival time TAT per dimension (packets, bytes) in 2^-4 ns of
+ * bpf_ktime_get_ns (2^64 of them last 36 years). A packet of cost c arriving at `now`
+ * passes when max(TAT, now) + c <= now + window, and then TAT = max(TAT, now) + c,
+ * stored with a compare-and-swap, so CPUs sharing a bucket never lose a charge. A
+ * packet over either dimension is dropped and charges neither (two CPUs racing on a
+ * limit with both rates can, rarely, charge the packet dimension for a packet the byte
+ * dimension then drops). window = burst * cost: a full bucket passes `burst` packets
+ * (bytes) at once, and the long-run rate is 1 / cost. Packet costs are in 2^-4 ns;
+ * byte costs in 2^-16 ns per byte, a packet's being (len * byte_cost) >> 12, so both
+ * lose less than 1/16 ns per packet to rounding.
  *
- * per RULE: one bucket per limit slot in dp_rl_buckets (ARRAY, under bpf_spin_lock:
- * exact across CPUs). per SOURCE: one bucket per (limit slot, source address masked to
- * the limit's prefix) in dp_rl_sources, an LRU hash of DP_RL_MAX_SOURCES: when it is
- * full, the least recently seen source loses its bucket and starts again full.
- * Per-source buckets take no lock; CPUs racing on one source can each pass a packet
- * the other would have charged (one source's flow normally stays on one RX queue).
+ * per RULE: one bucket per limit slot in dp_rl_buckets (ARRAY). per SOURCE: one bucket
+ * per (limit slot, source address masked to the limit's prefix) in dp_rl_sources, an LRU
+ * hash of DP_RL_MAX_SOURCES: when it is full, the least recently seen source loses its
+ * bucket and starts again full.
  */
 enum dp_rl_scope {
 	DP_RL_PER_RULE = 1,
@@ -217,8 +218,12 @@ enum dp_rl_scope {
 /* dp_rl slots: the running generation's and the next one's. */
 #define DP_RL_TABLES 2
 
-/* 2^-16 ns: the unit of costs, windows and TAT fractions. */
-#define DP_RL_FRAC_BITS 16
+/* TATs, packet costs and windows count 2^-DP_RL_TIME_BITS ns; byte costs count
+ * 2^-(DP_RL_TIME_BITS + DP_RL_BYTE_BITS) ns per byte. */
+#define DP_RL_TIME_BITS 4
+#define DP_RL_BYTE_BITS 12
+/* Compare-and-swap attempts on a contended bucket before the packet is dropped. */
+#define DP_RL_CAS_TRIES 8
 
 struct dp_rl_entry {
 	__u32 count;     /* header only: entries 1..count are in use */
@@ -229,30 +234,23 @@ struct dp_rl_entry {
 	__u8 tcp_flags_mask; /* the packet's TCP flags & mask must equal tcp_flags_value */
 	__u8 tcp_flags_value;
 	__u8 pad[7];
-	__u64 pkt_cost;   /* 2^-16 ns per packet; 0: no packet rate */
-	__u64 pkt_window; /* 2^-16 ns: burst_packets * pkt_cost */
+	__u64 pkt_cost;   /* 2^-4 ns per packet; 0: no packet rate */
+	__u64 pkt_window; /* 2^-4 ns: burst_packets * pkt_cost */
 	__u64 byte_cost;  /* 2^-16 ns per byte; 0: no byte rate */
-	__u64 byte_window;
+	__u64 byte_window; /* 2^-4 ns: (burst_bytes * byte_cost) >> 12 */
 	__u32 lo[DP_FW_NFIELDS]; /* match box, as a firewall RULE node's */
 	__u32 hi[DP_FW_NFIELDS];
 };
 _Static_assert(sizeof(struct dp_rl_entry) == 56 + 8 * DP_FW_NFIELDS,
 	       "dp_rl_entry changed: bump DP_ABI_VERSION and rename dp_rl");
 
-/* One dimension's GCRA state: TAT in ns and 2^-16 ns. */
-struct dp_rl_tat {
-	__u64 ns;
-	__u64 frac;
-};
-
-/* dp_rl_buckets: ARRAY[DP_RL_MAX_LIMITS] of per-rule buckets. */
+/* A bucket: the TAT of each dimension, in 2^-4 ns. dp_rl_buckets is an
+ * ARRAY[DP_RL_MAX_LIMITS] of them (per rule); dp_rl_sources maps source keys to them. */
 struct dp_rl_bucket {
-	struct bpf_spin_lock lock;
-	__u32 pad;
-	struct dp_rl_tat pkts;
-	struct dp_rl_tat bytes;
+	__u64 pkts;
+	__u64 bytes;
 };
-_Static_assert(sizeof(struct dp_rl_bucket) == 40, "dp_rl_bucket changed: bump DP_ABI_VERSION");
+_Static_assert(sizeof(struct dp_rl_bucket) == 16, "dp_rl_bucket changed: bump DP_ABI_VERSION");
 
 /* dp_rl_sources: LRU_HASH[DP_RL_MAX_SOURCES] of per-source buckets. */
 struct dp_rl_source_key {
@@ -262,11 +260,6 @@ struct dp_rl_source_key {
 };
 _Static_assert(sizeof(struct dp_rl_source_key) == 24, "dp_rl_source_key changed: bump DP_ABI_VERSION");
 
-struct dp_rl_source_bucket {
-	struct dp_rl_tat pkts;
-	struct dp_rl_tat bytes;
-};
-_Static_assert(sizeof(struct dp_rl_source_bucket) == 32, "dp_rl_source_bucket changed: bump DP_ABI_VERSION");
 
 /* dp_rl_stats: PERCPU_ARRAY[DP_RL_MAX_LIMITS], indexed by limit slot. */
 struct dp_rl_stats {

@@ -39,7 +39,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, DP_RL_MAX_SOURCES);
 	__type(key, struct dp_rl_source_key);
-	__type(value, struct dp_rl_source_bucket);
+	__type(value, struct dp_rl_bucket);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_rl_sources SEC(".maps");
 
@@ -72,35 +72,26 @@ static __always_inline void rl_source_key(const struct dp_rl_entry *e, const str
 /* Runs the packet through its bucket; 1 when it passes. */
 static __always_inline int rl_bucket_admits(const struct dp_rl_entry *e, const struct dp_pkt *p)
 {
-	__u64 now = bpf_ktime_get_ns();
 	__u32 slot = e->slot;
-	int ok;
+	struct dp_rl_bucket *b;
 
 	if (e->scope == DP_RL_PER_SOURCE) {
 		struct dp_rl_source_key key = {};
-		struct dp_rl_source_bucket *b;
 
 		rl_source_key(e, p, &key);
 		b = bpf_map_lookup_elem(&dp_rl_sources, &key);
 		if (!b) {
-			struct dp_rl_source_bucket fresh = {};
+			struct dp_rl_bucket fresh = {};
 
 			bpf_map_update_elem(&dp_rl_sources, &key, &fresh, BPF_NOEXIST);
 			b = bpf_map_lookup_elem(&dp_rl_sources, &key);
-			if (!b)
-				return 1;
 		}
-		return rl_charge(e, &b->pkts, &b->bytes, now, p->len);
+	} else {
+		b = bpf_map_lookup_elem(&dp_rl_buckets, &slot);
 	}
-
-	struct dp_rl_bucket *b = bpf_map_lookup_elem(&dp_rl_buckets, &slot);
-
 	if (!b)
 		return 1;
-	bpf_spin_lock(&b->lock);
-	ok = rl_charge(e, &b->pkts, &b->bytes, now, p->len);
-	bpf_spin_unlock(&b->lock);
-	return ok;
+	return rl_charge(e, b, bpf_ktime_get_ns() << DP_RL_TIME_BITS, p->len);
 }
 
 /*

@@ -11,9 +11,8 @@
 /* The frame's layout; Tests/XDPCtlKernelTests/BucketTests.swift writes and reads it. */
 struct bucket_case {
 	struct dp_rl_entry entry;
-	struct dp_rl_tat pkts;
-	struct dp_rl_tat bytes;
-	__u64 now;
+	struct dp_rl_bucket bucket;
+	__u64 now; /* 2^-4 ns */
 	__u32 len;
 	__u32 passed;
 };
@@ -22,10 +21,13 @@ SEC("xdp")
 int bucket_harness(struct xdp_md *ctx)
 {
 	struct bucket_case *c = (void *)(long)ctx->data;
+	struct dp_rl_bucket b; /* atomics work on the stack, not on packet data */
 
 	if ((void *)(c + 1) > (void *)(long)ctx->data_end)
 		return XDP_ABORTED;
-	c->passed = rl_charge(&c->entry, &c->pkts, &c->bytes, c->now, c->len);
+	b = c->bucket;
+	c->passed = rl_charge(&c->entry, &b, c->now, c->len);
+	c->bucket = b;
 	return XDP_PASS;
 }
 
