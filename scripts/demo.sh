@@ -36,6 +36,8 @@ ip netns exec "$srv" socat -u UDP-RECV:1500 OPEN:/dev/null & udp_srv=$!
 sleep 0.5
 ip netns exec "$cli" ping -c 3 -i 0.2 -W 1 10.99.0.1 >/dev/null && echo "ping 10.99.0.2 -> 10.99.0.1: allowed (default)"
 ip netns exec "$cli" ping -c 3 -i 0.2 -W 1 -I 10.99.0.66 10.99.0.1 >/dev/null || echo "ping from 10.99.0.66: blocked (rule blocklist)"
+replies=$(ip netns exec "$cli" ping -c 10 -i 0.05 -W 1 10.99.0.1 | grep -c "bytes from" || true)
+echo "10 pings in half a second: $replies answered (rate limit ping-per-source: burst 3, then 2/s)"
 echo hello | ip netns exec "$cli" socat -u - TCP:10.99.0.1:8080,connect-timeout=2 && echo "tcp to :8080: allowed"
 echo hello | ip netns exec "$cli" socat -u - TCP:10.99.0.1:22,connect-timeout=1 2>/dev/null || echo "tcp to :22 from 10.99.0.2: reaches the stack (ssh-admins allows; nothing listens)"
 for _ in 1 2 3; do echo x | ip netns exec "$cli" socat -u - UDP-SENDTO:10.99.0.1:1500; done; echo "udp to :1500: dropped (rule udp-high)"

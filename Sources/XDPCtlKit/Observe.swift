@@ -17,6 +17,9 @@ public struct InterfaceStatus: Sendable {
     public var firewallTrees: Int
     public var firewallCapacity: Int
     public var slotsUsed: Int
+    public var rateLimits: Int
+    /// Per-source buckets in use (all limits together).
+    public var sourceBuckets: Int
     /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
     public var mapMemory: Int
 }
@@ -39,6 +42,8 @@ public struct StatusReport: Sendable {
                     "program_id": .int(i.programID), "attached": .bool(i.linkIntact),
                     "firewall": .obj(["rules": .int(i.firewallRules), "tree_nodes": .int(i.firewallNodes),
                                       "tree_capacity": .int(i.firewallCapacity), "trees": .int(i.firewallTrees)]),
+                    "rate_limits": .obj(["limits": .int(i.rateLimits), "source_buckets": .int(i.sourceBuckets),
+                                         "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
                     "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
                                   "memory_bytes": .int(i.mapMemory)]),
                 ])
@@ -52,6 +57,9 @@ public struct StatusReport: Sendable {
             let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
             out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
             out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees, \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
+            if i.rateLimits > 0 {
+                out += "  limits    \(i.rateLimits) rate limit\(i.rateLimits == 1 ? "" : "s"), \(i.sourceBuckets)/\(DP_RL_MAX_SOURCES) per-source buckets\n"
+            }
             out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\n"
         }
         if interfaces.isEmpty { out += "no interfaces\n" }
@@ -68,17 +76,20 @@ extension Dataplane {
             let link = try? XDPLink.info(pinPath: root.link(s.name))
             let live = linkIntact(s)
             let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
-            let rules = config.interfaces.first { $0.name == s.name }?.firewall?.rules.count ?? 0
+            let iface = config.interfaces.first { $0.name == s.name }
+            let rules = iface?.firewall?.rules.count ?? 0
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
             let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS].compactMap(open)
             // The outer maps and the tables they hold now.
             let tables = [DP_MAP_FW, DP_MAP_RL].compactMap(open).flatMap { outer in [outer, (try? outer.innerMap(at: 0)) ?? nil].compactMap { $0 } }
             let memory = (maps + tables).reduce(0) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
-                                   requestedMode: config.interfaces.first { $0.name == s.name }?.xdpMode.rawValue ?? "auto",
+                                   requestedMode: iface?.xdpMode.rawValue ?? "auto",
                                    programID: link?.programID ?? 0, linkIntact: live, firewallRules: rules,
                                    firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallCapacity: s.firewallCapacity,
-                                   slotsUsed: s.slots.count + 1, mapMemory: memory)
+                                   slotsUsed: s.slots.count + 1, rateLimits: iface?.rateLimits.count ?? 0,
+                                   sourceBuckets: (try? open(DP_MAP_RL_SOURCES)?.keys(as: dp_rl_source_key.self).count) ?? 0,
+                                   mapMemory: memory)
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
     }

@@ -100,5 +100,7 @@ struct RateLimitEndToEndTests {
         // Refilled at 1 packet/s since the first flood; a reset bucket would pass 3 again.
         let second = try flood(lab, port: 7001, seconds: 0.3)
         #expect(second.received <= 2, "the bucket kept its state across the apply: \(second)")
+        let status = try lab.xdpctl("status", "--json").out
+        #expect(status.contains(#""limits": 1"#) && status.contains(#""source_buckets": 1"#), "one limit, one client: \(status)")
     }
 }
