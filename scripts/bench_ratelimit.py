@@ -10,7 +10,10 @@ flood factor is what reached the limit (passed + dropped) over the configured ra
 Scenarios: one source against a per-rule limit; 1,000 sources against a per-source
 limit. The rates are a tenth of what the receiver's CPU gets through to the limit
 here (about 1.5 Mpps), so the flood is about 10x (each source's share is 10x its own). For the second, the
-number of per-source buckets is read from the pinned map with bpftool.
+number of per-source buckets is read from the pinned map with bpftool, and how many of
+them were held at their limit to the end of the flood (a bucket's packet TAT, which
+runs on the kernel's monotonic clock, is still ahead of the moment the flood ended): a
+starved source would have fallen behind.
 
 Usage: bench_ratelimit.py --xdpctl BIN --bench BIN [--windows 3] [--seconds 5] [--json FILE]
 """
@@ -20,6 +23,7 @@ import os
 import statistics
 import sys
 import tempfile
+import time
 
 from bench_veth import DPORT, DST, SRC, Lab, run
 
@@ -68,10 +72,14 @@ def main():
                                     "passed_per_second": round((after[0] - before[0]) / seconds),
                                     "offered_per_second": round(out["frames"] / seconds),
                                     "reached_limit_per_second": round((after[0] + after[1] - before[0] - before[1]) / seconds)})
-                buckets = None
+                buckets = held = None
                 if sources > 1:
+                    ended = time.monotonic_ns()  # just after the last window's flood
                     dump = json.loads(run("bpftool", "-j", "map", "dump", "pinned", f"{root}/ifaces/vd/dp_rl_sources"))
                     buckets = len(dump)
+                    # struct dp_rl_bucket: pkts TAT (u64, 1/16 ns) first.
+                    tats = [int.from_bytes(bytes(int(b, 16) for b in e["value"][:8]), "little") >> 4 for e in dump]
+                    held = sum(1 for t in tats if t >= ended - 50_000_000)
             finally:
                 run(args.xdpctl, "down", env=env)
             measured = [w["passed_per_second"] for w in windows]
@@ -79,14 +87,15 @@ def main():
                             "median_per_second": statistics.median(measured),
                             "worst_error": max(abs(m - rate) / rate for m in measured),
                             "flood_factor": round(statistics.median(w["reached_limit_per_second"] for w in windows) / rate, 1),
-                            "source_buckets": buckets})
+                            "source_buckets": buckets, "sources_held_at_limit": held})
             print(f"measured {name}", file=sys.stderr)
-    print(f"{'scenario':28} {'configured':>11} {'median passed':>14} {'windows (passed/s)':>34} {'worst error':>12} {'flood':>6} {'buckets':>8}")
+    print(f"{'scenario':28} {'configured':>11} {'median passed':>14} {'windows (passed/s)':>34} {'worst error':>12} {'flood':>6} {'buckets':>8} {'held':>6}")
     for r in results:
         ws = " ".join(str(w["passed_per_second"]) for w in r["windows"])
         print(f"{r['scenario']:28} {r['configured_per_second']:>11} {r['median_per_second']:>14.0f} {ws:>34} "
-              f"{100 * r['worst_error']:>11.2f}% {r['flood_factor']:>5}x {r['source_buckets'] or '-':>8}")
-    print(f"({args.windows} windows of {args.seconds} s per scenario; flood = packets reaching the limit / configured rate)")
+              f"{100 * r['worst_error']:>11.2f}% {r['flood_factor']:>5}x {r['source_buckets'] or '-':>8} {r['sources_held_at_limit'] or '-':>6}")
+    print(f"({args.windows} windows of {args.seconds} s per scenario; flood = packets reaching the limit / configured rate;"
+          " held = per-source buckets still at their limit when the flood ended)")
     if args.json:
         data = json.load(open(args.json)) if os.path.exists(args.json) else {}
         data["rate_limit_precision"] = results
