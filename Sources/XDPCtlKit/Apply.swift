@@ -54,9 +54,14 @@ extension Dataplane {
     public func apply(_ text: String) throws(DataplaneError) -> ApplyResult {
         // The file that is running, over intact attachments: nothing to validate, compile
         // or change. (Only reads; an apply racing this one wins either way.)
-        if access(root.state, F_OK) == 0, let old = try state(), isUnchanged(old, text) {
-            return ApplyResult(generation: old.generation, changed: false, changes: [])
+        let running = access(root.state, F_OK) == 0 ? try state() : nil
+        if let running, isUnchanged(running, text) {
+            return ApplyResult(generation: running.generation, changed: false, changes: [])
         }
+        // The running config is decoded on the other core while this one validates the
+        // new file (each takes ~0.4 s at 100,000 rules).
+        let runningConfig = running.map { s in Concurrently { () -> Result<Config, ConfigErrors> in
+            Result { () throws(ConfigErrors) in try ConfigDecoder.decode(s.configText) } } }
         let config = try Self.validate(text)
         let refused = Self.unsupported(config)
         if !refused.isEmpty { throw .refused(refused) }
@@ -69,7 +74,13 @@ extension Dataplane {
         if let old, isUnchanged(old, text) {
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }
-        let oldConfig = try old.map { s throws(DataplaneError) in try self.config(of: s) }
+        let oldConfig = try old.map { s throws(DataplaneError) in
+            // Decoded early, unless another apply got in first.
+            if let running, let decoded = runningConfig?.value, running.generation == s.generation, running.configText == s.configText {
+                do { return try decoded.get() } catch { throw .state("the applied config no longer decodes: \(error)") }
+            }
+            return try self.config(of: s)
+        }
         var plans = try plan(config, old: old, oldConfig: oldConfig)
         let changes = ConfigDiff.changes(from: oldConfig, to: config)
             + plans.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
