@@ -80,8 +80,10 @@ extension Dataplane {
             let rules = iface?.firewall?.rules.count ?? 0
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
             let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS].compactMap(open)
-            // The outer maps and the tables they hold now.
-            let tables = [DP_MAP_FW, DP_MAP_RL].compactMap(open).flatMap { outer in [outer, (try? outer.innerMap(at: 0)) ?? nil].compactMap { $0 } }
+            // The outer maps and the tables the running generation uses.
+            let tables = [(DP_MAP_FW, 0), (DP_MAP_RL, s.limitTable)].flatMap { name, slot in
+                open(name).map { outer in [outer, (try? outer.innerMap(at: UInt32(slot))) ?? nil].compactMap { $0 } } ?? []
+            }
             let memory = (maps + tables).reduce(0) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: iface?.xdpMode.rawValue ?? "auto",

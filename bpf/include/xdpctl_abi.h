@@ -167,7 +167,7 @@ struct dp_fw_node {
 	__u8 field;  /* CUT: enum dp_fw_field */
 	__u8 shift;  /* CUT */
 	__u8 bits;   /* CUT: 0 .. DP_FW_MAX_CUT_BITS */
-	__u32 base;  /* CUT: first child; LEAF: first rule */
+	__u32 base;  /* CUT: first child; LEAF: first rule; HEADER: dp_rl slot */
 	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX */
 	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
 	__u32 priority; /* RULE: position in the expanded rule list, lower wins */
