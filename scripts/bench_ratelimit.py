@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from bench_veth import DPORT, DST, SRC, Lab, run
+from bench_veth import DPORT, Lab, run
 
 SCENARIOS = [("1 source, per rule", "rule", 1), ("1,000 sources, per source", "source", 1000)]
 
@@ -61,9 +61,7 @@ def main():
 
         def flood(sources, seconds):
             before = passed_dropped(args, env)
-            out = json.loads(run("taskset", "-c", "0", args.bench, "--netns", lab.gen, "--interface", "vg",
-                                 "--live-frames", str(int(args.offered_mpps * 1e6 * seconds)),
-                                 "--flow", f"{SRC},{DST},{DPORT}", "--sources", str(sources)))
+            out = lab.send(args.bench, int(args.offered_mpps * 1e6 * seconds), sources)
             after = passed_dropped(args, env)
             seconds = out["seconds"]
             return {"seconds": round(seconds, 3),

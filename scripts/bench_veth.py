@@ -66,6 +66,12 @@ class Lab:
         for pid in pids:
             subprocess.run(["taskset", "-pc", "1", pid], capture_output=True)
 
+    def send(self, bench, frames, sources=1):
+        """Sends `frames` frames from CPU 0 with the live-frames generator (`sources`
+        IPv4 source addresses in turn); returns its report (frames, seconds)."""
+        return json.loads(run("taskset", "-c", "0", bench, "--netns", self.gen, "--interface", "vg", "--live-frames", str(frames),
+                              "--flow", f"{SRC},{DST},{DPORT}", "--sources", str(sources)))
+
     def xdp_drops(self):
         stats = self.dut_sh("ethtool -S vd")
         return sum(int(l.split(":")[1]) for l in stats.splitlines() if l.strip().startswith("rx_queue_") and "_xdp_drops" in l)
@@ -131,8 +137,7 @@ def systems(args, lab, work):
 def measure(args, lab, count, frames):
     """Sends `frames` from CPU 0; returns (dropped, offered) in Mpps."""
     before = count()
-    out = json.loads(run("taskset", "-c", "0", args.bench, "--netns", lab.gen, "--interface", "vg",
-                         "--live-frames", str(frames), "--flow", f"{SRC},{DST},{DPORT}"))
+    out = lab.send(args.bench, frames)
     return (count() - before) / out["seconds"] / 1e6, frames / out["seconds"] / 1e6
 
 

@@ -9,6 +9,27 @@ import XDPCtlTestSupport
 
 @Suite("Atomic table swaps under traffic", .serialized)
 struct AtomicFlipTests {
+    /// Swaps slot 0 of `outer` between two tables 1,000 times on another thread while
+    /// `probe` runs packets (at least 1,000 of them). `probe` says which generation a
+    /// packet showed (0 or 1), or nil for neither; returns the tallies.
+    static func underFlips(_ outer: BPFMap, _ tables: [BPFMap], probe: () throws -> Int?) throws -> (seen: [Int], mismatches: Int, runs: Int) {
+        let flipsWanted = 1000
+        let flips = Atomic<Int>(0)
+        let flipper = Thread {
+            for i in 1...flipsWanted {
+                try? outer.update(UInt32(0), tables[i % 2].fd.raw)
+                flips.store(i, ordering: .releasing)
+            }
+        }
+        flipper.start()
+        var seen = [0, 0], mismatches = 0, runs = 0
+        while flips.load(ordering: .acquiring) < flipsWanted || runs < 1000 {
+            if let generation = try probe() { seen[generation] += 1 } else { mismatches += 1 }
+            runs += 1
+        }
+        return (seen, mismatches, runs)
+    }
+
     /// Two generations decide the same packet differently: A drops it under rule "x"
     /// (slot 1), B passes it under rule "y" (slot 2). While one thread swaps the table
     /// slot back and forth, another runs the packet; every run must show A's verdict and
@@ -34,28 +55,15 @@ struct AtomicFlipTests {
         let slotX = slots["x"]!, slotY = slots["y"]!
         let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
 
-        let flipsWanted = 1000
-        let flips = Atomic<Int>(0)
-        let outer = p.firewall
-        let flipper = Thread {
-            for i in 1...flipsWanted {
-                try? outer.update(UInt32(0), tables[i % 2].fd.raw)
-                flips.store(i, ordering: .releasing)
-            }
-        }
-        flipper.start()
         func hits(_ slot: UInt32) throws -> UInt64 { try p.ruleStats.lookupPerCPU(slot, as: dp_rule_stats.self).reduce(0) { $0 + $1.packets } }
-        var seen = [0, 0], mismatches = 0, runs = 0
-        while flips.load(ordering: .acquiring) < flipsWanted || runs < 1000 {
+        let (seen, mismatches, runs) = try Self.underFlips(p.firewall, tables) {
             let (x0, y0) = (try hits(slotX), try hits(slotY))
             let verdict = try p.run(frame).returnValue
             let (dx, dy) = (try hits(slotX) - x0, try hits(slotY) - y0)
-            if verdict == DP_VERDICT_DROP.rawValue && dx == 1 && dy == 0 { seen[0] += 1 }
-            else if verdict == DP_VERDICT_PASS.rawValue && dx == 0 && dy == 1 { seen[1] += 1 }
-            else { mismatches += 1 }
-            runs += 1
+            if verdict == DP_VERDICT_DROP.rawValue && dx == 1 && dy == 0 { return 0 }
+            if verdict == DP_VERDICT_PASS.rawValue && dx == 0 && dy == 1 { return 1 }
+            return nil
         }
-        #expect(flips.load(ordering: .acquiring) == flipsWanted)
         #expect(mismatches == 0, "\(mismatches) of \(runs) packets matched neither generation")
         #expect(seen[0] > 0 && seen[1] > 0, "both generations were seen (A \(seen[0]), B \(seen[1]))")
         let counters = try p.counters(slots: 1)
@@ -87,27 +95,16 @@ struct AtomicFlipTests {
         let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
         #expect(try p.run(frame).returnValue == DP_VERDICT_PASS.rawValue, "the burst of one")
 
-        let flipsWanted = 1000
-        let flips = Atomic<Int>(0)
-        let outer = p.firewall
-        let flipper = Thread {
-            for i in 1...flipsWanted {
-                try? outer.update(UInt32(0), tables[i % 2].fd.raw)
-                flips.store(i, ordering: .releasing)
-            }
-        }
-        flipper.start()
         func reasons() throws -> [UInt64] { try p.counters(slots: 0).reasons }
-        var seen = [0, 0], mismatches = 0, runs = 0
         let rl = Int(DP_REASON_RATE_LIMIT.rawValue), fwReason = Int(DP_REASON_FIREWALL.rawValue)
-        while flips.load(ordering: .acquiring) < flipsWanted || runs < 1000 {
+        let (seen, mismatches, runs) = try Self.underFlips(p.firewall, tables) {
             let before = try reasons()
             let verdict = try p.run(frame).returnValue
             let after = try reasons()
-            if verdict == DP_VERDICT_DROP.rawValue && after[rl] - before[rl] == 1 && after[fwReason] == before[fwReason] { seen[0] += 1 }
-            else if verdict == DP_VERDICT_DROP.rawValue && after[fwReason] - before[fwReason] == 1 && after[rl] == before[rl] { seen[1] += 1 }
-            else { mismatches += 1 }
-            runs += 1
+            guard verdict == DP_VERDICT_DROP.rawValue else { return nil }
+            if after[rl] - before[rl] == 1 && after[fwReason] == before[fwReason] { return 0 }
+            if after[fwReason] - before[fwReason] == 1 && after[rl] == before[rl] { return 1 }
+            return nil
         }
         #expect(mismatches == 0, "\(mismatches) of \(runs) packets matched neither generation")
         #expect(seen[0] > 0 && seen[1] > 0, "both generations were seen (A \(seen[0]), B \(seen[1]))")
