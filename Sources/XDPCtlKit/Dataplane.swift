@@ -35,6 +35,24 @@ public final class Dataplane {
         do { return try ConfigDecoder.decode(text) } catch { throw .config(error) }
     }
 
+    /// Rule sets and rate limits that do not fit the data plane's tables, found by
+    /// compiling them as apply would; changes nothing.
+    public static func capacityProblems(_ config: Config) -> [ConfigError] {
+        var errors: [ConfigError] = []
+        for (i, iface) in config.interfaces.enumerated() {
+            func slots(_ names: [String]) -> [String: UInt32] { InterfaceState.assignSlots(names, previous: [:]).slots }
+            if let fw = iface.firewall {
+                do { _ = try FirewallCompiler().compile(fw, slots: slots(fw.rules.map(\.name))) } catch {
+                    errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+                }
+            }
+            do { _ = try RateLimitCompiler.compile(iface.rateLimits, slots: slots(iface.rateLimits.map(\.name))) } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
+            }
+        }
+        return errors
+    }
+
     /// Sections the data plane does not implement yet, as errors naming where they are.
     public static func unsupported(_ config: Config) -> [ConfigError] {
         var errors: [ConfigError] = []

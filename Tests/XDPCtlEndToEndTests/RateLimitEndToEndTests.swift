@@ -103,4 +103,18 @@ struct RateLimitEndToEndTests {
         let status = try lab.xdpctl("status", "--json").out
         #expect(status.contains(#""limits": 1"#) && status.contains(#""source_buckets": 1"#), "one limit, one client: \(status)")
     }
+
+    @Test("validate and apply refuse limits that do not fit, naming where; nothing changes")
+    func tooManyEntries() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        let ports = (1...70).map(String.init).joined(separator: ", ")
+        let config = #"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "rate_limits": [{"name": "many", "proto": "udp", "dst_ports": [\#(ports)], "per": "rule", "packets_per_second": 5}]}]}"#
+        let message = "interfaces[0].rate_limits: the rate limits expand to 70 match entries"
+        let validated = try sh([xdpctlBinary, "validate", "-f", "-"], stdin: config) // validate takes no pin root
+        #expect(validated.status == 1 && validated.err.contains(message), "\(validated.err)")
+        let applied = try lab.apply(config)
+        #expect(applied.status == 1 && applied.err.contains(message), "\(applied.err)")
+        #expect(access(lab.pinRoot + "/dp_state", F_OK) != 0, "nothing was applied")
+    }
 }
