@@ -26,7 +26,7 @@ import sys
 import tempfile
 import time
 
-from bench_veth import DPORT, Lab, run
+from bench_veth import DPORT, Lab, merge_json, run
 
 SCENARIOS = [("1 source, per rule", "rule", 1), ("1,000 sources, per source", "source", 1000)]
 
@@ -112,9 +112,7 @@ def main():
     print(f"({args.windows} windows of {args.seconds} s per scenario; flood = packets reaching the limit / configured rate;"
           " held = per-source buckets still at their limit when the flood ended)")
     if args.json:
-        data = json.load(open(args.json)) if os.path.exists(args.json) else {}
-        data["rate_limit_precision"] = results
-        json.dump(data, open(args.json, "w"), indent=2)
+        merge_json(args.json, "rate_limit_precision", results)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,13 @@ SRC, DST, DPORT = "10.201.0.1", "10.201.0.2", 9
 MISS = [f"10.99.{i // 250}.{i % 250 + 1}" for i in range(RULES)]
 
 
+def merge_json(path, key, value):
+    """Adds `value` under `key` to the JSON document at `path` (created if absent)."""
+    data = json.load(open(path)) if os.path.exists(path) else {}
+    data[key] = value
+    json.dump(data, open(path, "w"), indent=2)
+
+
 def run(*args, input=None, env=None):
     return subprocess.run(args, check=True, capture_output=True, text=True, input=input, env=env).stdout
 
@@ -173,9 +180,7 @@ def main():
         print(f"{r['system']:42} {r['mpps']:7.2f} {r['offered_mpps']:8.2f} {r['mpps'] / floor:9.2f}x {r['mpps'] / nft:11.2f}x")
     print(f"(medians of {args.runs} runs of {args.frames} frames; drops counted at the receiver per second of sending)")
     if args.json:
-        data = json.load(open(args.json)) if os.path.exists(args.json) else {}
-        data["veth"] = {"runs": args.runs, "frames": args.frames, "rules": RULES, "rows": results}
-        json.dump(data, open(args.json, "w"), indent=2)
+        merge_json(args.json, "veth", {"runs": args.runs, "frames": args.frames, "rules": RULES, "rows": results})
 
 
 if __name__ == "__main__":

@@ -122,26 +122,11 @@ extension Dataplane {
             }
             let previous = old?.interface(iface.name)
             let (slots, fresh) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots ?? [:])
-            // Rate limits need a firewall table too: its header names their dp_rl slot.
-            var table: FirewallTable?
-            let limitTable = previous.map { 1 - $0.limitTable } ?? 0
-            if let fw = iface.firewall ?? (iface.rateLimits.isEmpty ? nil : Firewall(defaultAction: .allow, rules: [])) {
-                do {
-                    table = try compiler.compile(fw, slots: slots)
-                    table?.nodes[0].base = UInt32(limitTable)
-                } catch {
-                    errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
-                }
-            }
             let (limitSlots, freshLimits) = InterfaceState.assignSlots(iface.rateLimits.map(\.name), previous: previous?.limitSlots ?? [:])
-            var limits: [dp_rl_entry]?
-            if let top = limitSlots.values.max(), top >= DP_RL_MAX_LIMITS {
-                errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: "rate limits need slot \(top); at most \(DP_RL_MAX_LIMITS) fit (apply with fewer limits first)"))
-            } else if !iface.rateLimits.isEmpty {
-                do { limits = try RateLimitCompiler.compile(iface.rateLimits, slots: limitSlots) } catch {
-                    errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
-                }
-            }
+            let limitTable = previous.map { 1 - $0.limitTable } ?? 0
+            let compiled = Self.compile(iface, at: i, slots: slots, limitSlots: limitSlots, limitTable: limitTable, compiler: compiler)
+            errors += compiled.errors
+            let (table, limits) = (compiled.table, compiled.limits)
             var keepsLink = false
             if let previous, old?.netns == netns, previous.ifindex == ifindex, linkIntact(previous) {
                 keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
@@ -215,6 +200,30 @@ extension Dataplane {
                                     valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
         if let table { try map.fill(table.nodes) }
         return map
+    }
+
+    /// The interface's firewall table and rate-limit entries as apply installs them
+    /// (nil: none), and what stops them from fitting.
+    static func compile(_ iface: InterfaceConfig, at i: Int, slots: [String: UInt32], limitSlots: [String: UInt32],
+                        limitTable: Int, compiler: FirewallCompiler) -> (table: FirewallTable?, limits: [dp_rl_entry]?, errors: [ConfigError]) {
+        var table: FirewallTable?, limits: [dp_rl_entry]?, errors: [ConfigError] = []
+        // Rate limits need a firewall table too: its header names their dp_rl slot.
+        if let fw = iface.firewall ?? (iface.rateLimits.isEmpty ? nil : Firewall(defaultAction: .allow, rules: [])) {
+            do {
+                table = try compiler.compile(fw, slots: slots)
+                table?.nodes[0].base = UInt32(limitTable)
+            } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+            }
+        }
+        if let top = limitSlots.values.max(), top >= DP_RL_MAX_LIMITS {
+            errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: "rate limits need slot \(top); at most \(DP_RL_MAX_LIMITS) fit (apply with fewer limits first)"))
+        } else if !iface.rateLimits.isEmpty {
+            do { limits = try RateLimitCompiler.compile(iface.rateLimits, slots: limitSlots) } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
+            }
+        }
+        return (table, limits, errors)
     }
 
     /// A dp_rl table holding `entries`.

@@ -38,19 +38,11 @@ public final class Dataplane {
     /// Rule sets and rate limits that do not fit the data plane's tables, found by
     /// compiling them as apply would; changes nothing.
     public static func capacityProblems(_ config: Config) -> [ConfigError] {
-        var errors: [ConfigError] = []
-        for (i, iface) in config.interfaces.enumerated() {
+        config.interfaces.enumerated().flatMap { i, iface in
             func slots(_ names: [String]) -> [String: UInt32] { InterfaceState.assignSlots(names, previous: [:]).slots }
-            if let fw = iface.firewall {
-                do { _ = try FirewallCompiler().compile(fw, slots: slots(fw.rules.map(\.name))) } catch {
-                    errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
-                }
-            }
-            do { _ = try RateLimitCompiler.compile(iface.rateLimits, slots: slots(iface.rateLimits.map(\.name))) } catch {
-                errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
-            }
+            return compile(iface, at: i, slots: slots(iface.firewall?.rules.map(\.name) ?? []), limitSlots: slots(iface.rateLimits.map(\.name)),
+                           limitTable: 0, compiler: FirewallCompiler()).errors
         }
-        return errors
     }
 
     /// Sections the data plane does not implement yet, as errors naming where they are.

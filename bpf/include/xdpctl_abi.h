@@ -260,7 +260,6 @@ struct dp_rl_source_key {
 };
 _Static_assert(sizeof(struct dp_rl_source_key) == 24, "dp_rl_source_key changed: bump DP_ABI_VERSION");
 
-
 /* dp_rl_stats: PERCPU_ARRAY[DP_RL_MAX_LIMITS], indexed by limit slot. */
 struct dp_rl_stats {
 	__u64 passed;
