@@ -11,12 +11,16 @@ public final class BPFObject {
     /// reused from `pinRoot` when pinned there already, and pinned there otherwise.
     /// `innerMaps`: for named map-in-maps, a map with the shape (sizes, capacity) every
     /// inner map will have.
-    public convenience init(_ object: EmbeddedObject, pinRoot: String?, innerMaps: [String: BPFMap] = [:]) throws(BPFError) {
-        try self.init(name: object.name, bytes: object.bytes, pinRoot: pinRoot, innerMaps: innerMaps)
+    /// `pinPaths`: maps pinned (and reused) elsewhere than `pinRoot`, e.g. maps every
+    /// interface's program shares.
+    public convenience init(_ object: EmbeddedObject, pinRoot: String?, innerMaps: [String: BPFMap] = [:],
+                            pinPaths: [String: String] = [:]) throws(BPFError) {
+        try self.init(name: object.name, bytes: object.bytes, pinRoot: pinRoot, innerMaps: innerMaps, pinPaths: pinPaths)
     }
 
     /// Opens and loads an ELF object given as bytes (e.g. another tool's object file).
-    public init(name objectName: String, bytes: [UInt8], pinRoot: String?, innerMaps: [String: BPFMap] = [:]) throws(BPFError) {
+    public init(name objectName: String, bytes: [UInt8], pinRoot: String?, innerMaps: [String: BPFMap] = [:],
+                pinPaths: [String: String] = [:]) throws(BPFError) {
         name = objectName
         var err: Int32 = 0
         let opened = bytes.withUnsafeBytes { buf in
@@ -32,6 +36,10 @@ public final class BPFObject {
         for (name, inner) in innerMaps {
             guard let outer = bpf_object__find_map_by_name(handle, name) else { throw BPFError(.findMap(name), errno: ENOENT) }
             try check(bpf_map__set_inner_map_fd(outer, inner.fd.raw), .createMap("\(name) (inner)"))
+        }
+        for (name, path) in pinPaths {
+            guard let map = bpf_object__find_map_by_name(handle, name) else { throw BPFError(.findMap(name), errno: ENOENT) }
+            try check(bpf_map__set_pin_path(map, path), .pin(path))
         }
         _ = BPFLog.drain()
         let rc = bpf_object__load(handle)

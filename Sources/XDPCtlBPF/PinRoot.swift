@@ -6,6 +6,7 @@ import Glibc
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
+///   ROOT/dp_*                  maps every interface's program shares
 public struct PinRoot: Sendable {
     public let path: String
 
@@ -16,6 +17,7 @@ public struct PinRoot: Sendable {
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
     public func link(_ name: String) -> String { "\(interface(name))/link" }
     public func map(_ name: String, of interface: String) -> String { "\(self.interface(interface))/\(name)" }
+    public func shared(_ name: String) -> String { "\(path)/\(name)" }
 
     /// Creates the directory tree; fails unless it lies on a BPF filesystem.
     public func create() throws(BPFError) {

@@ -104,6 +104,12 @@ public struct LoadBalancer: Sendable, Equatable {
         public var port: UInt16
         public var weight: UInt32
         public var state: State
+        public init(address: IPAddress, port: UInt16, weight: UInt32 = 100, state: State = .active) {
+            self.address = address
+            self.port = port
+            self.weight = weight
+            self.state = state
+        }
     }
     public struct HealthCheck: Sendable, Equatable {
         public enum Kind: String, Sendable, CaseIterable { case tcp }
@@ -119,7 +125,35 @@ public struct LoadBalancer: Sendable, Equatable {
     public var port: UInt16
     public var forwarding: Forwarding
     public var backends: [Backend]
+    /// Entries in the VIP's Maglev table: prime.
+    public var tableSize: Int
     public var healthCheck: HealthCheck?
+
+    /// The table sizes a config may ask for.
+    public static let tableSizes = 251...1_048_573
+
+    public init(name: String, vip: IPAddress, proto: IPProtocol, port: UInt16, forwarding: Forwarding = .nat,
+                backends: [Backend], tableSize: Int = Maglev.defaultTableSize, healthCheck: HealthCheck? = nil) {
+        self.name = name
+        self.vip = vip
+        self.proto = proto
+        self.port = port
+        self.forwarding = forwarding
+        self.backends = backends
+        self.tableSize = tableSize
+        self.healthCheck = healthCheck
+    }
+
+    /// "address:port", with IPv6 addresses in brackets.
+    public var vipEndpoint: String { Self.endpoint(vip, port) }
+
+    public static func endpoint(_ address: IPAddress, _ port: UInt16) -> String {
+        address.family == .ipv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+    }
+}
+
+extension LoadBalancer.Backend {
+    public var endpoint: String { LoadBalancer.endpoint(address, port) }
 }
 
 public struct NAT: Sendable, Equatable {

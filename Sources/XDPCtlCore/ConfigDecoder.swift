@@ -191,8 +191,34 @@ private final class Reader {
         let interfaces = list(f["interfaces"], f.at("interfaces"), what: "interfaces", interface)
         if let interfaces {
             unique(interfaces.map(\.name), f.at("interfaces"), key: "name", what: "interface")
+            endpoints(interfaces, f.at("interfaces"))
         }
         return interfaces.map { Config(interfaces: $0) }
+    }
+
+    /// A VIP is defined once per interface, and a backend endpoint serves one VIP in the
+    /// whole file: NAT tells a backend's replies apart only by its address and port.
+    func endpoints(_ interfaces: [InterfaceConfig], _ path: JSONPath) {
+        var servedBy: [String: (path: JSONPath, lb: String)] = [:]
+        for (i, iface) in interfaces.enumerated() {
+            var vips: [String: String] = [:]
+            for (j, lb) in iface.loadBalancers.enumerated() {
+                let at = path.index(i).key("load_balancers").index(j)
+                let vip = "\(lb.vipEndpoint)/\(lb.proto)"
+                if let other = vips[vip] {
+                    fail(at.key("vip"), "\(vip) is already the VIP of load balancer \"\(other)\" on this interface; expected one load balancer per VIP address, port and protocol")
+                }
+                vips[vip] = lb.name
+                for (k, b) in lb.backends.enumerated() {
+                    let key = "\(b.endpoint)/\(lb.proto)"
+                    if let other = servedBy[key], other.lb != "\(i)/\(lb.name)" {
+                        fail(at.key("backends").index(k), "backend \(key) already serves the VIP at \(other.path); expected each backend address, port and protocol in one load balancer only (NAT maps a backend's replies back to its VIP by address and port)")
+                    } else {
+                        servedBy[key] = (at, "\(i)/\(lb.name)")
+                    }
+                }
+            }
+        }
     }
 
     func interface(_ value: JSONValue, _ path: JSONPath) -> InterfaceConfig? {
@@ -305,7 +331,7 @@ private final class Reader {
     }
 
     func loadBalancer(_ value: JSONValue, _ path: JSONPath) -> LoadBalancer? {
-        guard let f = fields(value, path, allowed: ["name", "vip", "proto", "port", "forwarding", "backends", "health_check"],
+        guard let f = fields(value, path, allowed: ["name", "vip", "proto", "port", "forwarding", "backends", "table_size", "health_check"],
                              required: ["name", "vip", "proto", "port", "backends"]) else { return nil }
         let n = name(f["name"], f.at("name"))
         let vip = address(f["vip"], f.at("vip"))
@@ -314,14 +340,29 @@ private final class Reader {
         let fwd = f["forwarding"].map { choice($0, f.at("forwarding"), LoadBalancer.Forwarding.self) } ?? .nat
         let backends = list(f["backends"], f.at("backends"), nonEmpty: false, what: "backends", backend)
         let hc = f["health_check"].map { healthCheck($0, f.at("health_check")) }
-        guard let n, let vip, let p, let port, let fwd, let backends else { return nil }
+        let size = f["table_size"].map { v -> Int? in
+            let range = UInt64(LoadBalancer.tableSizes.lowerBound)...UInt64(LoadBalancer.tableSizes.upperBound)
+            guard let n = integer(v, f.at("table_size"), in: range, expected: "a prime from \(range.lowerBound) to \(range.upperBound)") else { return nil }
+            guard Maglev.isPrime(Int(n)) else { fail(f.at("table_size"), v, expected: "a prime number (e.g. 65537 or 131071): a prime size lets every backend's walk reach every entry"); return nil }
+            return Int(n)
+        } ?? Maglev.defaultTableSize
+        guard let n, let vip, let p, let port, let fwd, let backends, let size else { return nil }
         if case .some(nil) = hc { return nil }
         guard p.hasPorts else { fail(f.at("proto"), f["proto"]!, expected: "\"tcp\" or \"udp\""); return nil }
         for (i, b) in backends.enumerated() where b.address.family != vip.family {
             fail(f.at("backends").index(i).key("address"), "backend is \(b.address.family == .ipv4 ? "IPv4" : "IPv6") but the VIP \(vip) is not; expected the VIP's address family")
             return nil
         }
-        return LoadBalancer(name: n, vip: vip, proto: p, port: port, forwarding: fwd, backends: backends, healthCheck: hc ?? nil)
+        var seen: [String: Int] = [:]
+        for (i, b) in backends.enumerated() {
+            let key = "\(b.address)|\(b.port)"
+            if let first = seen[key] {
+                fail(f.at("backends").index(i), "backend \(b.endpoint) is already backends[\(first)]; expected each backend once")
+                return nil
+            }
+            seen[key] = i
+        }
+        return LoadBalancer(name: n, vip: vip, proto: p, port: port, forwarding: fwd, backends: backends, tableSize: size, healthCheck: hc ?? nil)
     }
 
     func backend(_ value: JSONValue, _ path: JSONPath) -> LoadBalancer.Backend? {

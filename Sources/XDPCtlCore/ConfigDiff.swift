@@ -12,6 +12,7 @@ public enum ConfigDiff {
                     out.append("+ \(iface.name): firewall with \(fw.rules.count) rule\(fw.rules.count == 1 ? "" : "s"), default \(fw.defaultAction.rawValue)")
                 }
                 out += iface.rateLimits.map { "+ \(iface.name): rate limit \"\($0.name)\"" }
+                out += loadBalancers(iface.name, [], iface.loadBalancers)
                 continue
             }
             if prev.xdpMode != iface.xdpMode {
@@ -19,6 +20,7 @@ public enum ConfigDiff {
             }
             out += firewall(iface.name, prev.firewall, iface.firewall)
             out += rateLimits(iface.name, prev.rateLimits, iface.rateLimits)
+            out += loadBalancers(iface.name, prev.loadBalancers, iface.loadBalancers)
         }
         for iface in old?.interfaces ?? [] where !names.contains(iface.name) {
             out.append("- detach \(iface.name)")
@@ -28,6 +30,34 @@ public enum ConfigDiff {
 
     static func rateLimits(_ name: String, _ old: [RateLimit], _ new: [RateLimit]) -> [String] {
         namedList(name, "rate limit", old, new, name: \.name)
+    }
+
+    /// Load balancers added and removed, and for each kept one, what changed down to its backends.
+    static func loadBalancers(_ iface: String, _ old: [LoadBalancer], _ new: [LoadBalancer]) -> [String] {
+        let before = Dictionary(old.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        let names = Set(new.map(\.name))
+        var out: [String] = []
+        for lb in new {
+            let at = "\(iface): load balancer \"\(lb.name)\""
+            guard let o = before[lb.name] else {
+                out.append("+ \(at) \(lb.vipEndpoint)/\(lb.proto), \(lb.backends.count) backends")
+                continue
+            }
+            if (o.vip, o.port, o.proto) != (lb.vip, lb.port, lb.proto) { out.append("~ \(at): VIP \(o.vipEndpoint)/\(o.proto) -> \(lb.vipEndpoint)/\(lb.proto)") }
+            if o.tableSize != lb.tableSize { out.append("~ \(at): table_size \(o.tableSize) -> \(lb.tableSize)") }
+            if o.forwarding != lb.forwarding { out.append("~ \(at): forwarding \(o.forwarding.rawValue) -> \(lb.forwarding.rawValue)") }
+            if o.healthCheck != lb.healthCheck { out.append("~ \(at): health_check changed") }
+            let oldBackends = Dictionary(o.backends.map { ($0.endpoint, $0) }, uniquingKeysWith: { a, _ in a })
+            for b in lb.backends {
+                guard let ob = oldBackends[b.endpoint] else { out.append("+ \(at): backend \(b.endpoint) weight \(b.weight) \(b.state.rawValue)"); continue }
+                if ob.weight != b.weight { out.append("~ \(at): backend \(b.endpoint) weight \(ob.weight) -> \(b.weight)") }
+                if ob.state != b.state { out.append("~ \(at): backend \(b.endpoint) \(ob.state.rawValue) -> \(b.state.rawValue)") }
+            }
+            let kept = Set(lb.backends.map(\.endpoint))
+            out += o.backends.filter { !kept.contains($0.endpoint) }.map { "- \(at): backend \($0.endpoint)" }
+        }
+        out += old.filter { !names.contains($0.name) }.map { "- \(iface): load balancer \"\($0.name)\"" }
+        return out
     }
 
     /// Added, removed, changed and reordered items of a list whose items have names.

@@ -32,11 +32,16 @@ public struct InterfaceState: Sendable, Equatable {
     public var firewallCapacity: Int
     /// Bucket and counter slot per rate-limit name.
     public var limitSlots: [String: UInt32]
-    /// The dp_rl slot (0 or 1) the running generation's rate limits are in.
+    /// The slot (0 or 1) of dp_rl, dp_lb_vips and dp_lb_ring the running generation uses.
     public var limitTable: Int
+    /// Counter slot per load-balancer name, and backend slot per backend identity
+    /// (LoadBalancerCompiler.backendID).
+    public var vipSlots: [String: UInt32]
+    public var backendSlots: [String: UInt32]
 
     public init(name: String, ifindex: Int32, mode: String, slots: [String: UInt32], firewallNodes: Int, firewallTrees: Int,
-                firewallCapacity: Int, limitSlots: [String: UInt32] = [:], limitTable: Int = 0) {
+                firewallCapacity: Int, limitSlots: [String: UInt32] = [:], limitTable: Int = 0,
+                vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:]) {
         self.name = name
         self.ifindex = ifindex
         self.mode = mode
@@ -46,6 +51,8 @@ public struct InterfaceState: Sendable, Equatable {
         self.firewallCapacity = firewallCapacity
         self.limitSlots = limitSlots
         self.limitTable = limitTable
+        self.vipSlots = vipSlots
+        self.backendSlots = backendSlots
     }
 
     /// Slots for `rules`: a rule keeps the slot its name had, a new name takes the lowest
@@ -93,11 +100,17 @@ extension DataplaneState {
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
                     "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
                     "firewall_capacity": .int(i.firewallCapacity), "limit_table": .int(i.limitTable),
-                    "slots": .object(i.slots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) }),
-                    "limit_slots": .object(i.limitSlots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) }),
+                    "slots": Self.slotObject(i.slots),
+                    "limit_slots": Self.slotObject(i.limitSlots),
+                    "vip_slots": Self.slotObject(i.vipSlots),
+                    "backend_slots": Self.slotObject(i.backendSlots),
                 ])
             }),
         ]))
+    }
+
+    static func slotObject(_ slots: [String: UInt32]) -> JSONValue {
+        .object(slots.sorted { $0.value < $1.value }.map { JSONMember(key: $0.key, value: .int($0.value)) })
     }
 
     public struct DecodeError: Error, CustomStringConvertible {
@@ -119,15 +132,19 @@ extension DataplaneState {
             var slots: [String: UInt32] = [:]
             slots.reserveCapacity(slotMembers.count)
             for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
-            var limitSlots: [String: UInt32] = [:]
-            if case .object(let members) = member(m, "limit_slots") {
-                for s in members { guard let v = int(s.value) else { throw bad }; limitSlots[s.key] = UInt32(v) }
+            func optionalSlots(_ key: String) throws(DecodeError) -> [String: UInt32] {
+                var out: [String: UInt32] = [:]
+                if case .object(let members) = member(m, key) {
+                    for s in members { guard let v = int(s.value) else { throw bad }; out[s.key] = UInt32(v) }
+                }
+                return out
             }
             interfaces.append(InterfaceState(name: name, ifindex: Int32(ifindex), mode: mode, slots: slots,
                                              firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
                                              firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0),
-                                             firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0), limitSlots: limitSlots,
-                                             limitTable: Int(int(member(m, "limit_table")) ?? 0)))
+                                             firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0),
+                                             limitSlots: try optionalSlots("limit_slots"), limitTable: Int(int(member(m, "limit_table")) ?? 0),
+                                             vipSlots: try optionalSlots("vip_slots"), backendSlots: try optionalSlots("backend_slots")))
         }
         self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
     }

@@ -61,7 +61,7 @@ extension dp_fw_node {
     }
 }
 
-public struct FirewallCapacityError: Error, CustomStringConvertible, Sendable {
+public struct CapacityError: Error, CustomStringConvertible, Sendable {
     public let message: String
     public var description: String { message }
 }
@@ -102,7 +102,7 @@ public struct FirewallCompiler {
     public init() {}
 
     /// The rule counter slot of each rule: slot 0 counts the default action.
-    public func compile(_ firewall: Firewall, slots: [String: UInt32]) throws(FirewallCapacityError) -> FirewallTable {
+    public func compile(_ firewall: Firewall, slots: [String: UInt32]) throws(CapacityError) -> FirewallTable {
         var boxes = Boxes()
         for rule in firewall.rules {
             guard let slot = slots[rule.name] else { preconditionFailure("no counter slot for rule \(rule.name)") }
@@ -131,7 +131,7 @@ public struct FirewallCompiler {
         var depth: Int
     }
 
-    func build(_ boxes: Boxes) throws(FirewallCapacityError) -> FirewallTable {
+    func build(_ boxes: Boxes) throws(CapacityError) -> FirewallTable {
         let roots = Int(DP_FW_MAX_TREES)
         // Node 0: the header (default action, tree roots); nodes 1...roots: the roots.
         var header = boxes.node(Int32(boxes.count - 1))
@@ -177,7 +177,7 @@ public struct FirewallCompiler {
 
     /// Builds one tree whose root is node `root`; returns the rules it spilled for the next tree.
     func buildTree(_ root: Int, _ rules: [Int32], _ boxes: Boxes, last: Bool,
-                   into table: inout FirewallTable, leaves: inout [[Int32]: UInt32]) throws(FirewallCapacityError) -> [Int32] {
+                   into table: inout FirewallTable, leaves: inout [[Int32]: UInt32]) throws(CapacityError) -> [Int32] {
         var spilled = [Bool](repeating: false, count: boxes.count)
         var copies = [Int](repeating: 0, count: boxes.count)
         var spill: [Int32] = []
@@ -236,7 +236,7 @@ public struct FirewallCompiler {
             }
             if rules.count > Int(DP_FW_LEAF_MAX) {
                 guard !last else {
-                    throw FirewallCapacityError(message: "\(rules.count) overlapping rules cannot be separated into leaves of \(DP_FW_LEAF_MAX); merge overlapping rules")
+                    throw CapacityError(message: "\(rules.count) overlapping rules cannot be separated into leaves of \(DP_FW_LEAF_MAX); merge overlapping rules")
                 }
                 rules[Int(DP_FW_LEAF_MAX)...].forEach(spillRule)
                 rules.removeLast(rules.count - Int(DP_FW_LEAF_MAX))
@@ -259,8 +259,8 @@ public struct FirewallCompiler {
         return spill.sorted() // priority order, as every rule list is
     }
 
-    var tooManyNodes: FirewallCapacityError {
-        FirewallCapacityError(message: "the firewall compiles to more than \(maxNodes) tree nodes; merge rules or use fewer overlapping ranges")
+    var tooManyNodes: CapacityError {
+        CapacityError(message: "the firewall compiles to more than \(maxNodes) tree nodes; merge rules or use fewer overlapping ranges")
     }
 
     /// Drops what can never decide inside `region`: rules that miss it, rules whose part

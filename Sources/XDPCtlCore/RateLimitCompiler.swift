@@ -8,7 +8,7 @@ public enum RateLimitCompiler {
     public static let capacity = Int(DP_RL_MAX_ENTRIES)
 
     /// `slots`: the bucket and counter slot of each limit, by name.
-    public static func compile(_ limits: [RateLimit], slots: [String: UInt32]) throws(FirewallCapacityError) -> [dp_rl_entry] {
+    public static func compile(_ limits: [RateLimit], slots: [String: UInt32]) throws(CapacityError) -> [dp_rl_entry] {
         var entries = [dp_rl_entry()]
         for limit in limits {
             guard let slot = slots[limit.name] else { preconditionFailure("no slot for rate limit \(limit.name)") }
@@ -34,7 +34,7 @@ public enum RateLimitCompiler {
             }
         }
         guard entries.count - 1 <= capacity else {
-            throw FirewallCapacityError(message: "the rate limits expand to \(entries.count - 1) match entries (one per combination of their src, dst and port lists); at most \(capacity) fit")
+            throw CapacityError(message: "the rate limits expand to \(entries.count - 1) match entries (one per combination of their src, dst and port lists); at most \(capacity) fit")
         }
         entries[0].count = UInt32(entries.count - 1)
         return entries

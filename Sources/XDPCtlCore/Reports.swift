@@ -25,6 +25,41 @@ public struct InterfaceStats: Sendable, Equatable {
         }
     }
 
+    /// A load balancer's counters and its backends'.
+    public struct BalancerCounter: Sendable, Equatable {
+        public struct Backend: Sendable, Equatable {
+            public var address: String
+            public var port: UInt16
+            public var weight: UInt32
+            public var state: String
+            public var packets: UInt64 = 0
+            public var bytes: UInt64 = 0
+            public var connections: UInt64 = 0
+            public init(address: String, port: UInt16, weight: UInt32, state: String) {
+                self.address = address
+                self.port = port
+                self.weight = weight
+                self.state = state
+            }
+        }
+        public var name: String
+        public var vip: String
+        public var proto: String
+        public var port: UInt16
+        public var packets: UInt64 = 0
+        public var bytes: UInt64 = 0
+        public var connections: UInt64 = 0
+        public var noBackend: UInt64 = 0
+        public var backends: [Backend]
+        public init(name: String, vip: String, proto: String, port: UInt16, backends: [Backend]) {
+            self.name = name
+            self.vip = vip
+            self.proto = proto
+            self.port = port
+            self.backends = backends
+        }
+    }
+
     public static let verdictNames = ["aborted", "drop", "pass", "tx", "redirect"]
     public static let reasonNames = ["none", "firewall", "rate_limit", "malformed", "no_backend"]
 
@@ -41,6 +76,8 @@ public struct InterfaceStats: Sendable, Equatable {
     public var defaultAction: Counter?
     /// Per rate limit, in config order.
     public var rateLimits: [LimitCounter] = []
+    /// Per load balancer, in config order.
+    public var loadBalancers: [BalancerCounter] = []
 
     public init(name: String, ifindex: Int32) {
         self.name = name
@@ -62,6 +99,23 @@ public struct InterfaceStats: Sendable, Equatable {
         r.rateLimits = rateLimits.map { c in
             let e = earlier.rateLimits.first { $0.name == c.name } ?? LimitCounter(name: c.name, passed: 0, dropped: 0)
             return LimitCounter(name: c.name, passed: rate(c.passed, e.passed), dropped: rate(c.dropped, e.dropped))
+        }
+        r.loadBalancers = loadBalancers.map { lb in
+            var out = lb
+            let e = earlier.loadBalancers.first { $0.name == lb.name }
+            out.packets = rate(lb.packets, e?.packets ?? 0)
+            out.bytes = rate(lb.bytes, e?.bytes ?? 0)
+            out.connections = rate(lb.connections, e?.connections ?? 0)
+            out.noBackend = rate(lb.noBackend, e?.noBackend ?? 0)
+            out.backends = lb.backends.map { b in
+                var o = b
+                let eb = e?.backends.first { $0.address == b.address && $0.port == b.port }
+                o.packets = rate(b.packets, eb?.packets ?? 0)
+                o.bytes = rate(b.bytes, eb?.bytes ?? 0)
+                o.connections = rate(b.connections, eb?.connections ?? 0)
+                return o
+            }
+            return out
         }
         if let d = defaultAction, let e = earlier.defaultAction {
             r.defaultAction = Counter(name: d.name, packets: rate(d.packets, e.packets), bytes: rate(d.bytes, e.bytes))
@@ -92,7 +146,16 @@ public enum StatsRenderer {
             }
             members.append(JSONMember(key: "rate_limits", value: .array(s.rateLimits.map {
                 .obj(["name": .string($0.name), "passed": .int($0.passed), "dropped": .int($0.dropped)]) })))
-            members.append(JSONMember(key: "load_balancers", value: .array([])))
+            members.append(JSONMember(key: "load_balancers", value: .array(s.loadBalancers.map { lb in
+                .obj(["name": .string(lb.name), "vip": .string(lb.vip), "proto": .string(lb.proto), "port": .int(lb.port),
+                      "packets": .int(lb.packets), "bytes": .int(lb.bytes), "connections": .int(lb.connections),
+                      "no_backend": .int(lb.noBackend),
+                      "backends": .array(lb.backends.map { b in
+                          .obj(["address": .string(b.address), "port": .int(b.port), "weight": .int(b.weight), "state": .string(b.state),
+                                "packets": .int(b.packets), "bytes": .int(b.bytes), "connections": .int(b.connections),
+                                "healthy": .bool(true)])
+                      })])
+            })))
             return .object(members)
         }
         var top: [JSONMember] = []
@@ -127,8 +190,83 @@ public enum StatsRenderer {
                     out += "    " + l.name.padding(toLength: width, withPad: " ", startingAt: 0) + "\(l.passed) passed\(unit)  \(l.dropped) dropped\(unit)\n"
                 }
             }
+            for lb in s.loadBalancers {
+                out += "  load balancer \(lb.name)  \(lb.vip) port \(lb.port)/\(lb.proto)  \(lb.packets) packets\(unit)  \(lb.connections) connections\(unit)  \(lb.noBackend) no_backend\(unit)\n"
+                for b in lb.backends {
+                    let endpoint = b.address.contains(":") ? "[\(b.address)]:\(b.port)" : "\(b.address):\(b.port)"
+                    out += "    " + endpoint.padding(toLength: max(24, endpoint.count + 2), withPad: " ", startingAt: 0)
+                        + "weight \(b.weight) \(b.state)  \(b.packets) packets\(unit)  \(b.bytes) bytes\(unit)  \(b.connections) connections\(unit)\n"
+                }
+            }
         }
         return out.isEmpty ? "no interfaces are attached\n" : out
     }
 }
 
+
+/// One entry of a load balancer's connection table.
+public struct ConnectionEntry: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// The client has sent a second packet; the flow stays on its backend.
+        case established
+        /// One packet seen (a SYN, or a first datagram); kept in the half-open table.
+        case halfOpen = "half-open"
+        /// Its backend was removed: the flow's next packet is balanced afresh.
+        case stale
+    }
+    public var interface: String
+    public var loadBalancer: String
+    public var proto: String
+    public var client: IPAddress
+    public var clientPort: UInt16
+    public var vip: IPAddress
+    public var vipPort: UInt16
+    public var backend: IPAddress?
+    public var backendPort: UInt16
+    public var state: State
+    public var ageSeconds: Double
+
+    public init(interface: String, loadBalancer: String, proto: String, client: IPAddress, clientPort: UInt16, vip: IPAddress, vipPort: UInt16,
+                backend: IPAddress?, backendPort: UInt16, state: State, ageSeconds: Double) {
+        self.interface = interface
+        self.loadBalancer = loadBalancer
+        self.proto = proto
+        self.client = client
+        self.clientPort = clientPort
+        self.vip = vip
+        self.vipPort = vipPort
+        self.backend = backend
+        self.backendPort = backendPort
+        self.state = state
+        self.ageSeconds = ageSeconds
+    }
+}
+
+public enum ConntrackRenderer {
+    public static func json(_ entries: [ConnectionEntry]) -> String {
+        JSONOutput.render(.obj(["connections": .array(entries.map { e in
+            .obj(["interface": .string(e.interface), "load_balancer": .string(e.loadBalancer), "proto": .string(e.proto),
+                  "client": .string("\(e.client)"), "client_port": .int(e.clientPort),
+                  "vip": .string("\(e.vip)"), "vip_port": .int(e.vipPort),
+                  "backend": e.backend.map { .string("\($0)") } ?? .null, "backend_port": .int(e.backendPort),
+                  "state": .string(e.state.rawValue), "age_seconds": .number(String(format: "%.3f", e.ageSeconds))])
+        })]), indent: "  ")
+    }
+
+    public static func text(_ entries: [ConnectionEntry]) -> String {
+        guard !entries.isEmpty else { return "no connections\n" }
+        func endpoint(_ a: IPAddress?, _ p: UInt16) -> String {
+            guard let a else { return "?" }
+            return LoadBalancer.endpoint(a, p)
+        }
+        let rows = entries.map { e in
+            [e.interface, e.loadBalancer, e.proto, endpoint(e.client, e.clientPort), endpoint(e.vip, e.vipPort),
+             endpoint(e.backend, e.backendPort), e.state.rawValue, String(format: "%.1f", e.ageSeconds)]
+        }
+        let header = ["INTERFACE", "LB", "PROTO", "CLIENT", "VIP", "BACKEND", "STATE", "AGE(s)"]
+        let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
+        return ([header] + rows).map { row in
+            row.enumerated().map { c, v in c == row.count - 1 ? v : v.padding(toLength: widths[c], withPad: " ", startingAt: 0) }.joined(separator: "  ")
+        }.joined(separator: "\n") + "\n"
+    }
+}

@@ -4,6 +4,31 @@ import Glibc
 import XDPCtlBPF
 import XDPCtlCore
 
+/// The reply translations (backend endpoint to VIP endpoint) an apply installs, shared
+/// by every interface: new ones go in before the swap, stale ones leave after it.
+struct Replies {
+    var root: PinRoot
+    var new: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
+    var old: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
+
+    func write(_ entries: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)], removingOthers: Bool = false) throws(BPFError) {
+        let path = root.shared(DP_MAP_LB_REPLY)
+        // The map appears with the first program loaded; without it there is nothing to translate.
+        guard access(path, F_OK) == 0 else { return }
+        let map = try BPFMap.open(pinned: path)
+        for e in entries { try map.update(e.backend, e.vip) }
+        guard removingOthers else { return }
+        let keep = Set(entries.map { Endpoint($0.backend) })
+        for key in try map.keys(as: dp_lb_endpoint.self) where !keep.contains(Endpoint(key)) { try map.delete(key) }
+    }
+
+    /// An endpoint as a hashable value.
+    struct Endpoint: Hashable {
+        var bytes: [UInt8]
+        init(_ e: dp_lb_endpoint) { bytes = withUnsafeBytes(of: e, Array.init) }
+    }
+}
+
 /// What an apply did.
 public struct ApplyResult: Sendable {
     public var generation: UInt64
@@ -26,8 +51,19 @@ extension Dataplane {
         var limitSlots: [String: UInt32]
         var freshLimitSlots: [UInt32]
         var limits: [dp_rl_entry]?
-        /// The dp_rl slot this generation's limits go to: the one the running generation does not use.
+        /// The slot of dp_rl, dp_lb_vips and dp_lb_ring this generation's tables go to: the
+        /// one the running generation does not use.
         var limitTable: Int
+        /// Load-balancer counter slots by name and backend slots by identity, the ones new
+        /// in this apply, the backend slots it frees, and the compiled tables (nil: none).
+        var vipSlots: [String: UInt32] = [:]
+        var freshVipSlots: [UInt32] = []
+        var backendSlots: [String: UInt32] = [:]
+        var freshBackendSlots: [UInt32] = []
+        var removedBackendSlots: [UInt32] = []
+        var balancers: LoadBalancerTables?
+        /// The generation this apply makes: the epoch of the backend slots it fills.
+        var epoch: UInt32 = 0
         /// The pinned link is attached to this ifindex in a mode the config accepts.
         var keepsLink: Bool
         // Filled by prepare():
@@ -43,10 +79,16 @@ extension Dataplane {
         var ruleStats: BPFMap?
         var inner: BPFMap?
         var previousInner: BPFMap?
-        var limitMap: BPFMap?
-        var limitInner: BPFMap?
-        var previousLimitInner: BPFMap?
+        /// dp_rl, dp_lb_vips and dp_lb_ring: the tables to put in slot limitTable, and what was there.
+        var slotted: [SlottedTable] = []
         var mode = XDPAttachMode.native
+    }
+
+    /// A map-in-map slot that the firewall header selects, with its new and previous table.
+    struct SlottedTable {
+        var outer: BPFMap
+        var inner: BPFMap?
+        var previous: BPFMap?
     }
 
     /// Makes the kernel match `text`. Atomic per interface: a packet sees the old rule set or
@@ -99,11 +141,13 @@ extension Dataplane {
             throw error
         }
         let generation = (old?.generation ?? 0) + 1
-        try commit(&plans, old: old, created: created) { plans throws(BPFError) in
+        let replies = Replies(root: root, new: LoadBalancerCompiler.replies(config), old: oldConfig.map(LoadBalancerCompiler.replies) ?? [])
+        try commit(&plans, old: old, created: created, replies: replies) { plans throws(BPFError) in
             let interfaces = plans.map { p in
                 InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: p.slots,
                                firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0,
-                               firewallCapacity: p.capacity, limitSlots: p.limitSlots, limitTable: p.limitTable)
+                               firewallCapacity: p.capacity, limitSlots: p.limitSlots, limitTable: p.limitTable,
+                               vipSlots: p.vipSlots, backendSlots: p.backendSlots)
             }
             try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }
@@ -123,8 +167,12 @@ extension Dataplane {
             let previous = old?.interface(iface.name)
             let (slots, fresh) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots ?? [:])
             let (limitSlots, freshLimits) = InterfaceState.assignSlots(iface.rateLimits.map(\.name), previous: previous?.limitSlots ?? [:])
+            let (vipSlots, freshVips) = InterfaceState.assignSlots(iface.loadBalancers.map(\.name), previous: previous?.vipSlots ?? [:])
+            let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)
+            let (backendSlots, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
             let limitTable = previous.map { 1 - $0.limitTable } ?? 0
-            let compiled = Self.compile(iface, at: i, slots: slots, limitSlots: limitSlots, limitTable: limitTable, compiler: compiler)
+            let compiled = Self.compile(iface, at: i, slots: Slots(rules: slots, limits: limitSlots, vips: vipSlots, backends: backendSlots),
+                                        limitTable: limitTable, compiler: compiler)
             errors += compiled.errors
             let (table, limits) = (compiled.table, compiled.limits)
             var keepsLink = false
@@ -132,10 +180,19 @@ extension Dataplane {
                 keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
             }
             let oldDefault = oldConfig?.interfaces.first { $0.name == iface.name }?.firewall?.defaultAction
-            plans.append(InterfacePlan(config: iface, ifindex: ifindex, previous: previous, slots: slots,
-                                       freshSlots: fresh, resetDefault: oldDefault != iface.firewall?.defaultAction,
-                                       table: table, limitSlots: limitSlots, freshLimitSlots: freshLimits, limits: limits,
-                                       limitTable: limitTable, keepsLink: keepsLink))
+            var plan = InterfacePlan(config: iface, ifindex: ifindex, previous: previous, slots: slots,
+                                     freshSlots: fresh, resetDefault: oldDefault != iface.firewall?.defaultAction,
+                                     table: table, limitSlots: limitSlots, freshLimitSlots: freshLimits, limits: limits,
+                                     limitTable: limitTable, keepsLink: keepsLink)
+            plan.vipSlots = vipSlots
+            plan.freshVipSlots = freshVips
+            plan.backendSlots = backendSlots
+            plan.freshBackendSlots = freshBackends
+            let kept = Set(backendIDs)
+            plan.removedBackendSlots = (previous?.backendSlots ?? [:]).filter { !kept.contains($0.key) }.map(\.value)
+            plan.balancers = compiled.balancers
+            plan.epoch = UInt32(truncatingIfNeeded: (old?.generation ?? 0) + 1)
+            plans.append(plan)
         }
         if !errors.isEmpty { throw .refused(errors) }
         return plans
@@ -173,7 +230,8 @@ extension Dataplane {
                     plan.setAside = fwPin + "_old"
                     if rename(fwPin, plan.setAside!) != 0 { throw BPFError(.pin(fwPin), errno: errno) }
                 }
-                plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table])
+                plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table],
+                                             pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY)])
                 if plan.keepsLink {
                     plan.previousProgram = try XDPLink.program(pinPath: root.link(name))
                 }
@@ -182,10 +240,14 @@ extension Dataplane {
             }
             plan.firewallMap = try BPFMap.open(pinned: fwPin)
             plan.ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
-            // The rate-limit maps keep one shape, so every program instance shares the pinned ones.
-            plan.limitMap = try BPFMap.open(pinned: root.map(DP_MAP_RL, of: name))
-            plan.previousLimitInner = try plan.limitMap!.innerMap(at: UInt32(plan.limitTable))
-            plan.limitInner = try plan.limits.map(Self.limitTable)
+            // These maps keep one shape, so every program instance shares the pinned ones.
+            let inners = [DP_MAP_RL: try plan.limits.map(Self.limitTable),
+                          DP_MAP_LB_VIPS: try plan.balancers.map(Self.vipTable), DP_MAP_LB_RING: try plan.balancers.map(Self.ringTable)]
+            plan.slotted = []
+            for (map, inner) in inners {
+                let outer = try BPFMap.open(pinned: root.map(map, of: name))
+                plan.slotted.append(SlottedTable(outer: outer, inner: inner, previous: try outer.innerMap(at: UInt32(plan.limitTable))))
+            }
         } catch {
             restore(plan)
             plan.setAside = nil
@@ -202,28 +264,56 @@ extension Dataplane {
         return map
     }
 
-    /// The interface's firewall table and rate-limit entries as apply installs them
-    /// (nil: none), and what stops them from fitting.
-    static func compile(_ iface: InterfaceConfig, at i: Int, slots: [String: UInt32], limitSlots: [String: UInt32],
-                        limitTable: Int, compiler: FirewallCompiler) -> (table: FirewallTable?, limits: [dp_rl_entry]?, errors: [ConfigError]) {
-        var table: FirewallTable?, limits: [dp_rl_entry]?, errors: [ConfigError] = []
-        // Rate limits need a firewall table too: its header names their dp_rl slot.
-        if let fw = iface.firewall ?? (iface.rateLimits.isEmpty ? nil : Firewall(defaultAction: .allow, rules: [])) {
+    /// Counter and table slots by name, as an apply assigns them.
+    struct Slots {
+        var rules: [String: UInt32]
+        var limits: [String: UInt32]
+        var vips: [String: UInt32]
+        var backends: [String: UInt32]
+
+        /// Fresh slots for everything `iface` names, as a first apply would give.
+        init(fresh iface: InterfaceConfig) {
+            func slots(_ names: [String]) -> [String: UInt32] { InterfaceState.assignSlots(names, previous: [:]).slots }
+            self.init(rules: slots(iface.firewall?.rules.map(\.name) ?? []), limits: slots(iface.rateLimits.map(\.name)),
+                      vips: slots(iface.loadBalancers.map(\.name)), backends: slots(LoadBalancerCompiler.backendIDs(iface.loadBalancers)))
+        }
+
+        init(rules: [String: UInt32], limits: [String: UInt32], vips: [String: UInt32], backends: [String: UInt32]) {
+            self.rules = rules
+            self.limits = limits
+            self.vips = vips
+            self.backends = backends
+        }
+    }
+
+    /// The interface's firewall table, rate-limit entries and load-balancer tables as
+    /// apply installs them (nil: none), and what stops them from fitting.
+    static func compile(_ iface: InterfaceConfig, at i: Int, slots: Slots, limitTable: Int, compiler: FirewallCompiler)
+        -> (table: FirewallTable?, limits: [dp_rl_entry]?, balancers: LoadBalancerTables?, errors: [ConfigError]) {
+        var table: FirewallTable?, limits: [dp_rl_entry]?, balancers: LoadBalancerTables?, errors: [ConfigError] = []
+        // Rate limits and load balancers need a firewall table too: its header names their slot.
+        let needsTable = !iface.rateLimits.isEmpty || !iface.loadBalancers.isEmpty
+        if let fw = iface.firewall ?? (needsTable ? Firewall(defaultAction: .allow, rules: []) : nil) {
             do {
-                table = try compiler.compile(fw, slots: slots)
+                table = try compiler.compile(fw, slots: slots.rules)
                 table?.nodes[0].base = UInt32(limitTable)
             } catch {
                 errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
             }
         }
-        if let top = limitSlots.values.max(), top >= DP_RL_MAX_LIMITS {
+        if let top = slots.limits.values.max(), top >= DP_RL_MAX_LIMITS {
             errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: "rate limits need slot \(top); at most \(DP_RL_MAX_LIMITS) fit (apply with fewer limits first)"))
         } else if !iface.rateLimits.isEmpty {
-            do { limits = try RateLimitCompiler.compile(iface.rateLimits, slots: limitSlots) } catch {
+            do { limits = try RateLimitCompiler.compile(iface.rateLimits, slots: slots.limits) } catch {
                 errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
             }
         }
-        return (table, limits, errors)
+        if !iface.loadBalancers.isEmpty {
+            do { balancers = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: slots.vips, backendSlots: slots.backends) } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].load_balancers", message: error.message))
+            }
+        }
+        return (table, limits, balancers, errors)
     }
 
     /// A dp_rl table holding `entries`.
@@ -231,6 +321,22 @@ extension Dataplane {
         let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4,
                                     valueSize: MemoryLayout<dp_rl_entry>.size, maxEntries: RateLimitCompiler.capacity + 1)
         try map.fill(entries)
+        return map
+    }
+
+    /// A dp_lb_vips table holding `tables`' VIPs.
+    static func vipTable(_ tables: LoadBalancerTables) throws(BPFError) -> BPFMap {
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_HASH, name: "dp_lb_vip_table", keySize: MemoryLayout<dp_lb_endpoint>.size,
+                                    valueSize: MemoryLayout<dp_lb_vip>.size, maxEntries: Int(DP_LB_MAX_VIPS))
+        for (key, value) in tables.vips { try map.update(key, value) }
+        return map
+    }
+
+    /// A dp_lb_ring table holding `tables`' Maglev tables.
+    static func ringTable(_ tables: LoadBalancerTables) throws(BPFError) -> BPFMap {
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_lb_ring_table", keySize: 4, valueSize: 4,
+                                    maxEntries: max(1, tables.ring.count), flags: UInt32(BPF_F_INNER_MAP))
+        try map.fill(tables.ring)
         return map
     }
 
@@ -245,21 +351,23 @@ extension Dataplane {
     /// Flips every interface to its new generation, attaches new interfaces, records the
     /// state and detaches the interfaces the file no longer names. On failure before the
     /// state is recorded, flips back and detaches what it attached.
-    func commit(_ plans: inout [InterfacePlan], old: DataplaneState?, created: [String],
+    func commit(_ plans: inout [InterfacePlan], old: DataplaneState?, created: [String], replies: Replies,
                 record: ([InterfacePlan]) throws(BPFError) -> Void) throws(DataplaneError) {
         var flipped: [Int] = []
         var attached: [Int] = []
         var replaced: [Int] = []
         do throws(BPFError) {
+            try replies.write(replies.new)
             for i in plans.indices {
                 let p = plans[i]
                 for slot in p.freshSlots + (p.resetDefault ? [0] : []) {
                     try p.ruleStats!.updatePerCPU(slot, dp_rule_stats())
                 }
                 try resetLimitSlots(p)
-                // The limits go to the slot no packet reads; the firewall swap switches both.
-                try setTree(p.limitMap!, p.limitInner, slot: p.limitTable)
+                try fillBackendSlots(p)
+                // Limits and balancers go to the slot no packet reads; the firewall swap switches all.
                 flipped.append(i)
+                for t in p.slotted { try setTree(t.outer, t.inner, slot: p.limitTable) }
                 try setTree(p.firewallMap!, p.inner)
             }
             for i in plans.indices {
@@ -279,7 +387,7 @@ extension Dataplane {
         } catch {
             for i in flipped {
                 try? setTree(plans[i].firewallMap!, plans[i].previousInner)
-                try? setTree(plans[i].limitMap!, plans[i].previousLimitInner, slot: plans[i].limitTable)
+                for t in plans[i].slotted { try? setTree(t.outer, t.previous, slot: plans[i].limitTable) }
             }
             for i in attached { try? XDPLink.detach(pinPath: root.link(plans[i].config.name), interface: plans[i].config.name) }
             for i in replaced {
@@ -287,11 +395,16 @@ extension Dataplane {
                     try? XDPLink.replaceProgram(pinPath: root.link(plans[i].config.name), programFD: old.raw, interface: plans[i].config.name)
                 }
             }
+            try? replies.write(replies.old, removingOthers: true)
             plans.forEach(restore)
             for name in created { try? root.removeTree(root.interface(name)) }
             throw .kernel(error)
         }
         for p in plans { if let aside = p.setAside { unlink(aside) } }
+        do {
+            for p in plans { try retireBackends(p) }
+            try replies.write(replies.new, removingOthers: true)
+        } catch { throw .kernel(error) }
         let kept = Set(plans.map(\.config.name))
         for gone in old?.interfaces ?? [] where !kept.contains(gone.name) {
             do {
@@ -316,6 +429,34 @@ extension Dataplane {
         let sources = try BPFMap.open(pinned: root.map(DP_MAP_RL_SOURCES, of: name))
         for key in try sources.keys(as: dp_rl_source_key.self) where fresh.contains(key.slot) {
             try sources.delete(key)
+        }
+    }
+
+    /// Backends new in this apply get their slot filled (epoch: this generation) and their
+    /// counters zeroed before any table names them; so do new VIPs' counters.
+    func fillBackendSlots(_ p: InterfacePlan) throws(BPFError) {
+        guard let tables = p.balancers else { return }
+        let name = p.config.name
+        let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: name))
+        let backendStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_BSTATS, of: name))
+        for slot in p.freshBackendSlots {
+            var entry = tables.backends[slot]!
+            entry.epoch = p.epoch
+            try backendStats.updatePerCPU(slot, dp_lb_stats())
+            try backends.update(slot, entry)
+        }
+        let vipStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_VSTATS, of: name))
+        for slot in p.freshVipSlots { try vipStats.updatePerCPU(slot, dp_lb_stats()) }
+    }
+
+    /// Removed backends' slots get epoch 0: their connections are balanced afresh.
+    func retireBackends(_ p: InterfacePlan) throws(BPFError) {
+        guard !p.removedBackendSlots.isEmpty else { return }
+        let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: p.config.name))
+        for slot in p.removedBackendSlots {
+            guard var entry: dp_lb_backend = try backends.lookup(slot) else { continue }
+            entry.epoch = 0
+            try backends.update(slot, entry)
         }
     }
 

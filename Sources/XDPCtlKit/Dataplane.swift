@@ -39,9 +39,7 @@ public final class Dataplane {
     /// compiling them as apply would; changes nothing.
     public static func capacityProblems(_ config: Config) -> [ConfigError] {
         config.interfaces.enumerated().flatMap { i, iface in
-            func slots(_ names: [String]) -> [String: UInt32] { InterfaceState.assignSlots(names, previous: [:]).slots }
-            return compile(iface, at: i, slots: slots(iface.firewall?.rules.map(\.name) ?? []), limitSlots: slots(iface.rateLimits.map(\.name)),
-                           limitTable: 0, compiler: FirewallCompiler()).errors
+            compile(iface, at: i, slots: Slots(fresh: iface), limitTable: 0, compiler: FirewallCompiler()).errors
         }
     }
 
@@ -50,7 +48,9 @@ public final class Dataplane {
         var errors: [ConfigError] = []
         for (i, iface) in config.interfaces.enumerated() {
             let base = "interfaces[\(i)]"
-            if !iface.loadBalancers.isEmpty { errors.append(ConfigError(path: "\(base).load_balancers", message: "load balancing is not supported yet by this build of xdpctl")) }
+            for (j, lb) in iface.loadBalancers.enumerated() where lb.healthCheck != nil {
+                errors.append(ConfigError(path: "\(base).load_balancers[\(j)].health_check", message: "health checks are not supported yet by this build of xdpctl; remove the key (backends then count as healthy)"))
+            }
             if let nat = iface.nat, !(nat.dnat.isEmpty && nat.snat.isEmpty) { errors.append(ConfigError(path: "\(base).nat", message: "NAT is not supported yet by this build of xdpctl")) }
         }
         return errors

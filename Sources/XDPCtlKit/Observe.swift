@@ -124,6 +124,9 @@ extension Dataplane {
                                                       dropped: per.reduce(0) { $0 + $1.dropped }))
                     }
                 }
+                if let lbs = iface?.loadBalancers, !lbs.isEmpty {
+                    stats.loadBalancers = try balancerCounters(lbs, s)
+                }
                 if let fw = iface?.firewall {
                     let ruleMap = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: s.name))
                     func counter(_ name: String, _ slot: UInt32) throws(BPFError) -> InterfaceStats.Counter {
@@ -142,6 +145,67 @@ extension Dataplane {
             throw .state("interface \"\(interface)\" is not attached by xdpctl (attached: \(state.interfaces.map(\.name).joined(separator: ", ")))")
         }
         return (state.generation, out)
+    }
+
+    func balancerCounters(_ lbs: [LoadBalancer], _ s: InterfaceState) throws(BPFError) -> [InterfaceStats.BalancerCounter] {
+        let vipStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_VSTATS, of: s.name))
+        let backendStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_BSTATS, of: s.name))
+        func sum(_ map: BPFMap, _ slot: UInt32?) throws(BPFError) -> dp_lb_stats {
+            guard let slot else { return dp_lb_stats() }
+            return try map.lookupPerCPU(slot, as: dp_lb_stats.self).reduce(into: dp_lb_stats()) { t, c in
+                t.packets += c.packets
+                t.bytes += c.bytes
+                t.connections += c.connections
+                t.no_backend += c.no_backend
+            }
+        }
+        var out: [InterfaceStats.BalancerCounter] = []
+        for lb in lbs {
+            var counter = InterfaceStats.BalancerCounter(name: lb.name, vip: "\(lb.vip)", proto: "\(lb.proto)", port: lb.port, backends: [])
+            let v = try sum(vipStats, s.vipSlots[lb.name])
+            (counter.packets, counter.bytes, counter.connections, counter.noBackend) = (v.packets, v.bytes, v.connections, v.no_backend)
+            for b in lb.backends {
+                var backend = InterfaceStats.BalancerCounter.Backend(address: "\(b.address)", port: b.port, weight: b.weight, state: b.state.rawValue)
+                let c = try sum(backendStats, s.backendSlots[LoadBalancerCompiler.backendID(lb, b)])
+                (backend.packets, backend.bytes, backend.connections) = (c.packets, c.bytes, c.connections)
+                counter.backends.append(backend)
+            }
+            out.append(counter)
+        }
+        return out
+    }
+
+    /// The connection tables of every interface with load balancers: established
+    /// connections, then half-open flows.
+    public func conntrack() throws(DataplaneError) -> [ConnectionEntry] {
+        let state = try requireState()
+        let config = try config(of: state)
+        var now = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &now)
+        let nowNs = UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
+        var out: [ConnectionEntry] = []
+        for s in state.interfaces {
+            guard let iface = config.interfaces.first(where: { $0.name == s.name }), !iface.loadBalancers.isEmpty else { continue }
+            let names = Dictionary(s.vipSlots.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
+            do {
+                let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: s.name))
+                for (map, established) in [(DP_MAP_LB_CT, true), (DP_MAP_LB_HALF, false)] {
+                    let table = try BPFMap.open(pinned: root.map(map, of: s.name))
+                    for key in try table.keys(as: dp_lb_flow.self) {
+                        guard let conn: dp_lb_conn = try table.lookup(key) else { continue }
+                        let b: dp_lb_backend? = try backends.lookup(conn.backend)
+                        out.append(ConnectionEntry(
+                            interface: s.name, loadBalancer: names[conn.vip] ?? "?", proto: IPProtocol(key.proto).description,
+                            client: IPAddress(family: key.family, tuple: key.src), clientPort: key.sport,
+                            vip: IPAddress(family: key.family, tuple: key.dst), vipPort: key.dport,
+                            backend: b.map { IPAddress(family: $0.family, tuple: $0.addr) }, backendPort: b?.port ?? 0,
+                            state: !established ? .halfOpen : (b?.epoch == conn.epoch && conn.epoch != 0 ? .established : .stale),
+                            ageSeconds: nowNs >= conn.created_ns ? Double(nowNs - conn.created_ns) / 1e9 : 0))
+                    }
+                }
+            } catch { throw .kernel(error) }
+        }
+        return out
     }
 
     /// Detaches everything under the pin root and removes the pins.

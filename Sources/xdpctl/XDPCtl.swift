@@ -4,7 +4,7 @@ import ArgumentParser
 struct XDPCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "xdpctl",
-        abstract: "Program the xdpctl XDP data plane: firewall, counters, and more to come.",
+        abstract: "Program the xdpctl XDP data plane: firewall, rate limits, L4 load balancing, counters.",
         discussion: """
             xdpctl reads one JSON config file (see SPEC.md), validates it, and makes the kernel \
             match it: XDP programs attached to every interface the file names, rule tables \
@@ -21,9 +21,10 @@ struct XDPCtl: ParsableCommand {
               xdpctl diff -f /etc/xdpctl.json
               xdpctl apply -f /etc/xdpctl.json
               xdpctl stats --json --interface eth0
+              xdpctl conntrack --json
               xdpctl --netns lab status
               xdpctl down
             """,
-        subcommands: [Validate.self, Diff.self, Apply.self, Status.self, Stats.self, Down.self]
+        subcommands: [Validate.self, Diff.self, Apply.self, Status.self, Stats.self, Conntrack.self, Down.self]
     )
 }

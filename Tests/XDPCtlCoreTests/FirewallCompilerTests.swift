@@ -136,6 +136,6 @@ struct RateLimitCompilerTests {
     @Test func tooManyEntriesAreRefused() throws {
         let ports = (1...70).map(String.init).joined(separator: ", ")
         let ls = try limits(#"{"name": "many", "proto": "udp", "dst_ports": [\#(ports)], "per": "rule", "packets_per_second": 1}"#)
-        #expect(throws: FirewallCapacityError.self) { try RateLimitCompiler.compile(ls, slots: ["many": 1]) }
+        #expect(throws: CapacityError.self) { try RateLimitCompiler.compile(ls, slots: ["many": 1]) }
     }
 }

@@ -57,6 +57,28 @@
 #ifndef DP_RL_MAX_SOURCES
 #define DP_RL_MAX_SOURCES 65536
 #endif
+/* Load balancers and backends per interface (slots for counters and the backend table). */
+#ifndef DP_LB_MAX_VIPS
+#define DP_LB_MAX_VIPS 256
+#endif
+#ifndef DP_LB_MAX_BACKENDS
+#define DP_LB_MAX_BACKENDS 4096
+#endif
+/* Connections per interface: established, and half-open (seen one packet of). */
+#ifndef DP_LB_CT_MAX
+#define DP_LB_CT_MAX 131072
+#endif
+#ifndef DP_LB_HALF_OPEN_MAX
+#define DP_LB_HALF_OPEN_MAX 32768
+#endif
+/* Backend endpoints whose replies are translated back, over all interfaces. */
+#ifndef DP_LB_MAX_ENDPOINTS
+#define DP_LB_MAX_ENDPOINTS 16384
+#endif
+/* Maglev entries per generation, all VIPs of an interface together. */
+#ifndef DP_LB_MAX_RING
+#define DP_LB_MAX_RING (1U << 24)
+#endif
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define DP_IPV6_EXT_MAX 8
 /* VLAN tags (802.1Q / 802.1ad) skipped in front of the network header. */
@@ -71,6 +93,14 @@
 #define DP_MAP_RL_BUCKETS "dp_rl_buckets"
 #define DP_MAP_RL_SOURCES "dp_rl_sources"
 #define DP_MAP_RL_STATS   "dp_rl_stats"
+#define DP_MAP_LB_VIPS    "dp_lb_vips"
+#define DP_MAP_LB_RING    "dp_lb_ring"
+#define DP_MAP_LB_BACKENDS "dp_lb_backends"
+#define DP_MAP_LB_VSTATS  "dp_lb_vstats"
+#define DP_MAP_LB_BSTATS  "dp_lb_bstats"
+#define DP_MAP_LB_CT      "dp_lb_ct"
+#define DP_MAP_LB_HALF    "dp_lb_half"
+#define DP_MAP_LB_REPLY   "dp_lb_reply"    /* shared by all interfaces: pinned at the pin root */
 #define DP_PROG_XDP       "xdp_ingress"
 
 /* ---- verdicts and reasons ------------------------------------------------------ */
@@ -266,5 +296,83 @@ struct dp_rl_stats {
 	__u64 dropped;
 };
 _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_ABI_VERSION");
+
+/* ---- load balancers: VIPs over Maglev tables, a connection table, NAT ------------
+ *
+ * Per interface, per generation (the slot the firewall header's base names, as for
+ * rate limits): dp_lb_vips[slot] is a HASH from the VIP endpoint to its dp_lb_vip, and
+ * dp_lb_ring[slot] an ARRAY of backend slots holding every VIP's Maglev table one after
+ * the other (ring_start, ring_size). A flow goes to ring[ring_start + hash % ring_size].
+ *
+ * dp_lb_backends is an ARRAY[DP_LB_MAX_BACKENDS], written in place: apply fills a
+ * backend's slot before the first generation that uses it, and sets its epoch to 0 when
+ * the backend is removed. A slot's epoch is the generation that gave it to its backend.
+ *
+ * Connections: dp_lb_half (LRU) holds flows seen once; a flow's next packet from the
+ * client (for TCP: one without SYN) moves it to dp_lb_ct (LRU), so a flood of spoofed
+ * first packets only churns the half-open table. A connection names its backend by
+ * slot and epoch: an entry whose epoch is no longer its slot's (the backend was removed)
+ * is balanced afresh. Entries are keyed by the packet's own addresses and ports.
+ *
+ * Replies: dp_lb_reply, one HASH for all interfaces, maps a backend endpoint to its
+ * VIP endpoint; a packet from a backend endpoint gets the VIP as its source. A backend
+ * endpoint therefore serves one VIP (apply refuses anything else).
+ */
+struct dp_lb_endpoint {
+	__u32 addr[4];  /* host-order words, as the packet key's */
+	__u16 port;     /* host order */
+	__u8 proto;
+	__u8 family;    /* 4 or 6 */
+};
+_Static_assert(sizeof(struct dp_lb_endpoint) == 20, "dp_lb_endpoint changed: bump DP_ABI_VERSION");
+
+struct dp_lb_vip {
+	__u32 slot;       /* counter slot in dp_lb_vstats */
+	__u32 ring_start; /* first entry of the VIP's table in dp_lb_ring */
+	__u32 ring_size;  /* 0: no backend takes new flows */
+	__u32 pad;
+};
+_Static_assert(sizeof(struct dp_lb_vip) == 16, "dp_lb_vip changed: bump DP_ABI_VERSION");
+
+struct dp_lb_backend {
+	__u32 addr[4];
+	__u16 port;
+	__u8 family;
+	__u8 pad;
+	__u32 epoch;      /* 0: removed; its connections are balanced afresh */
+};
+_Static_assert(sizeof(struct dp_lb_backend) == 24, "dp_lb_backend changed: bump DP_ABI_VERSION");
+
+/* Key of dp_lb_ct and dp_lb_half: the client's packet as it arrives. */
+struct dp_lb_flow {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct dp_lb_flow) == 40, "dp_lb_flow changed: bump DP_ABI_VERSION");
+
+struct dp_lb_conn {
+	__u32 backend;    /* slot in dp_lb_backends */
+	__u32 epoch;      /* the slot's epoch when the flow was balanced */
+	__u32 vip;        /* the VIP's counter slot */
+	__u32 pad;
+	__u64 created_ns; /* bpf_ktime_get_ns() when the flow was balanced */
+};
+_Static_assert(sizeof(struct dp_lb_conn) == 24, "dp_lb_conn changed: bump DP_ABI_VERSION");
+
+/* dp_lb_vstats: PERCPU_ARRAY[DP_LB_MAX_VIPS]; dp_lb_bstats: PERCPU_ARRAY[DP_LB_MAX_BACKENDS].
+ * packets/bytes: client packets forwarded; connections: flows that entered dp_lb_ct;
+ * no_backend (VIPs only): new flows dropped because no backend takes new flows. */
+struct dp_lb_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 connections;
+	__u64 no_backend;
+};
+_Static_assert(sizeof(struct dp_lb_stats) == 32, "dp_lb_stats changed: bump DP_ABI_VERSION");
 
 #endif /* XDPCTL_ABI_H */

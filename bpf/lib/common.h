@@ -12,7 +12,12 @@
 struct dp_pkt {
 	__u32 key[DP_FW_NFIELDS]; /* the classification key, see xdpctl_abi.h */
 	__u32 len;                /* frame length in bytes */
+	__u16 l3_off;             /* offsets from the frame's start of the IP header */
+	__u16 l4_off;             /* and of the L4 header (valid when the key has ports) */
 	__u8 tcp_flags;           /* TCP header flags byte (CWR..FIN); 0 for anything else */
 };
+
+/* Headers further into the frame than this are not rewritten (a bound for the verifier). */
+#define DP_MAX_L4_OFF 512
 
 #endif

@@ -199,6 +199,7 @@ static __always_inline enum dp_parse parse_packet(struct xdp_md *ctx, struct dp_
 	ethertype = parse_ethhdr(&c);
 	if (ethertype < 0)
 		return DP_PARSE_MALFORMED;
+	p->l3_off = c.pos - (void *)(long)ctx->data;
 	if (ethertype == ETH_P_IP)
 		proto = parse_ipv4(&c, p, &l4_present);
 	else if (ethertype == ETH_P_IPV6)
@@ -209,6 +210,7 @@ static __always_inline enum dp_parse parse_packet(struct xdp_md *ctx, struct dp_
 		return DP_PARSE_MALFORMED;
 
 	p->key[DP_FW_F_PROTO] = proto;
+	p->l4_off = c.pos - (void *)(long)ctx->data;
 	if (l4_present && parse_l4(&c, p, proto) < 0)
 		return DP_PARSE_MALFORMED;
 	return DP_PARSE_IP;

@@ -1,0 +1,91 @@
+import CXDPCtlABI
+
+/// An interface's load balancers as the contents of one generation's tables: the VIP
+/// hash, every VIP's Maglev table one after the other, and the backend entries (see the
+/// load-balancer section of xdpctl_abi.h).
+public struct LoadBalancerTables {
+    public var vips: [(key: dp_lb_endpoint, value: dp_lb_vip)] = []
+    /// Backend slots, VIP after VIP.
+    public var ring: [UInt32] = []
+    /// What each backend slot in use holds (its epoch is set by apply).
+    public var backends: [UInt32: dp_lb_backend] = [:]
+}
+
+public enum LoadBalancerCompiler {
+    /// A backend's identity across applies: it keeps its slot, and with it its
+    /// connections and counters, while its load balancer's name, address and port stay.
+    public static func backendID(_ lb: LoadBalancer, _ b: LoadBalancer.Backend) -> String {
+        "\(lb.name)|\(b.address)|\(b.port)"
+    }
+
+    public static func backendIDs(_ lbs: [LoadBalancer]) -> [String] {
+        lbs.flatMap { lb in lb.backends.map { backendID(lb, $0) } }
+    }
+
+    /// `vipSlots` by load-balancer name, `backendSlots` by backendID.
+    public static func compile(_ lbs: [LoadBalancer], vipSlots: [String: UInt32], backendSlots: [String: UInt32]) throws(CapacityError) -> LoadBalancerTables {
+        if let top = vipSlots.values.max(), top >= DP_LB_MAX_VIPS {
+            throw CapacityError(message: "load balancers need counter slot \(top); at most \(DP_LB_MAX_VIPS - 1) fit on an interface (apply with fewer first)")
+        }
+        if let top = backendSlots.values.max(), top >= DP_LB_MAX_BACKENDS {
+            throw CapacityError(message: "backends need slot \(top); at most \(DP_LB_MAX_BACKENDS - 1) fit on an interface (apply with fewer first)")
+        }
+        let total = lbs.reduce(0) { $0 + ($1.backends.contains { $0.state == .active } ? $1.tableSize : 0) }
+        guard total <= Int(DP_LB_MAX_RING) else {
+            throw CapacityError(message: "the Maglev tables hold \(total) entries together; at most \(DP_LB_MAX_RING) fit on an interface (use smaller table_size values)")
+        }
+        var tables = LoadBalancerTables()
+        tables.ring.reserveCapacity(total)
+        for lb in lbs {
+            guard let vipSlot = vipSlots[lb.name] else { preconditionFailure("no slot for load balancer \(lb.name)") }
+            let slots = lb.backends.map { b in
+                guard let slot = backendSlots[backendID(lb, b)] else { preconditionFailure("no slot for backend \(backendID(lb, b))") }
+                return slot
+            }
+            for (b, slot) in zip(lb.backends, slots) {
+                var entry = dp_lb_backend()
+                entry.addr = b.address.tuple
+                entry.port = b.port
+                entry.family = UInt8(b.address.family.rawValue)
+                tables.backends[slot] = entry
+            }
+            // Draining backends keep their connections but take no new flows.
+            let table = Maglev.table(lb.backends.map { Maglev.Backend(key: $0.maglevKey, weight: $0.state == .active ? $0.weight : 0) },
+                                     size: lb.tableSize)
+            var vip = dp_lb_vip()
+            vip.slot = vipSlot
+            vip.ring_start = UInt32(tables.ring.count)
+            vip.ring_size = UInt32(table.count)
+            tables.ring += table.map { slots[Int($0)] }
+            tables.vips.append((endpoint(lb.vip, lb.port, lb.proto), vip))
+        }
+        return tables
+    }
+
+    /// Backend endpoint to VIP endpoint, for translating replies, over every interface.
+    public static func replies(_ config: Config) -> [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)] {
+        config.interfaces.flatMap { iface in
+            iface.loadBalancers.flatMap { lb in
+                lb.backends.map { (endpoint($0.address, $0.port, lb.proto), endpoint(lb.vip, lb.port, lb.proto)) }
+            }
+        }
+    }
+
+    public static func endpoint(_ address: IPAddress, _ port: UInt16, _ proto: IPProtocol) -> dp_lb_endpoint {
+        var e = dp_lb_endpoint()
+        e.addr = address.tuple
+        e.port = port
+        e.proto = proto.number
+        e.family = UInt8(address.family.rawValue)
+        return e
+    }
+}
+
+extension IPAddress {
+    /// The four words as a C array field takes them.
+    public var tuple: (UInt32, UInt32, UInt32, UInt32) { (words[0], words[1], words[2], words[3]) }
+
+    public init(family: UInt8, tuple w: (UInt32, UInt32, UInt32, UInt32)) {
+        self.init(family: family == 6 ? .ipv6 : .ipv4, words: [w.0, w.1, w.2, w.3])
+    }
+}

@@ -1,0 +1,86 @@
+import CXDPCtlABI
+import Testing
+@testable import XDPCtlCore
+
+/// A config with one interface holding `lbs` (JSON text of the load_balancers list).
+func withBalancers(_ lbs: String, more: String = "") -> String {
+    #"{"version": 1, "interfaces": [{"name": "eth0", "load_balancers": [\#(lbs)]}\#(more)]}"#
+}
+
+@Suite("Load balancers: config and compiled tables")
+struct LoadBalancerCompilerTests {
+    static let web = #"{"name": "web", "vip": "10.0.0.10", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 8080}, {"address": "10.1.0.3", "port": 8080, "weight": 300}, {"address": "10.1.0.4", "port": 8080, "state": "draining"}]}"#
+
+    @Test("bad load balancers are refused, naming the place", arguments: [
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "table_size": 65536, "backends": []}"#),
+         #"interfaces[0].load_balancers[0].table_size: 65536 is not valid; expected a prime number (e.g. 65537 or 131071): a prime size lets every backend's walk reach every entry"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "table_size": 7, "backends": []}"#),
+         #"interfaces[0].load_balancers[0].table_size: 7 is not valid; expected a prime from 251 to 1048573"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 80}, {"address": "10.1.0.2", "port": 80}]}"#),
+         #"interfaces[0].load_balancers[0].backends[1]: backend 10.1.0.2:80 is already backends[0]; expected each backend once"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": []}, {"name": "b", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": []}"#),
+         #"interfaces[0].load_balancers[1].vip: 10.0.0.1:80/tcp is already the VIP of load balancer "a" on this interface; expected one load balancer per VIP address, port and protocol"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 80}]}"#,
+                       more: #", {"name": "eth1", "load_balancers": [{"name": "b", "vip": "10.0.0.2", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 80}]}]}"#),
+         #"interfaces[1].load_balancers[0].backends[0]: backend 10.1.0.2:80/tcp already serves the VIP at interfaces[0].load_balancers[0]; expected each backend address, port and protocol in one load balancer only (NAT maps a backend's replies back to its VIP by address and port)"#),
+        (withBalancers(#"{"name": "a", "vip": "2001:db8::1", "proto": "udp", "port": 53, "backends": [{"address": "10.1.0.2", "port": 53}]}"#),
+         #"interfaces[0].load_balancers[0].backends[0].address: backend is IPv4 but the VIP 2001:db8::1 is not; expected the VIP's address family"#),
+    ])
+    func rejected(text: String, message: String) {
+        let lines = errors(text)
+        #expect(lines.contains(message), "got: \(lines)")
+    }
+
+    @Test("the same backend port may serve a TCP and a UDP VIP")
+    func tcpAndUDPShareABackend() throws {
+        let text = withBalancers(#"{"name": "t", "vip": "10.0.0.1", "proto": "tcp", "port": 53, "backends": [{"address": "10.1.0.2", "port": 53}]}, {"name": "u", "vip": "10.0.0.1", "proto": "udp", "port": 53, "backends": [{"address": "10.1.0.2", "port": 53}]}"#)
+        #expect(try ConfigDecoder.decode(text).interfaces[0].loadBalancers.count == 2)
+    }
+
+    @Test("tables: one VIP entry per balancer, its Maglev table in the ring, draining backends out of it")
+    func tables() throws {
+        let lbs = try ConfigDecoder.decode(withBalancers(Self.web + #", {"name": "dns", "vip": "2001:db8::53", "proto": "udp", "port": 53, "table_size": 251, "backends": [{"address": "2001:db8:1::2", "port": 53}]}"#)).interfaces[0].loadBalancers
+        let ids = LoadBalancerCompiler.backendIDs(lbs)
+        #expect(ids == ["web|10.1.0.2|8080", "web|10.1.0.3|8080", "web|10.1.0.4|8080", "dns|2001:db8:1::2|53"])
+        let backendSlots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, UInt32(10 + $0)) })
+        let t = try LoadBalancerCompiler.compile(lbs, vipSlots: ["web": 1, "dns": 2], backendSlots: backendSlots)
+
+        #expect(t.vips.count == 2 && t.ring.count == 65537 + 251)
+        let (webKey, webVIP) = t.vips[0]
+        #expect(webKey.addr.0 == 0x0A00_000A && webKey.port == 80 && webKey.proto == 6 && webKey.family == 4)
+        #expect(webVIP.slot == 1 && webVIP.ring_start == 0 && webVIP.ring_size == 65537)
+        let (dnsKey, dnsVIP) = t.vips[1]
+        #expect(dnsKey.addr.0 == 0x2001_0db8 && dnsKey.addr.3 == 0x53 && dnsKey.proto == 17 && dnsKey.family == 6)
+        #expect(dnsVIP.ring_start == 65537 && dnsVIP.ring_size == 251)
+
+        var counts: [UInt32: Int] = [:]
+        for s in t.ring[0..<65537] { counts[s, default: 0] += 1 }
+        #expect(counts[12] == nil, "the draining backend takes no new flows")
+        #expect(abs(Double(counts[11]!) / 65537 - 0.75) < 0.0075 && abs(Double(counts[10]!) / 65537 - 0.25) < 0.0025, "\(counts)")
+        #expect(t.ring[65537...].allSatisfy { $0 == 13 })
+        #expect(t.backends[12]?.port == 8080 && t.backends[12]?.family == 4 && t.backends[13]?.addr.3 == 2)
+    }
+
+    @Test("a VIP whose backends all drain gets an empty table (new flows: no_backend)")
+    func allDraining() throws {
+        let lbs = try ConfigDecoder.decode(withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 80, "state": "draining"}]}"#)).interfaces[0].loadBalancers
+        let t = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: ["a|10.1.0.2|80": 1])
+        #expect(t.ring.isEmpty && t.vips[0].value.ring_size == 0 && t.backends[1] != nil)
+    }
+
+    @Test("replies map every backend endpoint to its VIP, over all interfaces")
+    func replies() throws {
+        let config = try ConfigDecoder.decode(withBalancers(Self.web, more: #", {"name": "eth1", "load_balancers": [{"name": "b", "vip": "10.0.0.2", "proto": "udp", "port": 53, "backends": [{"address": "10.1.0.9", "port": 53}]}]}"#))
+        let r = LoadBalancerCompiler.replies(config)
+        #expect(r.count == 4)
+        #expect(r.allSatisfy { $0.backend.proto == $0.vip.proto })
+        #expect(r[3].backend.addr.0 == 0x0A01_0009 && r[3].vip.addr.0 == 0x0A00_0002 && r[3].vip.port == 53)
+    }
+
+    @Test("counter and backend slots past the tables' size are refused")
+    func capacity() throws {
+        let lbs = try ConfigDecoder.decode(withBalancers(Self.web)).interfaces[0].loadBalancers
+        let slots = Dictionary(uniqueKeysWithValues: LoadBalancerCompiler.backendIDs(lbs).map { ($0, UInt32(DP_LB_MAX_BACKENDS)) })
+        #expect(throws: CapacityError.self) { try LoadBalancerCompiler.compile(lbs, vipSlots: ["web": 1], backendSlots: slots) }
+    }
+}
