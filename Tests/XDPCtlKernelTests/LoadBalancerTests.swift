@@ -1,0 +1,355 @@
+import CXDPCtlABI
+import Foundation
+import Glibc
+import Testing
+import XDPCtlTestSupport
+@testable import XDPCtlBPF
+@testable import XDPCtlCore
+@testable import XDPCtlKit
+
+/// A network namespace with a route and neighbour entries toward the test backends and
+/// clients, so the program's FIB lookup resolves as on a real load balancer. PROG_TEST_RUN
+/// runs in the caller's namespace: `run` does its work on a thread that entered this one.
+final class FIBNamespace {
+    let name = "xktlb-\(getpid())-\(UInt32.random(in: 0..<1_000_000))"
+    static let neighbourMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x0B]
+    private(set) var egressMAC: [UInt8] = []
+
+    init() throws {
+        let mac = Self.neighbourMAC.map { String(format: "%02x", $0) }.joined(separator: ":")
+        var steps: [[String]] = [
+            ["ip", "netns", "add", name],
+            ["ip", "-n", name, "link", "set", "lo", "up"],
+            ["ip", "-n", name, "link", "add", "xlba", "type", "veth", "peer", "name", "xlbb"],
+            ["ip", "-n", name, "link", "set", "xlba", "up"], ["ip", "-n", name, "link", "set", "xlbb", "up"],
+            ["ip", "-n", name, "addr", "add", "10.50.0.1/16", "dev", "xlba"], ["ip", "-n", name, "addr", "add", "10.51.0.1/16", "dev", "xlba"],
+            ["ip", "-n", name, "addr", "add", "fd50::1/64", "dev", "xlba", "nodad"], ["ip", "-n", name, "addr", "add", "fd51::1/64", "dev", "xlba", "nodad"],
+            ["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"],
+        ]
+        for a in ["10.50.0.2", "10.51.1.2", "10.51.1.3", "10.51.1.4", "fd50::2", "fd51::2", "fd51::3"] {
+            steps.append(["ip", "-n", name, "neigh", "add", a, "lladdr", mac, "dev", "xlba", "nud", "permanent"])
+        }
+        for step in steps {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+            p.arguments = Array(step.dropFirst())
+            if step[0] != "ip" { p.executableURL = URL(fileURLWithPath: "/usr/bin/env"); p.arguments = step }
+            try p.run()
+            p.waitUntilExit()
+            if p.terminationStatus != 0 { close(); throw BPFError(.pin("setting up \(name): \(step.joined(separator: " "))"), errno: EIO) }
+        }
+        // sysfs stays the host's after setns(): ask ip for the egress MAC.
+        let show = Process(), out = Pipe()
+        show.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        show.arguments = ["-n", name, "-o", "link", "show", "xlba"]
+        show.standardOutput = out
+        try show.run()
+        let text = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        show.waitUntilExit()
+        let words = text.split(separator: " ")
+        if let i = words.firstIndex(of: "link/ether"), i + 1 < words.count {
+            egressMAC = words[i + 1].split(separator: ":").compactMap { UInt8($0, radix: 16) }
+        }
+        if egressMAC.count != 6 { close(); throw BPFError(.pin("no MAC for xlba in \(name): \(text)"), errno: EIO) }
+    }
+
+    func close() {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/usr/sbin/ip")
+        p.arguments = ["netns", "del", name]
+        try? p.run()
+        p.waitUntilExit()
+    }
+
+    /// Runs `body` on a new thread inside the namespace and waits for it.
+    func run(_ body: @escaping () throws -> Void) throws {
+        /// The work and its outcome, handed to the thread and back (the caller waits).
+        final class Job: @unchecked Sendable {
+            let body: () throws -> Void
+            var error: Error?
+            init(_ body: @escaping () throws -> Void) { self.body = body }
+        }
+        let outcome = Job(body)
+        let done = DispatchSemaphore(value: 0)
+        let netns = name
+        let thread = Thread {
+            do {
+                try Netns.enter(netns)
+                try outcome.body()
+            } catch { outcome.error = error }
+            done.signal()
+        }
+        thread.start()
+        done.wait()
+        if let error = outcome.error { throw error }
+    }
+}
+
+extension LoadedProgram {
+    /// Installs load balancers as apply would for one interface (VIP slots 1, 2, ...;
+    /// backend slots 1, 2, ... in config order; epoch 1) in generation slot 1.
+    @discardableResult
+    func installBalancers(_ lbs: [LoadBalancer], epoch: UInt32 = 1) throws -> [String: UInt32] {
+        let vipSlots = Dictionary(uniqueKeysWithValues: lbs.enumerated().map { ($1.name, UInt32($0 + 1)) })
+        let ids = LoadBalancerCompiler.backendIDs(lbs)
+        let backendSlots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, UInt32($0 + 1)) })
+        let tables = try LoadBalancerCompiler.compile(lbs, vipSlots: vipSlots, backendSlots: backendSlots)
+        let backends = try object.map(DP_MAP_LB_BACKENDS)
+        for (slot, entry) in tables.backends {
+            var e = entry
+            e.epoch = epoch
+            try backends.update(slot, e)
+        }
+        let vips = try Dataplane.vipTable(tables), ring = try Dataplane.ringTable(tables)
+        try object.map(DP_MAP_LB_VIPS).update(UInt32(1), vips.fd.raw)
+        try object.map(DP_MAP_LB_RING).update(UInt32(1), ring.fd.raw)
+        withExtendedLifetime((vips, ring)) {}
+        let replies = try object.map(DP_MAP_LB_REPLY)
+        for lb in lbs {
+            for b in lb.backends {
+                try replies.update(LoadBalancerCompiler.endpoint(b.address, b.port, lb.proto), LoadBalancerCompiler.endpoint(lb.vip, lb.port, lb.proto))
+            }
+        }
+        try install(Firewall(defaultAction: .allow, rules: []), limitTable: 1)
+        return backendSlots
+    }
+
+    func lbCounters(_ map: String, _ slot: UInt32) throws -> dp_lb_stats {
+        try object.map(map).lookupPerCPU(slot, as: dp_lb_stats.self).reduce(into: dp_lb_stats()) { t, c in
+            t.packets += c.packets
+            t.bytes += c.bytes
+            t.connections += c.connections
+            t.no_backend += c.no_backend
+        }
+    }
+
+    /// The connection entry of a flow in dp_lb_ct (or dp_lb_half).
+    func connection(_ table: String, client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) throws -> dp_lb_conn? {
+        var key = dp_lb_flow()
+        let c = IPAddress(client)!, v = IPAddress(vip)!
+        key.src = c.tuple
+        key.dst = v.tuple
+        key.sport = port
+        key.dport = vipPort
+        key.proto = proto
+        key.family = UInt8(c.family.rawValue)
+        return try object.map(table).lookup(key, as: dp_lb_conn.self)
+    }
+}
+
+@Suite("Kernel: load balancing fixtures (PROG_TEST_RUN)", .serialized)
+struct LoadBalancerTests {
+    static let web = LoadBalancer(name: "web", vip: IPAddress("10.50.100.1")!, proto: .tcp, port: 80, backends: [
+        .init(address: IPAddress("10.51.1.2")!, port: 8080, weight: 100),
+        .init(address: IPAddress("10.51.1.3")!, port: 8080, weight: 100),
+        .init(address: IPAddress("10.51.1.4")!, port: 8080, weight: 100, state: .draining),
+    ])
+    static let web6 = LoadBalancer(name: "web6", vip: IPAddress("fd50:100::1")!, proto: .tcp, port: 80, backends: [
+        .init(address: IPAddress("fd51::2")!, port: 8080), .init(address: IPAddress("fd51::3")!, port: 8080),
+    ])
+    static let dns = LoadBalancer(name: "dns", vip: IPAddress("10.50.100.53")!, proto: .udp, port: 53, backends: [
+        .init(address: IPAddress("10.51.1.2")!, port: 5353),
+    ])
+    static let nobody = LoadBalancer(name: "nobody", vip: IPAddress("10.50.100.9")!, proto: .tcp, port: 80, backends: [
+        .init(address: IPAddress("10.51.1.2")!, port: 9999, state: .draining),
+    ])
+    static let b = PacketBuilder()
+    static let syn: UInt8 = 0x02, ack: UInt8 = 0x10
+
+    /// The backend Maglev gives a new flow, from the data path's hash and the compiled table.
+    static func pick(_ lb: LoadBalancer, client: String, port: UInt16) -> LoadBalancer.Backend {
+        let active = lb.backends.map { Maglev.Backend(key: $0.maglevKey, weight: $0.state == .active ? $0.weight : 0) }
+        let table = Maglev.table(active, size: lb.tableSize)
+        let h = Maglev.flowHash(source: IPAddress(client)!.words, sourcePort: port, destinationPort: lb.port)
+        return lb.backends[Int(table[Int(h % UInt32(table.count))])]
+    }
+
+    /// What the program must send: `frame` with new addresses/ports, TTL - 1, the
+    /// neighbour's MAC as destination and the egress interface's as source, and every
+    /// checksum computed from scratch.
+    static func forwarded(_ frame: [UInt8], egressMAC: [UInt8]) -> [UInt8] {
+        var f = frame
+        f[0..<6] = ArraySlice(FIBNamespace.neighbourMAC)
+        f[6..<12] = ArraySlice(egressMAC)
+        f[f[12] == 0x08 ? 14 + 8 : 14 + 7] -= 1
+        return Checksums.filled(f)
+    }
+
+    func withProgram(_ lbs: [LoadBalancer], label: String = #function, _ body: @escaping (LoadedProgram, FIBNamespace) throws -> Void) throws {
+        let ns = try FIBNamespace()
+        defer { ns.close() }
+        let program = try LoadedProgram.load(label: label)
+        try program.installBalancers(lbs)
+        var failure: Error?
+        try ns.run {
+            do { try body(program, ns) } catch { failure = error }
+        }
+        if let failure { throw failure }
+    }
+
+    @Test("a new TCP flow goes to the Maglev pick: rewritten, checksums right, TTL - 1, redirected; half-open until its next packet")
+    func newFlow() throws {
+        try withProgram([Self.web]) { p, ns in
+            let port: UInt16 = 40001
+            let backend = Self.pick(Self.web, client: "10.50.0.2", port: port)
+            let input = Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.syn)))
+            let r = try p.run(input)
+            #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+            let expected = Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.syn)), egressMAC: ns.egressMAC)
+            #expect(r.output == expected, "output \(r.output)\nexpected \(expected)")
+            #expect(Checksums.valid(r.output))
+            let half = try p.connection(DP_MAP_LB_HALF, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+            #expect(half?.epoch == 1 && half?.vip == 1)
+            #expect(try p.connection(DP_MAP_LB_CT, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
+
+            // The handshake's ACK moves it to the connection table and counts a connection.
+            let ackIn = Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.ack)))
+            let ackOut = try p.run(ackIn)
+            #expect(ackOut.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.ack)), egressMAC: ns.egressMAC))
+            #expect(try p.connection(DP_MAP_LB_HALF, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
+            let conn = try p.connection(DP_MAP_LB_CT, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+            #expect(conn?.backend == half?.backend)
+            let slot = half!.backend
+            let bs = try p.lbCounters(DP_MAP_LB_BSTATS, slot), vs = try p.lbCounters(DP_MAP_LB_VSTATS, 1)
+            #expect(bs.packets == 2 && bs.connections == 1 && bs.bytes == UInt64(input.count + ackIn.count))
+            #expect(vs.packets == 2 && vs.connections == 1 && vs.no_backend == 0)
+            #expect(try p.counters(slots: 1).verdicts[Int(DP_VERDICT_REDIRECT.rawValue)] == 2)
+        }
+    }
+
+    @Test("an established flow stays on its backend, whatever Maglev would pick")
+    func establishedFlow() throws {
+        try withProgram([Self.web]) { p, ns in
+            // Find a client port Maglev sends to backend 0, then pin the flow to backend 1.
+            let port = (UInt16(41000)...).first { Self.pick(Self.web, client: "10.50.0.2", port: $0).address == Self.web.backends[0].address }!
+            var flow = dp_lb_flow()
+            flow.src = IPAddress("10.50.0.2")!.tuple
+            flow.dst = IPAddress("10.50.100.1")!.tuple
+            (flow.sport, flow.dport, flow.proto, flow.family) = (port, 80, 6, 4)
+            var conn = dp_lb_conn()
+            (conn.backend, conn.epoch, conn.vip) = (2, 1, 1)
+            try p.object.map(DP_MAP_LB_CT).update(flow, conn)
+            let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.ack), payload: Array("GET /".utf8))))
+            #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+            #expect(r.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "10.51.1.3", .tcp(src: port, dst: 8080, flags: Self.ack), payload: Array("GET /".utf8)), egressMAC: ns.egressMAC))
+        }
+    }
+
+    @Test("a packet for no VIP passes untouched; so does one to the VIP's address on another port")
+    func notForAVIP() throws {
+        try withProgram([Self.web]) { p, _ in
+            for input in [Self.b.ipv4(src: "10.50.0.2", dst: "10.50.0.1", .tcp(src: 40000, dst: 80, flags: Self.syn)),
+                          Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 40000, dst: 81, flags: Self.syn)),
+                          Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .udp(src: 40000, dst: 80)),
+                          Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .icmp(type: 8))].map(Checksums.filled) {
+                let r = try p.run(input)
+                #expect(r.returnValue == DP_VERDICT_PASS.rawValue && r.output == input)
+            }
+            #expect(try p.lbCounters(DP_MAP_LB_VSTATS, 1).packets == 0)
+        }
+    }
+
+    @Test("IPv6: a new flow is rewritten with a right TCP checksum and hop limit - 1")
+    func ipv6() throws {
+        try withProgram([Self.web6]) { p, ns in
+            for port: UInt16 in [50000, 50001, 50002, 50003] {
+                let backend = Self.pick(Self.web6, client: "fd50::2", port: port)
+                let r = try p.run(Checksums.filled(Self.b.ipv6(src: "fd50::2", dst: "fd50:100::1", .tcp(src: port, dst: 80, flags: Self.syn))))
+                #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+                #expect(r.output == Self.forwarded(Self.b.ipv6(src: "fd50::2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.syn)), egressMAC: ns.egressMAC))
+            }
+        }
+    }
+
+    @Test("replies from a backend leave with the VIP as source (TCP, UDP, UDP without checksum, IPv6)")
+    func replies() throws {
+        try withProgram([Self.web, Self.web6, Self.dns]) { p, ns in
+            let cases: [([UInt8], [UInt8])] = [
+                (Self.b.ipv4(src: "10.51.1.3", dst: "10.50.0.2", .tcp(src: 8080, dst: 40000, flags: Self.syn | Self.ack)),
+                 Self.b.ipv4(src: "10.50.100.1", dst: "10.50.0.2", .tcp(src: 80, dst: 40000, flags: Self.syn | Self.ack))),
+                (Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .udp(src: 5353, dst: 40000)),
+                 Self.b.ipv4(src: "10.50.100.53", dst: "10.50.0.2", .udp(src: 53, dst: 40000))),
+                (Self.b.ipv6(src: "fd51::2", dst: "fd50::2", .tcp(src: 8080, dst: 40000, flags: Self.ack)),
+                 Self.b.ipv6(src: "fd50:100::1", dst: "fd50::2", .tcp(src: 80, dst: 40000, flags: Self.ack))),
+            ]
+            for (input, output) in cases {
+                let r = try p.run(Checksums.filled(input))
+                #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+                #expect(r.output == Self.forwarded(output, egressMAC: ns.egressMAC), "\(output)")
+            }
+            // No checksum stays no checksum.
+            let bare = try p.run(Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .udp(src: 5353, dst: 40000)))
+            var expected = Self.forwarded(Self.b.ipv4(src: "10.50.100.53", dst: "10.50.0.2", .udp(src: 53, dst: 40000)), egressMAC: ns.egressMAC)
+            expected[14 + 20 + 6] = 0
+            expected[14 + 20 + 7] = 0
+            #expect(bare.output == expected)
+            // The same backend address on a port it does not serve: not a reply.
+            let other = Checksums.filled(Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 22, dst: 40000, flags: Self.ack)))
+            #expect(try p.run(other).output == other)
+        }
+    }
+
+    @Test("a draining backend keeps its connections and takes no new flows")
+    func draining() throws {
+        try withProgram([Self.web]) { p, ns in
+            var flow = dp_lb_flow()
+            flow.src = IPAddress("10.50.0.2")!.tuple
+            flow.dst = IPAddress("10.50.100.1")!.tuple
+            (flow.sport, flow.dport, flow.proto, flow.family) = (45000, 80, 6, 4)
+            var conn = dp_lb_conn()
+            (conn.backend, conn.epoch, conn.vip) = (3, 1, 1) // 10.51.1.4, draining
+            try p.object.map(DP_MAP_LB_CT).update(flow, conn)
+            let kept = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 45000, dst: 80, flags: Self.ack))))
+            #expect(kept.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "10.51.1.4", .tcp(src: 45000, dst: 8080, flags: Self.ack)), egressMAC: ns.egressMAC))
+            var seen: Set<String> = []
+            for port in UInt16(46000)..<46200 {
+                let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.syn))))
+                seen.insert(IPAddress(family: .ipv4, words: [UInt32(r.output[30]) << 24 | UInt32(r.output[31]) << 16 | UInt32(r.output[32]) << 8 | UInt32(r.output[33]), 0, 0, 0]).description)
+            }
+            #expect(seen == ["10.51.1.2", "10.51.1.3"], "200 new flows went to \(seen)")
+        }
+    }
+
+    @Test("a VIP no backend takes drops new flows as no_backend")
+    func noBackend() throws {
+        try withProgram([Self.nobody]) { p, _ in
+            let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.9", .tcp(src: 40000, dst: 80, flags: Self.syn))))
+            #expect(r.returnValue == DP_VERDICT_DROP.rawValue)
+            let c = try p.counters(slots: 1)
+            #expect(c.reasons[Int(DP_REASON_NO_BACKEND.rawValue)] == 1)
+            #expect(try p.lbCounters(DP_MAP_LB_VSTATS, 1).no_backend == 1)
+        }
+    }
+
+    @Test("a connection whose backend was removed (epoch 0) is balanced afresh and stays established")
+    func removedBackend() throws {
+        try withProgram([Self.web]) { p, ns in
+            let port: UInt16 = 47000
+            var flow = dp_lb_flow()
+            flow.src = IPAddress("10.50.0.2")!.tuple
+            flow.dst = IPAddress("10.50.100.1")!.tuple
+            (flow.sport, flow.dport, flow.proto, flow.family) = (port, 80, 6, 4)
+            var conn = dp_lb_conn()
+            (conn.backend, conn.epoch, conn.vip) = (3, 1, 1)
+            try p.object.map(DP_MAP_LB_CT).update(flow, conn)
+            var gone: dp_lb_backend = try p.object.map(DP_MAP_LB_BACKENDS).lookup(UInt32(3))!
+            gone.epoch = 0
+            try p.object.map(DP_MAP_LB_BACKENDS).update(UInt32(3), gone)
+            let backend = Self.pick(Self.web, client: "10.50.0.2", port: port)
+            let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.ack))))
+            #expect(r.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.ack)), egressMAC: ns.egressMAC))
+            let moved = try p.connection(DP_MAP_LB_CT, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+            #expect(moved != nil && moved?.backend != 3 && moved?.epoch == 1)
+        }
+    }
+
+    @Test("without a neighbour entry the rewritten packet goes up the stack (XDP_PASS), TTL untouched")
+    func stackFallback() throws {
+        let lb = LoadBalancer(name: "far", vip: IPAddress("10.50.100.7")!, proto: .udp, port: 7, backends: [.init(address: IPAddress("10.51.9.9")!, port: 7007)])
+        try withProgram([lb]) { p, _ in
+            let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.7", .udp(src: 1234, dst: 7))))
+            #expect(r.returnValue == DP_VERDICT_PASS.rawValue)
+            #expect(r.output == Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.51.9.9", .udp(src: 1234, dst: 7007))))
+        }
+    }
+}
