@@ -86,32 +86,12 @@ final class FIBNamespace {
 }
 
 extension LoadedProgram {
-    /// Installs load balancers as apply would for one interface (VIP slots 1, 2, ...;
-    /// backend slots 1, 2, ... in config order; epoch 1) in generation slot 1.
+    /// Installs load balancers in generation slot 1 and an empty firewall naming it.
     @discardableResult
-    func installBalancers(_ lbs: [LoadBalancer], epoch: UInt32 = 1) throws -> [String: UInt32] {
-        let vipSlots = Dictionary(uniqueKeysWithValues: lbs.enumerated().map { ($1.name, UInt32($0 + 1)) })
-        let ids = LoadBalancerCompiler.backendIDs(lbs)
-        let backendSlots = Dictionary(uniqueKeysWithValues: ids.enumerated().map { ($1, UInt32($0 + 1)) })
-        let tables = try LoadBalancerCompiler.compile(lbs, vipSlots: vipSlots, backendSlots: backendSlots)
-        let backends = try object.map(DP_MAP_LB_BACKENDS)
-        for (slot, entry) in tables.backends {
-            var e = entry
-            e.epoch = epoch
-            try backends.update(slot, e)
-        }
-        let vips = try Dataplane.vipTable(tables), ring = try Dataplane.ringTable(tables)
-        try object.map(DP_MAP_LB_VIPS).update(UInt32(1), vips.fd.raw)
-        try object.map(DP_MAP_LB_RING).update(UInt32(1), ring.fd.raw)
-        withExtendedLifetime((vips, ring)) {}
-        let replies = try object.map(DP_MAP_LB_REPLY)
-        for lb in lbs {
-            for b in lb.backends {
-                try replies.update(LoadBalancerCompiler.endpoint(b.address, b.port, lb.proto), LoadBalancerCompiler.endpoint(lb.vip, lb.port, lb.proto))
-            }
-        }
+    func installBalancers(_ lbs: [LoadBalancer]) throws -> [String: UInt32] {
+        let slots = try Dataplane.installBalancers(lbs, into: object)
         try install(Firewall(defaultAction: .allow, rules: []), limitTable: 1)
-        return backendSlots
+        return slots
     }
 
     func lbCounters(_ map: String, _ slot: UInt32) throws -> dp_lb_stats {
