@@ -2,7 +2,8 @@
 # The benchmark command. Prints tables of medians and ratios against baselines measured in
 # the same run:
 #   1. program cost (PROG_TEST_RUN ns/packet) per firewall path at several rule counts,
-#      beside a trivial XDP_DROP program and xdp-filter on the same frames;
+#      beside a trivial XDP_DROP program and xdp-filter on the same frames, then per
+#      rate-limit and load-balancer path;
 #   2. drop rate (Mpps) on a veth pair between two namespaces, driven by a live-frames
 #      generator, against XDP_DROP, xdp-filter, nftables (linear and set) and iptables raw;
 #   3. rate-limit precision under a flood from 1 source and from 1,000 sources, driven by
@@ -35,8 +36,17 @@ for i in 0 1 2 3; do
     ip -n "$tag" link set "xbench$i" up; ip -n "$tag" link set "xbpeer$i" up
 done
 
+# The load-balancer rows' FIB lookups resolve as on a real LB: clients in 10.50/16 and
+# fd50::/64, backends in 10.51/16 and fd51::/64, all behind xbench0, forwarding on.
+ip -n "$tag" link set lo up
+for a in 10.50.0.1/16 10.51.0.1/16 fd50::1/64 fd51::1/64; do ip -n "$tag" addr add "$a" dev xbench0 nodad 2>/dev/null || ip -n "$tag" addr add "$a" dev xbench0; done
+for a in 10.50.0.2 10.51.1.2 10.51.1.3 10.51.1.4 fd50::2 fd51::2 fd51::3; do
+    ip -n "$tag" neigh add "$a" lladdr 02:00:00:00:00:0b dev xbench0 nud permanent
+done
+ip netns exec "$tag" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
+
 echo "== program cost"
-"$bench" --netns "$tag" --hold-on xbench1,xbench2,xbench3 "$@" --json "$out/bench.json"
+"$bench" --netns "$tag" --hold-on xbench1,xbench2,xbench3 --balancer "$@" --json "$out/bench.json"
 
 echo "== veth drop rate"
 python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-5}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"

@@ -32,6 +32,7 @@ struct Bench: ParsableCommand {
     @Option(help: ArgumentHelp("Three spare interfaces that support native XDP (veths): each measured program is attached to one while it is measured, so PROG_TEST_RUN does not change the kernel's XDP dispatcher, and wait for an RCU grace period, on every call.", valueName: "IF,IF,IF"))
     var holdOn: String?
     @Flag(help: "Only compile each rule set and print its table's shape (no root needed).") var compileOnly = false
+    @Flag(help: "Also measure the load balancer's paths (needs the namespace scripts/bench.sh sets up).") var balancer = false
     @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface with live-frames PROG_TEST_RUN, print JSON, and exit. The frames go to MAC 02:00:00:00:00:01.", valueName: "FRAMES"))
     var liveFrames: Int?
     @Option(help: "With --live-frames: the flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
@@ -102,7 +103,8 @@ struct Bench: ParsableCommand {
         let floor = try BPFObject(.xdpDrop, pinRoot: nil)
         let floorFD = try floor.programFD("xdp_drop")
         let filter = try loadXDPFilter(root: root + "-xdpfilter")
-        let floorLink = try hold(floorFD, on: 0), filterLink = try filter.flatMap { try hold($0.programFD, on: 1) }
+        let floorLink = try hold(floorFD, on: 0)
+        var filterLink = try filter.flatMap { try hold($0.programFD, on: 1) }
         defer { _ = (floorLink, filterLink) }
         var ourLink: FileDescriptor?
         defer { _ = ourLink }
@@ -168,7 +170,14 @@ struct Bench: ParsableCommand {
             }
         } }
         print(render(rows))
-        if let json { try jsonText(rows).write(toFile: json, atomically: true, encoding: .utf8) }
+        var balancerRows: [BalancerRow] = []
+        if balancer { // its two wrappers take the holds of xdp-filter and of our program
+            (ourLink, filterLink) = (nil, nil)
+            balancerRows = try measureBalancer(floorFD: floorFD, root: root + "-lb", hold: hold)
+            try? PinRoot(root + "-lb").removeTree(root + "-lb")
+            print("\n" + renderBalancer(balancerRows))
+        }
+        if let json { try jsonText(rows, balancerRows).write(toFile: json, atomically: true, encoding: .utf8) }
     }
 
     func printShapes() {
@@ -292,12 +301,14 @@ struct Bench: ParsableCommand {
         return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list)"
     }
 
-    func jsonText(_ rows: [Row]) -> String {
+    func jsonText(_ rows: [Row], _ balancerRows: [BalancerRow]) -> String {
         func num(_ x: Double) -> JSONValue { .number(String(format: "%.2f", x)) }
         return JSONOutput.render(.obj(["runs": .int(runs), "repeat": .int(self.repeat), "frames": .int(frames),
             "rows": .array(rows.map { r in .obj([
                 "profile": .string(r.profile), "rules": .int(r.rules), "path": .string(r.path.rawValue), "tree_nodes": .int(r.nodes), "trees": .int(r.trees),
                 "compile_ms": num(r.compileMs), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor),
-                "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null]) })]), indent: "  ")
+                "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null]) }),
+            "lb_rows": .array(balancerRows.map { r in .obj([
+                "path": .string(r.path.rawValue), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor)]) })]), indent: "  ")
     }
 }

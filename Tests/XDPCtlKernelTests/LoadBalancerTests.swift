@@ -13,10 +13,14 @@ import XDPCtlTestSupport
 final class FIBNamespace {
     let name = "xktlb-\(getpid())-\(UInt32.random(in: 0..<1_000_000))"
     static let neighbourMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x0B]
+    /// One backend (per family) sits behind another neighbour, so a next hop remembered
+    /// for one destination cannot pass for another's.
+    static let otherMAC: [UInt8] = [0x02, 0, 0, 0, 0, 0x0C]
+    static let otherNeighbours = ["10.51.1.3", "fd51::3"]
     private(set) var egressMAC: [UInt8] = []
 
     init() throws {
-        let mac = Self.neighbourMAC.map { String(format: "%02x", $0) }.joined(separator: ":")
+        func text(_ mac: [UInt8]) -> String { mac.map { String(format: "%02x", $0) }.joined(separator: ":") }
         var steps: [[String]] = [
             ["ip", "netns", "add", name],
             ["ip", "-n", name, "link", "set", "lo", "up"],
@@ -27,6 +31,7 @@ final class FIBNamespace {
             ["ip", "netns", "exec", name, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"],
         ]
         for a in ["10.50.0.2", "10.51.1.2", "10.51.1.3", "10.51.1.4", "fd50::2", "fd51::2", "fd51::3"] {
+            let mac = text(Self.otherNeighbours.contains(a) ? Self.otherMAC : Self.neighbourMAC)
             steps.append(["ip", "-n", name, "neigh", "add", a, "lladdr", mac, "dev", "xlba", "nud", "permanent"])
         }
         for step in steps {
@@ -149,9 +154,14 @@ struct LoadBalancerTests {
     /// checksum computed from scratch.
     static func forwarded(_ frame: [UInt8], egressMAC: [UInt8]) -> [UInt8] {
         var f = frame
-        f[0..<6] = ArraySlice(FIBNamespace.neighbourMAC)
+        let v4 = f[12] == 0x08
+        let dst = Array(v4 ? f[30..<34] : f[38..<54])
+        let other = FIBNamespace.otherNeighbours.contains { a in
+            IPAddress(a)!.family == (v4 ? .ipv4 : .ipv6) && IPAddress(a)!.words.prefix(v4 ? 1 : 4).flatMap(PacketBuilder.be32) == dst
+        }
+        f[0..<6] = ArraySlice(other ? FIBNamespace.otherMAC : FIBNamespace.neighbourMAC)
         f[6..<12] = ArraySlice(egressMAC)
-        f[f[12] == 0x08 ? 14 + 8 : 14 + 7] -= 1
+        f[v4 ? 14 + 8 : 14 + 7] -= 1
         return Checksums.filled(f)
     }
 

@@ -79,6 +79,13 @@
 #ifndef DP_LB_MAX_RING
 #define DP_LB_MAX_RING (1U << 24)
 #endif
+/* Next hops remembered per interface, and for how long (ns of the coarse clock). */
+#ifndef DP_FWD_CACHE_ENTRIES
+#define DP_FWD_CACHE_ENTRIES 4096
+#endif
+#ifndef DP_FWD_CACHE_NS
+#define DP_FWD_CACHE_NS 100000000ULL
+#endif
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define DP_IPV6_EXT_MAX 8
 /* VLAN tags (802.1Q / 802.1ad) skipped in front of the network header. */
@@ -374,5 +381,30 @@ struct dp_lb_stats {
 	__u64 no_backend;
 };
 _Static_assert(sizeof(struct dp_lb_stats) == 32, "dp_lb_stats changed: bump DP_ABI_VERSION");
+
+/* ---- forwarding: the next hops the FIB gave, remembered -------------------------
+ *
+ * dp_fwd_cache (LRU_HASH[DP_FWD_CACHE_ENTRIES], the program's own, not pinned) maps a
+ * destination address to what bpf_fib_lookup() answered for it: egress interface and
+ * MAC addresses. An entry serves packets up to the longest one the FIB approved (the
+ * helper checks the egress MTU) for DP_FWD_CACHE_NS; then the FIB is asked again, so a
+ * route or neighbour change takes effect within that time. The cache is keyed by
+ * destination only: source-based policy routing is not followed.
+ */
+struct dp_fwd_key {
+	__u32 addr[4];  /* the packet's destination, network order */
+	__u32 family;
+};
+_Static_assert(sizeof(struct dp_fwd_key) == 20, "dp_fwd_key changed: bump DP_ABI_VERSION");
+
+struct dp_fwd_hop {
+	__u32 ifindex;
+	__u16 max_len;  /* the longest packet (IP total length) the FIB approved */
+	__u8 dmac[6];
+	__u8 smac[6];
+	__u8 pad[6];
+	__u64 expires;  /* bpf_ktime_get_coarse_ns() after which the FIB is asked again */
+};
+_Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI_VERSION");
 
 #endif /* XDPCTL_ABI_H */

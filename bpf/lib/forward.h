@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * forward.h — sends a packet on toward its (rewritten) destination: a FIB lookup in the
- * kernel's routing and neighbour tables, then new MAC addresses, one less TTL and
+ * forward.h — sends a packet on toward its (rewritten) destination: the next hop from
+ * the kernel's routing and neighbour tables (bpf_fib_lookup, remembered for a while in
+ * dp_fwd_cache, see xdpctl_abi.h), then new MAC addresses, one less TTL and
  * XDP_REDIRECT out of the egress interface. When the lookup cannot finish (no
- * neighbour entry yet, a route the FIB helper does not handle, TTL running out), the
- * packet goes up the kernel stack, which forwards it (or answers with ICMP).
+ * neighbour entry yet, a route the FIB helper does not handle, a packet over the MTU,
+ * TTL running out), the packet goes up the kernel stack, which forwards it (or answers
+ * with ICMP).
  */
 #ifndef DP_FORWARD_H
 #define DP_FORWARD_H
@@ -18,53 +20,104 @@
 #define DP_AF_INET 2
 #define DP_AF_INET6 10
 
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, DP_FWD_CACHE_ENTRIES);
+	__type(key, struct dp_fwd_key);
+	__type(value, struct dp_fwd_hop);
+} dp_fwd_cache SEC(".maps");
+
+/* Asks the FIB for the next hop of the packet whose IP header is at l3; fills *hop.
+ * Returns 0 on success. */
+static __always_inline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, void *l3, __u32 len,
+				      struct dp_fwd_hop *hop)
+{
+	void *end = (void *)(long)ctx->data_end;
+	struct bpf_fib_lookup fib = {};
+
+	fib.ifindex = ctx->ingress_ifindex;
+	fib.l4_protocol = p->key[DP_FW_F_PROTO];
+	fib.tot_len = len;
+	if (p->key[DP_FW_F_FAMILY] == 4) {
+		struct iphdr *ip = l3;
+
+		if ((void *)(ip + 1) > end)
+			return -1;
+		fib.family = DP_AF_INET;
+		fib.tos = ip->tos;
+		fib.ipv4_src = ip->saddr;
+		fib.ipv4_dst = ip->daddr;
+	} else {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > end)
+			return -1;
+		fib.family = DP_AF_INET6;
+		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
+		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, sizeof(fib.ipv6_src));
+		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, sizeof(fib.ipv6_dst));
+	}
+	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		return -1;
+	hop->ifindex = fib.ifindex;
+	__builtin_memcpy(hop->dmac, fib.dmac, ETH_ALEN);
+	__builtin_memcpy(hop->smac, fib.smac, ETH_ALEN);
+	return 0;
+}
+
 /* Returns the verdict: DP_VERDICT_REDIRECT, or DP_VERDICT_PASS for the stack. */
 static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const struct dp_pkt *p)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
-	struct bpf_fib_lookup fib = {};
 	struct ethhdr *eth = data;
-	__u32 l3 = p->l3_off;
+	struct dp_fwd_key key = {};
+	struct dp_fwd_hop *hop, fresh = {};
+	struct iphdr *ip;
+	struct ipv6hdr *ip6;
+	__u32 len, l3 = p->l3_off;
+	__u64 now;
 
 	if ((void *)(eth + 1) > end || l3 > DP_MAX_L4_OFF)
 		return DP_VERDICT_PASS;
-	fib.ifindex = ctx->ingress_ifindex;
-	fib.l4_protocol = p->key[DP_FW_F_PROTO];
+	ip = data + l3;
+	ip6 = data + l3;
 	if (p->key[DP_FW_F_FAMILY] == 4) {
-		struct iphdr *ip = data + l3;
-
 		if ((void *)(ip + 1) > end || ip->ttl <= 1)
 			return DP_VERDICT_PASS;
-		fib.family = DP_AF_INET;
-		fib.tos = ip->tos;
-		fib.tot_len = bpf_ntohs(ip->tot_len);
-		fib.ipv4_src = ip->saddr;
-		fib.ipv4_dst = ip->daddr;
-		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
+		len = bpf_ntohs(ip->tot_len);
+		key.addr[0] = ip->daddr;
+	} else {
+		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
 			return DP_VERDICT_PASS;
+		len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
+		__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
+	}
+	/* the destination as the packet now has it (NAT may have rewritten the key's) */
+	key.family = p->key[DP_FW_F_FAMILY];
+	now = bpf_ktime_get_coarse_ns();
+	hop = bpf_map_lookup_elem(&dp_fwd_cache, &key);
+	if (!hop || now > hop->expires || len > hop->max_len) {
+		if (fwd_lookup(ctx, p, ip, len, &fresh))
+			return DP_VERDICT_PASS;
+		fresh.max_len = hop && now <= hop->expires && hop->max_len > len ? hop->max_len : len;
+		fresh.expires = now + DP_FWD_CACHE_NS;
+		bpf_map_update_elem(&dp_fwd_cache, &key, &fresh, BPF_ANY);
+		hop = &fresh;
+	}
+
+	if (p->key[DP_FW_F_FAMILY] == 4) {
 		/* TTL - 1, with the checksum change of the 16-bit word it shares with protocol */
 		__u16 *ttl_word = (__u16 *)&ip->ttl, before = *ttl_word;
 
 		ip->ttl--;
 		csum_apply(&ip->check, csum_diff16(before, *ttl_word));
 	} else {
-		struct ipv6hdr *ip6 = data + l3;
-
-		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
-			return DP_VERDICT_PASS;
-		fib.family = DP_AF_INET6;
-		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
-		fib.tot_len = bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, sizeof(fib.ipv6_src));
-		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, sizeof(fib.ipv6_dst));
-		if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
-			return DP_VERDICT_PASS;
 		ip6->hop_limit--;
 	}
-	__builtin_memcpy(eth->h_dest, fib.dmac, ETH_ALEN);
-	__builtin_memcpy(eth->h_source, fib.smac, ETH_ALEN);
-	return bpf_redirect(fib.ifindex, 0);
+	__builtin_memcpy(eth->h_dest, hop->dmac, ETH_ALEN);
+	__builtin_memcpy(eth->h_source, hop->smac, ETH_ALEN);
+	return bpf_redirect(hop->ifindex, 0);
 }
 
 #endif

@@ -1,0 +1,125 @@
+import ArgumentParser
+import CLibBPF
+import CXDPCtlABI
+import Foundation
+import XDPCtlBPF
+import XDPCtlCore
+import XDPCtlKit
+import XDPCtlTestSupport
+
+/// Program cost of the load balancer's paths. They rewrite the frame, so each is run
+/// through the restore_frame wrapper (the frame written back before every run, then a
+/// tail call into the program); the wrapper's own cost, measured with XDP_DROP behind it
+/// on the same frames, is taken out, and the direct XDP_DROP cost put back, so the rows
+/// read like the firewall's. The FIB lookups resolve: scripts/bench.sh gives the
+/// namespace the routes and neighbour entries of the addresses below.
+extension Bench {
+    enum BalancerPath: String, CaseIterable {
+        case notForVIP = "lb non-VIP pass", established = "lb established", established6 = "lb established v6"
+        case newFlow = "lb new flow (SYN)", reply = "lb reply"
+
+        var verdict: dp_verdict { self == .notForVIP ? DP_VERDICT_PASS : DP_VERDICT_REDIRECT }
+    }
+
+    struct BalancerRow {
+        var path: BalancerPath
+        var ns: Double, floor: Double
+    }
+
+    static let balancers = [
+        LoadBalancer(name: "web", vip: IPAddress("10.50.100.1")!, proto: .tcp, port: 80, backends: ["10.51.1.2", "10.51.1.3", "10.51.1.4"].map {
+            .init(address: IPAddress($0)!, port: 8080) }),
+        LoadBalancer(name: "web6", vip: IPAddress("fd50:100::1")!, proto: .tcp, port: 80, backends: ["fd51::2", "fd51::3"].map {
+            .init(address: IPAddress($0)!, port: 8080) }),
+    ]
+
+    /// `frames` frames for a path (TCP: ACK, or SYN for new flows).
+    func balancerFrames(_ path: BalancerPath) -> [[UInt8]] {
+        let b = PacketBuilder()
+        return (0..<frames).map { i in
+            let port = UInt16(41000 + i)
+            switch path {
+            case .notForVIP: return b.ipv4(src: "10.50.0.2", dst: "10.50.0.1", .tcp(src: port, dst: 80, flags: 0x10))
+            case .established: return b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: 0x10))
+            case .established6: return b.ipv6(src: "fd50::2", dst: "fd50:100::1", .tcp(src: port, dst: 80, flags: 0x10))
+            case .newFlow: return b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: 0x02))
+            case .reply: return b.ipv4(src: "10.51.1.\(2 + i % 3)", dst: "10.50.0.2", .tcp(src: 8080, dst: port, flags: 0x10))
+            }
+        }
+    }
+
+    /// Measures every path; `hold` keeps a program attached while it is measured.
+    func measureBalancer(floorFD: Int32, root: String, hold: (Int32, Int) throws -> FileDescriptor?) throws -> [BalancerRow] {
+        mkdir(root, 0o700)
+        let table = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
+                                      valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: Int(DP_FW_MIN_NODES))
+        var nodes = try FirewallCompiler().compile(Firewall(defaultAction: .allow, rules: []), slots: [:]).nodes
+        nodes[0].base = 1
+        try table.fill(nodes)
+        let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: table])
+        try program.map(DP_MAP_FW).update(UInt32(0), table.fd.raw)
+        try Dataplane.installBalancers(Self.balancers, into: program)
+        let programFD = try program.programFD(DP_PROG_XDP)
+
+        /// A restore_frame wrapper in front of `target`, kept attached on hold slot `slot`.
+        func wrapper(_ target: Int32, slot: Int) throws -> (object: BPFObject, fd: Int32, link: FileDescriptor?) {
+            let object = try BPFObject(.restoreFrame, pinRoot: nil)
+            try object.map("restore_target").update(UInt32(0), target)
+            let fd = try object.programFD("restore_run")
+            return (object, fd, try hold(fd, slot))
+        }
+        let ours = try wrapper(programFD, slot: 2), floorWrapped = try wrapper(floorFD, slot: 1)
+
+        func mean(_ w: (object: BPFObject, fd: Int32, link: FileDescriptor?), _ frames: [[UInt8]], vary: Bool) throws -> Double {
+            let state = try w.object.map("restore_frame")
+            var total = 0.0
+            for f in frames {
+                // struct restore_frame: the frame's first 8 words, vary and pad, runs.
+                let h = f.prefix(64).withUnsafeBytes { raw in (0..<8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
+                try state.update(UInt32(0), (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], UInt64(vary ? 1 : 0), UInt64(0)))
+                total += Double(try TestRun.run(programFD: w.fd, packet: f, repeat: self.repeat).duration)
+            }
+            return total / Double(frames.count)
+        }
+
+        var rows: [BalancerRow] = []
+        for path in BalancerPath.allCases {
+            let frames = balancerFrames(path)
+            if path == .established || path == .established6 {
+                // The handshake's SYN and ACK, once each, put every flow in the connection table.
+                for f in frames {
+                    var syn = f
+                    syn[f[12] == 0x08 ? 14 + 20 + 13 : 14 + 40 + 13] = 0x02
+                    _ = try TestRun.run(programFD: programFD, packet: syn)
+                    _ = try TestRun.run(programFD: programFD, packet: f)
+                }
+            }
+            let check = try TestRun.run(programFD: programFD, packet: frames[0])
+            guard check.returnValue == path.verdict.rawValue else {
+                throw ValidationError("\(path.rawValue): the program returned \(check.returnValue), not \(path.verdict.rawValue); the load-balancer rows need the routes and neighbour entries scripts/bench.sh sets up (--netns)")
+            }
+            let vary = path == .newFlow
+            var wrapped: [Double] = [], wrappedFloor: [Double] = [], direct: [Double] = []
+            for run in -1..<runs {
+                let sample = (try mean(ours, frames, vary: vary), try mean(floorWrapped, frames, vary: vary), try self.mean(floorFD, frames))
+                if run < 0 { continue }
+                wrapped.append(sample.0)
+                wrappedFloor.append(sample.1)
+                direct.append(sample.2)
+            }
+            rows.append(BalancerRow(path: path, ns: median(wrapped) - median(wrappedFloor) + median(direct), floor: median(direct)))
+            FileOutput.standardError.write("measured \(path.rawValue)\n")
+        }
+        withExtendedLifetime((ours, floorWrapped, program)) {}
+        return rows
+    }
+
+    func renderBalancer(_ rows: [BalancerRow]) -> String {
+        var out = "path                  ns/pkt  XDP_DROP  ÷XDP_DROP  net of XDP_DROP\n"
+        for r in rows {
+            out += (r.path.rawValue as NSString).padding(toLength: 20, withPad: " ", startingAt: 0)
+                + String(format: "  %6.1f  %8.1f  %8.2fx  %15.1f\n", r.ns, r.floor, r.ns / r.floor, r.ns - r.floor)
+        }
+        return out + "(medians of \(runs) runs of \(frames) frames × \(self.repeat) repeats, through a wrapper that restores each frame; the wrapper's own cost is taken out. New flows: a new source every run, into a half-open table of \(DP_LB_HALF_OPEN_MAX) entries)"
+    }
+}
