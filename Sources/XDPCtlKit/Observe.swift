@@ -20,6 +20,10 @@ public struct InterfaceStatus: Sendable {
     public var rateLimits: Int
     /// Per-source buckets in use (all limits together).
     public var sourceBuckets: Int
+    public var loadBalancers: Int
+    /// Entries in the connection table and the half-open table.
+    public var connections: Int
+    public var halfOpen: Int
     /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
     public var mapMemory: Int
 }
@@ -44,6 +48,9 @@ public struct StatusReport: Sendable {
                                       "tree_capacity": .int(i.firewallCapacity), "trees": .int(i.firewallTrees)]),
                     "rate_limits": .obj(["limits": .int(i.rateLimits), "source_buckets": .int(i.sourceBuckets),
                                          "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
+                    "load_balancers": .obj(["balancers": .int(i.loadBalancers), "connections": .int(i.connections),
+                                            "connections_max": .int(Int(DP_LB_CT_MAX)), "half_open": .int(i.halfOpen),
+                                            "half_open_max": .int(Int(DP_LB_HALF_OPEN_MAX))]),
                     "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
                                   "memory_bytes": .int(i.mapMemory)]),
                 ])
@@ -59,6 +66,9 @@ public struct StatusReport: Sendable {
             out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees, \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
             if i.rateLimits > 0 {
                 out += "  limits    \(i.rateLimits) rate limit\(i.rateLimits == 1 ? "" : "s"), \(i.sourceBuckets)/\(DP_RL_MAX_SOURCES) per-source buckets\n"
+            }
+            if i.loadBalancers > 0 {
+                out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_LB_CT_MAX) connections, \(i.halfOpen)/\(DP_LB_HALF_OPEN_MAX) half-open\n"
             }
             out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\n"
         }
@@ -79,9 +89,10 @@ extension Dataplane {
             let iface = config.interfaces.first { $0.name == s.name }
             let rules = iface?.firewall?.rules.count ?? 0
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
-            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS].compactMap(open)
+            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
+                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_LB_CT, DP_MAP_LB_HALF].compactMap(open)
             // The outer maps and the tables the running generation uses.
-            let tables = [(DP_MAP_FW, 0), (DP_MAP_RL, s.limitTable)].flatMap { name, slot in
+            let tables = [(DP_MAP_FW, 0), (DP_MAP_RL, s.limitTable), (DP_MAP_LB_VIPS, s.limitTable), (DP_MAP_LB_RING, s.limitTable)].flatMap { name, slot in
                 open(name).map { outer in [outer, (try? outer.innerMap(at: UInt32(slot))) ?? nil].compactMap { $0 } } ?? []
             }
             let memory = (maps + tables).reduce(0) { $0 + $1.memoryBytes() }
@@ -91,6 +102,9 @@ extension Dataplane {
                                    firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallCapacity: s.firewallCapacity,
                                    slotsUsed: s.slots.count + 1, rateLimits: iface?.rateLimits.count ?? 0,
                                    sourceBuckets: (try? open(DP_MAP_RL_SOURCES)?.keys(as: dp_rl_source_key.self).count) ?? 0,
+                                   loadBalancers: iface?.loadBalancers.count ?? 0,
+                                   connections: (try? open(DP_MAP_LB_CT)?.keys(as: dp_lb_flow.self).count) ?? 0,
+                                   halfOpen: (try? open(DP_MAP_LB_HALF)?.keys(as: dp_lb_flow.self).count) ?? 0,
                                    mapMemory: memory)
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
