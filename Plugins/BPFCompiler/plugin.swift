@@ -2,7 +2,7 @@ import Foundation
 import PackagePlugin
 
 /// Compiles `bpf/*.bpf.c` (for XDPCtlBPF), `bpf/bench/*.bpf.c` (for the benchmark) or
-/// `bpf/test/*.bpf.c` (test harnesses for the kernel tests) with
+/// `bpf/test/*.bpf.c` and `bpf/bench/*.bpf.c` (harnesses for the kernel tests) with
 /// the toolchain's clang and embeds each object, base64 in a string literal, into the
 /// target, so `swift build` is the only build step and the binary carries its programs.
 @main
@@ -14,13 +14,14 @@ struct BPFCompiler: BuildToolPlugin {
         let files = FileManager.default.enumerator(at: root, includingPropertiesForKeys: nil)?
             .compactMap { $0 as? URL } ?? []
         let headers = files.filter { $0.pathExtension == "h" }
-        let folder = switch target.name {
-        case "XDPCtlBPF": root
-        case "XDPCtlKernelTests": root.appending(path: "test")
-        default: root.appending(path: "bench")
+        let folders = switch target.name {
+        case "XDPCtlBPF": [root]
+        case "XDPCtlKernelTests": [root.appending(path: "test"), root.appending(path: "bench")]
+        default: [root.appending(path: "bench")]
         }
-        let sources = files.filter {
-            $0.lastPathComponent.hasSuffix(".bpf.c") && $0.deletingLastPathComponent().standardizedFileURL.path == folder.standardizedFileURL.path
+        let sources = files.filter { file in
+            file.lastPathComponent.hasSuffix(".bpf.c")
+                && folders.contains { $0.standardizedFileURL.path == file.deletingLastPathComponent().standardizedFileURL.path }
         }
 
         return sources.map { source in

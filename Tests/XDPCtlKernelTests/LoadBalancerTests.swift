@@ -343,3 +343,40 @@ struct LoadBalancerTests {
         }
     }
 }
+
+@Suite("Kernel: a SYN flood against the connection table", .serialized)
+struct SynFloodTests {
+    @Test("200,000 SYNs from new sources fill only the half-open table: 1,000 established connections all stay")
+    func synFloodKeepsConnections() throws {
+        let program = try LoadedProgram.load()
+        try program.installBalancers([LoadBalancerTests.web])
+        let table = try program.object.map(DP_MAP_LB_CT)
+        var flows: [dp_lb_flow] = []
+        for i in 0..<1000 {
+            var flow = dp_lb_flow()
+            flow.src = IPAddress("10.60.\(i / 250).\(i % 250 + 1)")!.tuple
+            flow.dst = IPAddress("10.50.100.1")!.tuple
+            (flow.sport, flow.dport, flow.proto, flow.family) = (40000, 80, 6, 4)
+            var conn = dp_lb_conn()
+            (conn.backend, conn.epoch, conn.vip) = (UInt32(1 + i % 2), 1, 1)
+            try table.update(flow, conn)
+            flows.append(flow)
+        }
+        // The benchmark's wrapper restores the SYN before every run and gives each run a
+        // source port and address of its own: 200,000 new flows, 6 times the half-open table.
+        let wrapper = try BPFObject(.restoreFrame, pinRoot: nil)
+        try wrapper.map("restore_target").update(UInt32(0), program.programFD)
+        let syn = PacketBuilder().ipv4(src: "10.70.0.0", dst: "10.50.100.1", .tcp(src: 1024, dst: 80, flags: 0x02))
+        let head = syn.prefix(64).withUnsafeBytes { raw in (0..<8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
+        try wrapper.map("restore_frame").update(UInt32(0), (head[0], head[1], head[2], head[3], head[4], head[5], head[6], head[7], UInt64(1), UInt64(0)))
+        _ = try TestRun.run(programFD: try wrapper.programFD("restore_run"), packet: syn, repeat: 200_000)
+
+        var kept = 0
+        for flow in flows where try table.lookup(flow, as: dp_lb_conn.self) != nil { kept += 1 }
+        #expect(kept == 1000, "established connections left: \(kept) of 1000")
+        let halfOpen = try program.object.map(DP_MAP_LB_HALF).keys(as: dp_lb_flow.self).count
+        #expect(halfOpen > Int(DP_LB_HALF_OPEN_MAX) / 2, "the flood went to the half-open table: \(halfOpen) entries")
+        let balanced = try program.lbCounters(DP_MAP_LB_VSTATS, 1)
+        #expect(balanced.packets == 200_000 && balanced.connections == 0, "\(balanced.packets) SYNs balanced, \(balanced.connections) connections")
+    }
+}
