@@ -62,6 +62,16 @@ public enum LoadBalancerCompiler {
         return tables
     }
 
+    /// The destination ports of `lbs`' VIPs, for the interface's port filter.
+    public static func vipPorts(_ lbs: [LoadBalancer]) -> Set<UInt16> { Set(lbs.map(\.port)) }
+
+    /// A port filter's words (xdpctl_abi.h): bit p % 32 of word p / 32 set for each port.
+    public static func portWords(_ ports: Set<UInt16>) -> [UInt32] {
+        var words = [UInt32](repeating: 0, count: Int(DP_LB_PORT_WORDS))
+        for p in ports { words[Int(p) / 32] |= 1 << (UInt32(p) % 32) }
+        return words
+    }
+
     /// Backend endpoint to VIP endpoint, for translating replies, over every interface.
     public static func replies(_ config: Config) -> [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)] {
         config.interfaces.flatMap { iface in

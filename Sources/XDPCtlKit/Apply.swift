@@ -11,12 +11,17 @@ struct Replies {
     var new: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
     var old: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
 
-    func write(_ entries: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)], removingOthers: Bool = false) throws(BPFError) {
+    /// Writes `entries`; with `removingOthers`, removes every other entry, else leaves
+    /// them (and the source ports they listen on: `alsoListed`) in place.
+    func write(_ entries: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)], removingOthers: Bool = false,
+               alsoListed: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)] = []) throws(BPFError) {
         let path = root.shared(DP_MAP_LB_REPLY)
-        // The map appears with the first program loaded; without it there is nothing to translate.
+        // The maps appear with the first program loaded; without them there is nothing to translate.
         guard access(path, F_OK) == 0 else { return }
         let map = try BPFMap.open(pinned: path)
+        let ports = try BPFMap.open(pinned: root.shared(DP_MAP_LB_RPORTS))
         for e in entries { try map.update(e.backend, e.vip) }
+        try ports.fill(LoadBalancerCompiler.portWords(Set((entries + alsoListed).map(\.backend.port))))
         guard removingOthers else { return }
         let keep = Set(entries.map { Endpoint($0.backend) })
         for key in try map.keys(as: dp_lb_endpoint.self) where !keep.contains(Endpoint(key)) { try map.delete(key) }
@@ -62,6 +67,9 @@ extension Dataplane {
         var freshBackendSlots: [UInt32] = []
         var removedBackendSlots: [UInt32] = []
         var balancers: LoadBalancerTables?
+        /// The VIP ports of the running generation and of this one (the port filter).
+        var oldVipPorts: Set<UInt16> = []
+        var vipPorts: Set<UInt16> = []
         /// The generation this apply makes: the epoch of the backend slots it fills.
         var epoch: UInt32 = 0
         /// The pinned link is attached to this ifindex in a mode the config accepts.
@@ -191,6 +199,8 @@ extension Dataplane {
             let kept = Set(backendIDs)
             plan.removedBackendSlots = (previous?.backendSlots ?? [:]).filter { !kept.contains($0.key) }.map(\.value)
             plan.balancers = compiled.balancers
+            plan.oldVipPorts = LoadBalancerCompiler.vipPorts(oldConfig?.interfaces.first { $0.name == iface.name }?.loadBalancers ?? [])
+            plan.vipPorts = LoadBalancerCompiler.vipPorts(iface.loadBalancers)
             plan.epoch = UInt32(truncatingIfNeeded: (old?.generation ?? 0) + 1)
             plans.append(plan)
         }
@@ -231,7 +241,8 @@ extension Dataplane {
                     if rename(fwPin, plan.setAside!) != 0 { throw BPFError(.pin(fwPin), errno: errno) }
                 }
                 plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table],
-                                             pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY)])
+                                             pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
+                                                        DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
                 if plan.keepsLink {
                     plan.previousProgram = try XDPLink.program(pinPath: root.link(name))
                 }
@@ -341,7 +352,7 @@ extension Dataplane {
         var attached: [Int] = []
         var replaced: [Int] = []
         do throws(BPFError) {
-            try replies.write(replies.new)
+            try replies.write(replies.new, alsoListed: replies.old)
             for i in plans.indices {
                 let p = plans[i]
                 for slot in p.freshSlots + (p.resetDefault ? [0] : []) {
@@ -372,6 +383,7 @@ extension Dataplane {
             for i in flipped {
                 try? setTree(plans[i].firewallMap!, plans[i].previousInner)
                 for t in plans[i].slotted { try? setTree(t.outer, t.previous, slot: plans[i].limitTable) }
+                try? writeVipPorts(plans[i], plans[i].oldVipPorts)
             }
             for i in attached { try? XDPLink.detach(pinPath: root.link(plans[i].config.name), interface: plans[i].config.name) }
             for i in replaced {
@@ -386,6 +398,7 @@ extension Dataplane {
         }
         for p in plans { if let aside = p.setAside { unlink(aside) } }
         do {
+            for p in plans where p.oldVipPorts != p.vipPorts { try writeVipPorts(p, p.vipPorts) }
             for p in plans { try retireBackends(p) }
             try replies.write(replies.new, removingOthers: true)
         } catch { throw .kernel(error) }
@@ -419,6 +432,7 @@ extension Dataplane {
     /// Backends new in this apply get their slot filled (epoch: this generation) and their
     /// counters zeroed before any table names them; so do new VIPs' counters.
     func fillBackendSlots(_ p: InterfacePlan) throws(BPFError) {
+        try writeVipPorts(p, p.oldVipPorts.union(p.vipPorts))
         guard let tables = p.balancers else { return }
         let name = p.config.name
         let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: name))
@@ -431,6 +445,12 @@ extension Dataplane {
         }
         let vipStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_VSTATS, of: name))
         for slot in p.freshVipSlots { try vipStats.updatePerCPU(slot, dp_lb_stats()) }
+    }
+
+    /// Sets the interface's VIP port filter to `ports` (nothing to do when it stays empty).
+    func writeVipPorts(_ p: InterfacePlan, _ ports: Set<UInt16>) throws(BPFError) {
+        guard !(p.oldVipPorts.isEmpty && p.vipPorts.isEmpty) else { return }
+        try BPFMap.open(pinned: root.map(DP_MAP_LB_VPORTS, of: p.config.name)).fill(LoadBalancerCompiler.portWords(ports))
     }
 
     /// Removed backends' slots get epoch 0: their connections are balanced afresh.

@@ -47,6 +47,8 @@ extension Dataplane {
                 try replies.update(LoadBalancerCompiler.endpoint(b.address, b.port, lb.proto), LoadBalancerCompiler.endpoint(lb.vip, lb.port, lb.proto))
             }
         }
+        try object.map(DP_MAP_LB_VPORTS).fill(LoadBalancerCompiler.portWords(LoadBalancerCompiler.vipPorts(lbs)))
+        try object.map(DP_MAP_LB_RPORTS).fill(LoadBalancerCompiler.portWords(Set(lbs.flatMap { $0.backends.map(\.port) })))
         return backendSlots
     }
 }

@@ -7,7 +7,9 @@ import XDPCtlCore
 import XDPCtlKit
 import XDPCtlTestSupport
 
-/// Program cost of the load balancer's paths. They rewrite the frame, so each is run
+/// Program cost of the load balancer's paths. "non-VIP pass" is traffic to a port no VIP
+/// uses (the port filter stops it), "non-VIP, VIP port" traffic to a VIP's port on
+/// another address (both lookups run). They rewrite the frame, so each is run
 /// through the restore_frame wrapper (the frame written back before every run, then a
 /// tail call into the program); the wrapper's own cost, measured with XDP_DROP behind it
 /// on the same frames, is taken out, and the direct XDP_DROP cost put back, so the rows
@@ -15,10 +17,11 @@ import XDPCtlTestSupport
 /// namespace the routes and neighbour entries of the addresses below.
 extension Bench {
     enum BalancerPath: String, CaseIterable {
-        case notForVIP = "lb non-VIP pass", established = "lb established", established6 = "lb established v6"
+        case otherPort = "lb non-VIP pass", notForVIP = "lb non-VIP, VIP port"
+        case established = "lb established", established6 = "lb established v6"
         case newFlow = "lb new flow (SYN)", reply = "lb reply"
 
-        var verdict: dp_verdict { self == .notForVIP ? DP_VERDICT_PASS : DP_VERDICT_REDIRECT }
+        var verdict: dp_verdict { self == .notForVIP || self == .otherPort ? DP_VERDICT_PASS : DP_VERDICT_REDIRECT }
     }
 
     struct BalancerRow {
@@ -39,6 +42,7 @@ extension Bench {
         return (0..<frames).map { i in
             let port = UInt16(41000 + i)
             switch path {
+            case .otherPort: return b.ipv4(src: "10.50.0.2", dst: "10.50.0.1", .tcp(src: port, dst: 22, flags: 0x10))
             case .notForVIP: return b.ipv4(src: "10.50.0.2", dst: "10.50.0.1", .tcp(src: port, dst: 80, flags: 0x10))
             case .established: return b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: 0x10))
             case .established6: return b.ipv6(src: "fd50::2", dst: "fd50:100::1", .tcp(src: port, dst: 80, flags: 0x10))

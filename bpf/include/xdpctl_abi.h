@@ -108,6 +108,8 @@
 #define DP_MAP_LB_CT      "dp_lb_ct"
 #define DP_MAP_LB_HALF    "dp_lb_half"
 #define DP_MAP_LB_REPLY   "dp_lb_reply"    /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_LB_VPORTS  "dp_lb_vports"
+#define DP_MAP_LB_RPORTS  "dp_lb_rports"   /* shared by all interfaces: pinned at the pin root */
 #define DP_PROG_XDP       "xdp_ingress"
 
 /* ---- verdicts and reasons ------------------------------------------------------ */
@@ -324,7 +326,15 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
  * Replies: dp_lb_reply, one HASH for all interfaces, maps a backend endpoint to its
  * VIP endpoint; a packet from a backend endpoint gets the VIP as its source. A backend
  * endpoint therefore serves one VIP (apply refuses anything else).
+ *
+ * Port filters spare most packets both hash lookups: bit p of dp_lb_vports (per
+ * interface) is set when a VIP of the interface has destination port p, bit p of
+ * dp_lb_rports (shared) when a backend endpoint answers from source port p; each is an
+ * ARRAY[DP_LB_PORT_WORDS] of __u32, bit p being bit p % 32 of word p / 32. A clear bit
+ * skips the lookup, a set one only says "look". Apply sets the bits of both the old and
+ * the new generation before the swap and clears the old ones' after it.
  */
+#define DP_LB_PORT_WORDS (65536 / 32)
 struct dp_lb_endpoint {
 	__u32 addr[4];  /* host-order words, as the packet key's */
 	__u16 port;     /* host order */

@@ -92,6 +92,32 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_lb_reply SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DP_LB_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dp_lb_vports SEC(".maps");
+
+/* One for all interfaces, as dp_lb_reply. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DP_LB_PORT_WORDS);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dp_lb_rports SEC(".maps");
+
+/* Whether a port filter has `port`'s bit set (DP_FW_NO_PORT lies past its end). */
+static __always_inline int lb_port_listed(void *filter, __u32 port)
+{
+	__u32 word = port / 32;
+	__u32 *bits = bpf_map_lookup_elem(filter, &word);
+
+	return bits && (*bits >> (port % 32)) & 1;
+}
+
 enum lb_step {
 	LB_NOT_VIP = 0,   /* not for a VIP of this interface */
 	LB_FORWARD,       /* rewrite to *backend and forward */
@@ -173,7 +199,7 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 	__u32 *slot, index;
 	int opens, stale = 0, connection = 0;
 
-	if (p->key[DP_FW_F_DPORT] == DP_FW_NO_PORT)
+	if (!lb_port_listed(&dp_lb_vports, p->key[DP_FW_F_DPORT]))
 		return LB_NOT_VIP;
 	vips = bpf_map_lookup_elem(&dp_lb_vips, &generation);
 	if (!vips)
@@ -259,7 +285,7 @@ static __always_inline const struct dp_lb_endpoint *lb_reply(const struct dp_pkt
 {
 	struct dp_lb_endpoint key = {};
 
-	if (p->key[DP_FW_F_SPORT] == DP_FW_NO_PORT)
+	if (!lb_port_listed(&dp_lb_rports, p->key[DP_FW_F_SPORT]))
 		return 0;
 	lb_endpoint(&key, p, 0);
 	return bpf_map_lookup_elem(&dp_lb_reply, &key);
