@@ -19,7 +19,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	const struct dp_fw_node *rule;
 	const struct dp_lb_backend *backend;
 	const struct dp_lb_endpoint *vip;
-	__u32 generation;
+	__u32 generation, slot;
 
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
@@ -38,13 +38,13 @@ int xdp_ingress(struct xdp_md *ctx)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
 		if (!rl_admit(&pkt, generation))
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
-		switch (lb_balance(&pkt, generation, &backend)) {
+		switch (lb_balance(&pkt, generation, &backend, &slot)) {
 		case LB_NO_BACKEND:
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_NO_BACKEND);
 		case LB_FORWARD:
 			if (nat_rewrite(ctx, &pkt, NAT_DST, backend->addr, backend->port))
 				return dp_count(&pkt, DP_VERDICT_ABORTED, DP_REASON_NONE);
-			return dp_count(&pkt, dp_forward(ctx, &pkt), DP_REASON_NONE);
+			return dp_count(&pkt, dp_forward(ctx, &pkt, lb_hop(slot), backend->epoch), DP_REASON_NONE);
 		case LB_NOT_VIP:
 			break;
 		}
@@ -55,7 +55,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	if (vip) {
 		if (nat_rewrite(ctx, &pkt, NAT_SRC, vip->addr, vip->port))
 			return dp_count(&pkt, DP_VERDICT_ABORTED, DP_REASON_NONE);
-		return dp_count(&pkt, dp_forward(ctx, &pkt), DP_REASON_NONE);
+		return dp_count(&pkt, dp_forward(ctx, &pkt, 0, 0), DP_REASON_NONE);
 	}
 	return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
 }

@@ -394,12 +394,14 @@ _Static_assert(sizeof(struct dp_lb_stats) == 32, "dp_lb_stats changed: bump DP_A
 
 /* ---- forwarding: the next hops the FIB gave, remembered -------------------------
  *
- * dp_fwd_cache (LRU_HASH[DP_FWD_CACHE_ENTRIES], the program's own, not pinned) maps a
- * destination address to what bpf_fib_lookup() answered for it: egress interface and
- * MAC addresses. An entry serves packets up to the longest one the FIB approved (the
- * helper checks the egress MTU) for DP_FWD_CACHE_NS; then the FIB is asked again, so a
- * route or neighbour change takes effect within that time. The cache is keyed by
- * destination only: source-based policy routing is not followed.
+ * What bpf_fib_lookup() answered for a destination (egress interface and MAC addresses)
+ * is remembered per CPU for DP_FWD_CACHE_NS and serves packets up to the longest one the
+ * FIB approved (the helper checks the egress MTU); then the FIB is asked again, so a
+ * route or neighbour change takes effect within that time. Toward a backend it is kept
+ * in dp_lb_hops (PERCPU_ARRAY[DP_LB_MAX_BACKENDS] by backend slot, valid while its tag is
+ * the slot's epoch); toward anything else (replies to clients) in dp_fwd_cache (LRU_HASH
+ * [DP_FWD_CACHE_ENTRIES] by destination address). Both are the program's own, not
+ * pinned. Source-based policy routing is not followed.
  */
 struct dp_fwd_key {
 	__u32 addr[4];  /* the packet's destination, network order */
@@ -409,10 +411,11 @@ _Static_assert(sizeof(struct dp_fwd_key) == 20, "dp_fwd_key changed: bump DP_ABI
 
 struct dp_fwd_hop {
 	__u32 ifindex;
+	__u32 tag;      /* dp_lb_hops: the backend slot's epoch when the FIB was asked */
 	__u16 max_len;  /* the longest packet (IP total length) the FIB approved */
 	__u8 dmac[6];
 	__u8 smac[6];
-	__u8 pad[6];
+	__u8 pad[2];
 	__u64 expires;  /* bpf_ktime_get_coarse_ns() after which the FIB is asked again */
 };
 _Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI_VERSION");

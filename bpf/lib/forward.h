@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
  * forward.h — sends a packet on toward its (rewritten) destination: the next hop from
- * the kernel's routing and neighbour tables (bpf_fib_lookup, remembered for a while in
- * dp_fwd_cache, see xdpctl_abi.h), then new MAC addresses, one less TTL and
+ * the kernel's routing and neighbour tables (bpf_fib_lookup, remembered for a while, see
+ * xdpctl_abi.h), then new MAC addresses, one less TTL and
  * XDP_REDIRECT out of the egress interface. When the lookup cannot finish (no
  * neighbour entry yet, a route the FIB helper does not handle, a packet over the MTU,
  * TTL running out), the packet goes up the kernel stack, which forwards it (or answers
@@ -65,8 +65,11 @@ static __always_inline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p
 	return 0;
 }
 
-/* Returns the verdict: DP_VERDICT_REDIRECT, or DP_VERDICT_PASS for the stack. */
-static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const struct dp_pkt *p)
+/* Sends the packet on. `slot`: where its next hop is remembered, a per-CPU map value
+ * whose tag must equal `tag`; null: dp_fwd_cache, by destination. Returns the verdict:
+ * DP_VERDICT_REDIRECT, or DP_VERDICT_PASS for the stack. */
+static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const struct dp_pkt *p,
+						  struct dp_fwd_hop *slot, __u32 tag)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -96,13 +99,17 @@ static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const stru
 	/* the destination as the packet now has it (NAT may have rewritten the key's) */
 	key.family = p->key[DP_FW_F_FAMILY];
 	now = bpf_ktime_get_coarse_ns();
-	hop = bpf_map_lookup_elem(&dp_fwd_cache, &key);
-	if (!hop || now > hop->expires || len > hop->max_len) {
+	hop = slot ? slot : bpf_map_lookup_elem(&dp_fwd_cache, &key);
+	if (!hop || hop->tag != tag || now > hop->expires || len > hop->max_len) {
 		if (fwd_lookup(ctx, p, ip, len, &fresh))
 			return DP_VERDICT_PASS;
-		fresh.max_len = hop && now <= hop->expires && hop->max_len > len ? hop->max_len : len;
+		fresh.tag = tag;
+		fresh.max_len = hop && hop->tag == tag && now <= hop->expires && hop->max_len > len ? hop->max_len : len;
 		fresh.expires = now + DP_FWD_CACHE_NS;
-		bpf_map_update_elem(&dp_fwd_cache, &key, &fresh, BPF_ANY);
+		if (slot)
+			*slot = fresh; /* this CPU's own copy */
+		else
+			bpf_map_update_elem(&dp_fwd_cache, &key, &fresh, BPF_ANY);
 		hop = &fresh;
 	}
 

@@ -100,6 +100,14 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_lb_vports SEC(".maps");
 
+/* The next hop toward each backend, per CPU (see forward.h). */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_LB_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct dp_fwd_hop);
+} dp_lb_hops SEC(".maps");
+
 /* One for all interfaces, as dp_lb_reply. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -186,9 +194,10 @@ static __always_inline void lb_count(void *map, __u32 slot,
 	}
 }
 
-/* Balances a packet addressed to a VIP of this interface's generation `generation`. */
+/* Balances a packet addressed to a VIP of this interface's generation `generation`:
+ * on LB_FORWARD, *backend and *slot name where it goes. */
 static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 generation,
-					       const struct dp_lb_backend **backend)
+					       const struct dp_lb_backend **backend, __u32 *slot)
 {
 	struct dp_lb_endpoint vip_key = {};
 	struct dp_lb_flow flow = {};
@@ -196,7 +205,7 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 	const struct dp_lb_backend *b = 0;
 	const struct dp_lb_vip *vip;
 	void *vips, *ring;
-	__u32 *slot, index;
+	__u32 *entry, index;
 	int opens, stale = 0, connection = 0;
 
 	if (!lb_port_listed(&dp_lb_vports, p->key[DP_FW_F_DPORT]))
@@ -256,10 +265,10 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 		return LB_NO_BACKEND;
 	}
 	index = vip->ring_start + lb_hash(p) % vip->ring_size;
-	slot = bpf_map_lookup_elem(ring, &index);
-	if (!slot)
+	entry = bpf_map_lookup_elem(ring, &index);
+	if (!entry)
 		return LB_NO_BACKEND;
-	conn.backend = *slot;
+	conn.backend = *entry;
 	b = bpf_map_lookup_elem(&dp_lb_backends, &conn.backend);
 	if (!b || !b->family)
 		return LB_NO_BACKEND;
@@ -277,7 +286,14 @@ forward:
 	lb_count(&dp_lb_vstats, conn.vip, p, connection);
 	lb_count(&dp_lb_bstats, conn.backend, p, connection);
 	*backend = b;
+	*slot = conn.backend;
 	return LB_FORWARD;
+}
+
+/* This CPU's remembered next hop toward backend `slot`. */
+static __always_inline struct dp_fwd_hop *lb_hop(__u32 slot)
+{
+	return bpf_map_lookup_elem(&dp_lb_hops, &slot);
 }
 
 /* The VIP a packet from a backend endpoint answers for, or null. */
