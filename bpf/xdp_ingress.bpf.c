@@ -12,14 +12,87 @@
 #include "lib/nat.h"
 #include "lib/forward.h"
 
+#define DP_NO_HOP ((__u32)~0)
+
+/* Where a translated packet goes: the new address and port of one side, and which
+ * remembered next hop to use (a backend slot whose hop must carry `tag`, or DP_NO_HOP:
+ * by destination; see forward.h). */
+struct dp_target {
+	struct dp_lb_endpoint to;
+	__u32 side; /* enum nat_side */
+	__u32 hop;
+	__u32 tag;
+};
+
+/* Load balancing, then reply translation: LB_FORWARD fills *t. `generation`: the table
+ * slot, or DP_RL_TABLES for an interface without tables. */
+static __always_inline int dp_balance(const struct dp_pkt *p, __u32 generation, struct dp_target *t)
+{
+	const struct dp_lb_backend *backend;
+	const struct dp_lb_endpoint *vip;
+	enum lb_step step;
+
+	if (!p || !t)
+		return LB_NOT_VIP;
+	step = lb_balance(p, generation, &backend, &t->hop);
+	if (step == LB_FORWARD) {
+		__builtin_memcpy(t->to.addr, backend->addr, sizeof(t->to.addr));
+		t->to.port = backend->port;
+		t->side = NAT_DST;
+		t->tag = backend->epoch;
+		return LB_FORWARD;
+	}
+	if (step == LB_NO_BACKEND)
+		return LB_NO_BACKEND;
+	/* Replies of load-balanced connections leave with their VIP as the source. */
+	vip = lb_reply(p);
+	if (!vip)
+		return LB_NOT_VIP;
+	t->to = *vip;
+	t->side = NAT_SRC;
+	t->hop = DP_NO_HOP;
+	t->tag = 0;
+	return LB_FORWARD;
+}
+
+/* Rewrites the packet to *t and sends it on. Returns the verdict, counted. */
+static __always_inline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, const struct dp_target *t)
+{
+	if (!p || !t)
+		return XDP_ABORTED;
+	if (nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
+		return dp_count(p, DP_VERDICT_ABORTED, DP_REASON_NONE);
+	return dp_count(p, dp_forward(ctx, p, t->hop == DP_NO_HOP ? 0 : lb_hop(t->hop), t->tag), DP_REASON_NONE);
+}
+
+/* Everything after the firewall let the packet through: rate limits, then the load
+ * balancer and reply translation. A global function, so the verifier checks it once on
+ * its own instead of once for every path through the firewall's trees (loading stays
+ * fast); firewall drops, the path under attack, never pay for the call. `generation`: the table slot, or DP_RL_TABLES for an
+ * interface without tables. Returns the verdict, counted. */
+__noinline int dp_admitted(struct xdp_md *ctx, const struct dp_pkt *p, __u32 generation)
+{
+	struct dp_target target = {};
+
+	if (!p)
+		return XDP_ABORTED;
+	if (generation < DP_RL_TABLES && !rl_admit(p, generation))
+		return dp_count(p, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
+	switch (dp_balance(p, generation, &target)) {
+	case LB_FORWARD:
+		return dp_translate(ctx, p, &target);
+	case LB_NO_BACKEND:
+		return dp_count(p, DP_VERDICT_DROP, DP_REASON_NO_BACKEND);
+	}
+	return dp_count(p, DP_VERDICT_PASS, DP_REASON_NONE);
+}
+
 SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	struct dp_pkt pkt = {};
 	const struct dp_fw_node *rule;
-	const struct dp_lb_backend *backend;
-	const struct dp_lb_endpoint *vip;
-	__u32 generation, slot;
+	__u32 generation = DP_RL_TABLES;
 
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
@@ -36,28 +109,10 @@ int xdp_ingress(struct xdp_md *ctx)
 		fw_count(rule, &pkt);
 		if (rule->action == DP_FW_DROP)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
-		if (!rl_admit(&pkt, generation))
-			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
-		switch (lb_balance(&pkt, generation, &backend, &slot)) {
-		case LB_NO_BACKEND:
-			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_NO_BACKEND);
-		case LB_FORWARD:
-			if (nat_rewrite(ctx, &pkt, NAT_DST, backend->addr, backend->port))
-				return dp_count(&pkt, DP_VERDICT_ABORTED, DP_REASON_NONE);
-			return dp_count(&pkt, dp_forward(ctx, &pkt, lb_hop(slot), backend->epoch), DP_REASON_NONE);
-		case LB_NOT_VIP:
-			break;
-		}
+	} else {
+		generation = DP_RL_TABLES;
 	}
-
-	/* Replies of load-balanced connections leave with their VIP as the source. */
-	vip = lb_reply(&pkt);
-	if (vip) {
-		if (nat_rewrite(ctx, &pkt, NAT_SRC, vip->addr, vip->port))
-			return dp_count(&pkt, DP_VERDICT_ABORTED, DP_REASON_NONE);
-		return dp_count(&pkt, dp_forward(ctx, &pkt, 0, 0), DP_REASON_NONE);
-	}
-	return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
+	return dp_admitted(ctx, &pkt, generation);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

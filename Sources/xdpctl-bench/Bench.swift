@@ -170,6 +170,7 @@ struct Bench: ParsableCommand {
             }
         } }
         print(render(rows))
+        fflush(nil) // before the load-balancer rows report progress on stderr
         var balancerRows: [BalancerRow] = []
         if balancer { // its two wrappers take the holds of xdp-filter and of our program
             (ourLink, filterLink) = (nil, nil)

@@ -7,6 +7,13 @@ import XDPCtlCore
 /// and backend namespaces with real servers (see BalancerLab).
 @Suite("End to end: load balancing real connections", .serialized)
 struct BalancerEndToEndTests {
+    /// How many of `names` each backend name has, sorted by name.
+    static func counts(_ names: [String]) -> String {
+        var counts: [String: Int] = [:]
+        for n in names { counts[n.isEmpty ? "failed" : n, default: 0] += 1 }
+        return counts.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+    }
+
     /// Shares of `names` per backend name.
     static func shares(_ names: [String]) -> [String: Double] {
         var counts: [String: Int] = [:]
@@ -24,6 +31,7 @@ struct BalancerEndToEndTests {
         let answers = try lab.curl(600)
         #expect(answers.filter(\.isEmpty).count == 0, "every connection succeeds: \(answers.filter(\.isEmpty).count) failed")
         let share = Self.shares(answers)
+        print("tcp/v4 600 connections by weight 1:2:1: \(Self.counts(answers))")
         // 7 points is about 3.5 standard deviations of a 50 % share over 600 connections.
         for (name, want) in [("b1", 0.25), ("b2", 0.5), ("b3", 0.25)] {
             #expect(abs((share[name] ?? 0) - want) <= 0.07, "\(name): \(share[name] ?? 0), weight share \(want)")
@@ -49,6 +57,7 @@ struct BalancerEndToEndTests {
         #expect(try lab.apply(lab.config(lab.balancer("web6", v6: true, [(0, 1, "active"), (1, 1, "active"), (2, 1, "active")]))).status == 0)
         let answers = try lab.curl(300, v6: true)
         #expect(answers.filter(\.isEmpty).isEmpty, "\(answers.filter(\.isEmpty).count) failed")
+        print("tcp/v6 300 connections, equal weights: \(Self.counts(answers))")
         for (name, share) in Self.shares(answers) { #expect(abs(share - 1.0 / 3) <= 0.09, "\(name): \(share)") }
     }
 
@@ -63,6 +72,7 @@ struct BalancerEndToEndTests {
         #expect(applied.status == 0, "\(applied.err)")
         for v6 in [false, true] {
             let answers = try lab.udp(300, port: 53, v6: v6)
+            print("udp/\(v6 ? "v6" : "v4") 300 datagrams, equal weights: \(Self.counts(answers))")
             #expect(answers.allSatisfy { $0.hasPrefix("b") }, "v6 \(v6): \(Set(answers))")
             for (name, share) in Self.shares(answers) { #expect(abs(share - 1.0 / 3) <= 0.09, "v6 \(v6) \(name): \(share)") }
         }
@@ -70,42 +80,56 @@ struct BalancerEndToEndTests {
         #expect(packets.values.reduce(0, +) == 300, "\(packets)")
     }
 
-    @Test("with connections open: a draining backend keeps them and takes no new ones; a removed backend's are reset; an added backend takes new ones only")
-    func drainRemoveAdd() throws {
+    @Test("with flows open: a draining backend keeps them and takes no new ones; a removed backend's move (TCP: reset at once, UDP: carried on elsewhere); an added backend takes new ones only",
+          arguments: [("tcp", false), ("tcp", true), ("udp", false)])
+    func drainRemoveAdd(proto: String, v6: Bool) throws {
         let lab = try BalancerLab(backends: 4)
         defer { lab.close() }
+        let udp = proto == "udp"
+        let what = "\(proto)/\(v6 ? "v6" : "v4")"
         func apply(_ which: [(index: Int, weight: Int, state: String)]) throws {
-            let r = try lab.apply(lab.config(lab.balancer("web", which)))
+            let lb = udp ? lab.balancer("web", v6: v6, proto: "udp", port: 53, backendPort: 5353, which) : lab.balancer("web", v6: v6, which)
+            let r = try lab.apply(lab.config(lb))
             #expect(r.status == 0, "\(r.err)")
         }
+        /// New flows' backends: curl connections, or datagrams from new sockets.
+        func fresh(_ count: Int) throws -> Set<String> { Set(udp ? try lab.udp(count, port: 53, v6: v6) : try lab.curl(count, v6: v6)) }
+
         try apply([(0, 1, "active"), (1, 1, "active"), (2, 1, "active")])
-        let held = try HeldConnections(lab, count: 60)
+        let held = try HeldConnections(lab, count: 60, udp: udp, v6: v6)
         defer { held.close() }
         let first = try held.answers()
-        #expect(Set(first) == ["b1", "b2", "b3"], "60 connections reach all three: \(first)")
+        #expect(Set(first) == ["b1", "b2", "b3"], "60 flows reach all three: \(first)")
+        print("\(what) held: 60 flows: \(Self.counts(first))")
 
-        // Drain b2: its connections stay, new ones avoid it.
+        // Drain b2: its flows stay, new ones avoid it.
         try apply([(0, 1, "active"), (1, 1, "draining"), (2, 1, "active")])
-        #expect(try held.askAgain() == first, "every open connection stays on its backend")
-        let afterDrain = try lab.curl(100)
-        #expect(Set(afterDrain) == ["b1", "b3"], "new connections avoid the draining backend: \(Set(afterDrain))")
+        let heldDrained = try held.askAgain()
+        #expect(heldDrained == first, "every open flow stays on its backend")
+        let afterDrain = try fresh(100)
+        print("\(what) after draining b2: held \(Self.counts(heldDrained)); 100 new: \(afterDrain.sorted())")
+        #expect(afterDrain == ["b1", "b3"], "new flows avoid the draining backend: \(afterDrain)")
 
-        // Remove b3: its connections are reset at once; the others stay.
+        // Remove b3: its flows move (TCP: the new backend resets them); the others stay.
         try apply([(0, 1, "active"), (1, 1, "draining")])
         let afterRemove = try held.askAgain()
+        print("\(what) after removing b3: held \(Self.counts(afterRemove))")
         for (before, now) in zip(first, afterRemove) {
-            if before == "b3" {
-                #expect(now.hasPrefix("error:"), "a connection to the removed backend is reset, not left hanging: \(now)")
-            } else {
+            if before != "b3" {
                 #expect(now == before)
+            } else if udp {
+                #expect(now == "b1", "a UDP flow of the removed backend carries on at the only active one: \(now)")
+            } else {
+                #expect(now.hasPrefix("error:"), "a TCP connection to the removed backend is reset, not left hanging: \(now)")
             }
         }
-        #expect(Set(try lab.curl(50)) == ["b1"])
+        #expect(try fresh(50) == ["b1"])
 
-        // Add b4: the open connections stay where they are; new ones go to b1 and b4.
+        // Add b4: open flows stay where they are; new ones go to b1 and b4.
         try apply([(0, 1, "active"), (1, 1, "draining"), (3, 1, "active")])
         let afterAdd = try held.askAgain()
-        #expect(zip(first, afterAdd).allSatisfy { $0.0 == "b3" || $0.0 == $0.1 }, "\(afterAdd)")
-        #expect(Set(try lab.curl(100)) == ["b1", "b4"])
+        print("\(what) after adding b4: held \(Self.counts(afterAdd))")
+        #expect(zip(afterRemove, afterAdd).allSatisfy { $0.0.hasPrefix("error:") || $0.0 == $0.1 }, "\(afterAdd)")
+        #expect(try fresh(100) == ["b1", "b4"])
     }
 }

@@ -218,37 +218,55 @@ final class BalancerLab {
         """
 }
 
-/// Long-lived HTTP/1.1 connections from the client, each asked again on demand.
+/// Long-lived flows from the client, each asked again on demand: HTTP/1.1 connections to
+/// the VIP's port 80, or connected UDP sockets to its port 53 (asked twice at the start,
+/// so every flow is established).
 final class HeldConnections {
     let process = Process()
     private let input = Pipe(), output = Pipe()
     private var reader: FileHandle { output.fileHandleForReading }
 
-    init(_ lab: BalancerLab, count: Int) throws {
+    init(_ lab: BalancerLab, count: Int, udp: Bool = false, v6: Bool = false) throws {
         let script = """
-            import http.client, json, sys
-            vip, n = sys.argv[1], int(sys.argv[2])
-            conns = [http.client.HTTPConnection(vip, 80, timeout=3) for _ in range(n)]
+            import http.client, json, socket, sys
+            vip, n, udp = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "udp"
+            family = socket.AF_INET6 if ":" in vip else socket.AF_INET
+            if udp:
+                conns = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(n)]
+                for c in conns:
+                    c.settimeout(2)
+                    c.connect((vip, 53))
+            else:
+                conns = [http.client.HTTPConnection(vip, 80, timeout=3) for _ in range(n)]
             dead = set()
-            def ask():
+            def one(c):
+                if udp:
+                    c.send(b"which")
+                    return c.recv(100).decode()
+                c.request("GET", "/name")
+                return c.getresponse().read().decode().strip()
+            def ask(report=True):
                 out = []
                 for i, c in enumerate(conns):
                     if i in dead:
                         out.append("closed")
                         continue
                     try:
-                        c.request("GET", "/name")
-                        out.append(c.getresponse().read().decode().strip())
+                        out.append(one(c))
                     except Exception as e:
-                        dead.add(i)
+                        if not udp:
+                            dead.add(i)
                         out.append("error:" + type(e).__name__)
-                print(json.dumps(out), flush=True)
+                if report:
+                    print(json.dumps(out), flush=True)
+            if udp:
+                ask(report=False)
             ask()
             for line in sys.stdin:
                 ask()
             """
         process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        process.arguments = ["120", "ip", "netns", "exec", lab.client, "python3", "-c", script, lab.vipV4, String(count)]
+        process.arguments = ["120", "ip", "netns", "exec", lab.client, "python3", "-c", script, v6 ? lab.vipV6 : lab.vipV4, String(count), udp ? "udp" : "tcp"]
         process.standardInput = input
         process.standardOutput = output
         try process.run()
