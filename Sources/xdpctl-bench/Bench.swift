@@ -109,6 +109,7 @@ struct Bench: ParsableCommand {
         var ourLink: FileDescriptor?
         defer { _ = ourLink }
         defer { try? PinRoot(root + "-xdpfilter").removeTree(root + "-xdpfilter") }
+        defer { try? PinRoot(root + "-lb").removeTree(root + "-lb") }
 
         var rows: [Row] = []
         for profile in profiles.compactMap(RuleProfile.init(rawValue:)) { for n in rules {
@@ -175,7 +176,6 @@ struct Bench: ParsableCommand {
         if balancer { // its two wrappers take the holds of xdp-filter and of our program
             (ourLink, filterLink) = (nil, nil)
             balancerRows = try measureBalancer(floorFD: floorFD, root: root + "-lb", hold: hold)
-            try? PinRoot(root + "-lb").removeTree(root + "-lb")
             print("\n" + renderBalancer(balancerRows))
         }
         if let json { try jsonText(rows, balancerRows).write(toFile: json, atomically: true, encoding: .utf8) }
