@@ -91,13 +91,7 @@ final class BalancerLab {
     }
 
     func spawn(_ ns: String, _ args: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["300", "ip", "netns", "exec", ns] + args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        background.append(p)
+        background.append(try spawnBounded(ns, args, seconds: 300))
     }
 
     func waitListening(_ ns: String) throws {

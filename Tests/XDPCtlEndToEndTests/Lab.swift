@@ -22,6 +22,17 @@ func sh(_ args: [String], timeout: Double = 20, stdin: String? = nil) throws -> 
     return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
 }
 
+/// Starts `args` in network namespace `ns`, stopped after `seconds` at the latest.
+func spawnBounded(_ ns: String, _ args: [String], seconds: Int) throws -> Process {
+    let p = Process()
+    p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+    p.arguments = [String(seconds), "ip", "netns", "exec", ns] + args
+    p.standardOutput = FileHandle.nullDevice
+    p.standardError = FileHandle.nullDevice
+    try p.run()
+    return p
+}
+
 /// The xdpctl binary under test: $XDPCTL_BIN (set by scripts/test.sh), else the debug build.
 let xdpctlBinary: String = {
     let env = ProcessInfo.processInfo.environment["XDPCTL_BIN"]
@@ -107,13 +118,7 @@ final class Lab {
 
     /// Starts a long-running command in a namespace; stopped by close().
     func spawn(_ ns: String, _ args: [String]) throws {
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        p.arguments = ["120", "ip", "netns", "exec", ns] + args
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
-        background.append(p)
+        background.append(try spawnBounded(ns, args, seconds: 120))
     }
 
     /// TCP echo servers on `ports`, IPv4 and IPv6.

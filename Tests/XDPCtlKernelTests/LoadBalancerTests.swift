@@ -110,16 +110,28 @@ extension LoadedProgram {
 
     /// The connection entry of a flow in dp_lb_ct (or dp_lb_half).
     func connection(_ table: String, client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) throws -> dp_lb_conn? {
-        var key = dp_lb_flow()
-        let c = IPAddress(client)!, v = IPAddress(vip)!
-        key.src = c.tuple
-        key.dst = v.tuple
-        key.sport = port
-        key.dport = vipPort
-        key.proto = proto
-        key.family = UInt8(c.family.rawValue)
-        return try object.map(table).lookup(key, as: dp_lb_conn.self)
+        try object.map(table).lookup(flowKey(client: client, port: port, vip: vip, vipPort: vipPort, proto: proto), as: dp_lb_conn.self)
     }
+
+    /// Puts a TCP flow to the VIP 10.50.100.1:80 in the connection table, on backend slot `backend`.
+    @discardableResult
+    func establish(client: String, port: UInt16, backend: UInt32) throws -> dp_lb_flow {
+        let flow = flowKey(client: client, port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+        var conn = dp_lb_conn()
+        (conn.backend, conn.epoch, conn.vip) = (backend, 1, 1)
+        try object.map(DP_MAP_LB_CT).update(flow, conn)
+        return flow
+    }
+}
+
+/// A connection-table key: the client's packet to the VIP as it arrives.
+func flowKey(client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) -> dp_lb_flow {
+    var key = dp_lb_flow()
+    let c = IPAddress(client)!
+    key.src = c.tuple
+    key.dst = IPAddress(vip)!.tuple
+    (key.sport, key.dport, key.proto, key.family) = (port, vipPort, proto, UInt8(c.family.rawValue))
+    return key
 }
 
 @Suite("Kernel: load balancing fixtures (PROG_TEST_RUN)", .serialized)
@@ -212,13 +224,7 @@ struct LoadBalancerTests {
         try withProgram([Self.web]) { p, ns in
             // Find a client port Maglev sends to backend 0, then pin the flow to backend 1.
             let port = (UInt16(41000)...).first { Self.pick(Self.web, client: "10.50.0.2", port: $0).address == Self.web.backends[0].address }!
-            var flow = dp_lb_flow()
-            flow.src = IPAddress("10.50.0.2")!.tuple
-            flow.dst = IPAddress("10.50.100.1")!.tuple
-            (flow.sport, flow.dport, flow.proto, flow.family) = (port, 80, 6, 4)
-            var conn = dp_lb_conn()
-            (conn.backend, conn.epoch, conn.vip) = (2, 1, 1)
-            try p.object.map(DP_MAP_LB_CT).update(flow, conn)
+            try p.establish(client: "10.50.0.2", port: port, backend: 2)
             let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.ack), payload: Array("GET /".utf8))))
             #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
             #expect(r.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "10.51.1.3", .tcp(src: port, dst: 8080, flags: Self.ack), payload: Array("GET /".utf8)), egressMAC: ns.egressMAC))
@@ -282,13 +288,7 @@ struct LoadBalancerTests {
     @Test("a draining backend keeps its connections and takes no new flows")
     func draining() throws {
         try withProgram([Self.web]) { p, ns in
-            var flow = dp_lb_flow()
-            flow.src = IPAddress("10.50.0.2")!.tuple
-            flow.dst = IPAddress("10.50.100.1")!.tuple
-            (flow.sport, flow.dport, flow.proto, flow.family) = (45000, 80, 6, 4)
-            var conn = dp_lb_conn()
-            (conn.backend, conn.epoch, conn.vip) = (3, 1, 1) // 10.51.1.4, draining
-            try p.object.map(DP_MAP_LB_CT).update(flow, conn)
+            try p.establish(client: "10.50.0.2", port: 45000, backend: 3) // 10.51.1.4, draining
             let kept = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 45000, dst: 80, flags: Self.ack))))
             #expect(kept.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "10.51.1.4", .tcp(src: 45000, dst: 8080, flags: Self.ack)), egressMAC: ns.egressMAC))
             var seen: Set<String> = []
@@ -315,13 +315,7 @@ struct LoadBalancerTests {
     func removedBackend() throws {
         try withProgram([Self.web]) { p, ns in
             let port: UInt16 = 47000
-            var flow = dp_lb_flow()
-            flow.src = IPAddress("10.50.0.2")!.tuple
-            flow.dst = IPAddress("10.50.100.1")!.tuple
-            (flow.sport, flow.dport, flow.proto, flow.family) = (port, 80, 6, 4)
-            var conn = dp_lb_conn()
-            (conn.backend, conn.epoch, conn.vip) = (3, 1, 1)
-            try p.object.map(DP_MAP_LB_CT).update(flow, conn)
+            try p.establish(client: "10.50.0.2", port: port, backend: 3)
             var gone: dp_lb_backend = try p.object.map(DP_MAP_LB_BACKENDS).lookup(UInt32(3))!
             gone.epoch = 0
             try p.object.map(DP_MAP_LB_BACKENDS).update(UInt32(3), gone)
@@ -351,16 +345,8 @@ struct SynFloodTests {
         let program = try LoadedProgram.load()
         try program.installBalancers([LoadBalancerTests.web])
         let table = try program.object.map(DP_MAP_LB_CT)
-        var flows: [dp_lb_flow] = []
-        for i in 0..<1000 {
-            var flow = dp_lb_flow()
-            flow.src = IPAddress("10.60.\(i / 250).\(i % 250 + 1)")!.tuple
-            flow.dst = IPAddress("10.50.100.1")!.tuple
-            (flow.sport, flow.dport, flow.proto, flow.family) = (40000, 80, 6, 4)
-            var conn = dp_lb_conn()
-            (conn.backend, conn.epoch, conn.vip) = (UInt32(1 + i % 2), 1, 1)
-            try table.update(flow, conn)
-            flows.append(flow)
+        let flows = try (0..<1000).map { i in
+            try program.establish(client: "10.60.\(i / 250).\(i % 250 + 1)", port: 40000, backend: UInt32(1 + i % 2))
         }
         // The benchmark's wrapper restores the SYN before every run and gives each run a
         // source port and address of its own: 200,000 new flows, 6 times the half-open table.
