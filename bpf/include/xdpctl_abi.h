@@ -377,7 +377,7 @@ struct dp_lb_conn {
 	__u32 epoch;      /* the slot's epoch when the flow was balanced */
 	__u32 vip;        /* the VIP's counter slot */
 	__u32 pad;
-	__u64 created_ns; /* bpf_ktime_get_ns() when the flow was balanced */
+	__u64 created_ns; /* bpf_ktime_get_coarse_ns() when the flow was balanced */
 };
 _Static_assert(sizeof(struct dp_lb_conn) == 24, "dp_lb_conn changed: bump DP_ABI_VERSION");
 

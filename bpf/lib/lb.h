@@ -274,7 +274,7 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 		return LB_NO_BACKEND;
 	conn.epoch = b->epoch;
 	conn.vip = vip->slot;
-	conn.created_ns = bpf_ktime_get_ns();
+	conn.created_ns = bpf_ktime_get_coarse_ns();
 	if (stale) {
 		bpf_map_update_elem(&dp_lb_ct, &flow, &conn, BPF_ANY);
 		connection = 1;
