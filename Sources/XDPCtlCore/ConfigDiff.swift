@@ -40,7 +40,7 @@ public enum ConfigDiff {
         for lb in new {
             let at = "\(iface): load balancer \"\(lb.name)\""
             guard let o = before[lb.name] else {
-                out.append("+ \(at) \(lb.vipEndpoint)/\(lb.proto), \(lb.backends.count) backends")
+                out.append("+ \(at) \(lb.vipEndpoint)/\(lb.proto), \(lb.backends.count) backend\(lb.backends.count == 1 ? "" : "s")")
                 continue
             }
             if (o.vip, o.port, o.proto) != (lb.vip, lb.port, lb.proto) { out.append("~ \(at): VIP \(o.vipEndpoint)/\(o.proto) -> \(lb.vipEndpoint)/\(lb.proto)") }

@@ -77,6 +77,23 @@ struct LoadBalancerCompilerTests {
         #expect(r[3].backend.addr.0 == 0x0A01_0009 && r[3].vip.addr.0 == 0x0A00_0002 && r[3].vip.port == 53)
     }
 
+    @Test("diff names every load-balancer change down to the backend")
+    func diff() throws {
+        let before = try ConfigDecoder.decode(withBalancers(Self.web + #", {"name": "old", "vip": "10.0.0.11", "proto": "udp", "port": 53, "backends": []}"#))
+        let after = try ConfigDecoder.decode(withBalancers(#"{"name": "web", "vip": "10.0.0.10", "proto": "tcp", "port": 8080, "table_size": 131071, "backends": [{"address": "10.1.0.2", "port": 8080, "weight": 50}, {"address": "10.1.0.3", "port": 8080, "weight": 300, "state": "draining"}, {"address": "10.1.0.9", "port": 8080}]}, {"name": "new", "vip": "2001:db8::1", "proto": "tcp", "port": 443, "backends": [{"address": "2001:db8:1::2", "port": 443}]}"#))
+        #expect(ConfigDiff.changes(from: before, to: after) == [
+            "~ eth0: load balancer \"web\": VIP 10.0.0.10:80/tcp -> 10.0.0.10:8080/tcp",
+            "~ eth0: load balancer \"web\": table_size 65537 -> 131071",
+            "~ eth0: load balancer \"web\": backend 10.1.0.2:8080 weight 100 -> 50",
+            "~ eth0: load balancer \"web\": backend 10.1.0.3:8080 active -> draining",
+            "+ eth0: load balancer \"web\": backend 10.1.0.9:8080 weight 100 active",
+            "- eth0: load balancer \"web\": backend 10.1.0.4:8080",
+            "+ eth0: load balancer \"new\" [2001:db8::1]:443/tcp, 1 backend",
+            "- eth0: load balancer \"old\"",
+        ])
+        #expect(ConfigDiff.changes(from: after, to: after).isEmpty)
+    }
+
     @Test("counter and backend slots past the tables' size are refused")
     func capacity() throws {
         let lbs = try ConfigDecoder.decode(withBalancers(Self.web)).interfaces[0].loadBalancers
