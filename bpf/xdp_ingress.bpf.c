@@ -112,6 +112,11 @@ int xdp_ingress(struct xdp_md *ctx)
 	} else {
 		generation = DP_RL_TABLES;
 	}
+	/* Most packets need nothing more: no rate limits here, and ports that no VIP of this
+	 * interface and no backend use. They skip the call. */
+	if (!bpf_map_lookup_elem(&dp_rl, &generation) && !lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) &&
+	    !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
+		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
 	return dp_admitted(ctx, &pkt, generation);
 }
 
