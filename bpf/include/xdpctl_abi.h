@@ -79,12 +79,13 @@
 #ifndef DP_LB_MAX_RING
 #define DP_LB_MAX_RING (1U << 24)
 #endif
-/* Next hops remembered per interface, and for how long (ns of the coarse clock). */
+/* Next hops remembered per interface, and for how long: kernel ticks (jiffies), 100 ms at
+ * Debian's HZ of 250 (25 to 250 ms at other HZ). Ticks are the cheapest clock to read. */
 #ifndef DP_FWD_CACHE_ENTRIES
 #define DP_FWD_CACHE_ENTRIES 4096
 #endif
-#ifndef DP_FWD_CACHE_NS
-#define DP_FWD_CACHE_NS 100000000ULL
+#ifndef DP_FWD_CACHE_TICKS
+#define DP_FWD_CACHE_TICKS 25
 #endif
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define DP_IPV6_EXT_MAX 8
@@ -395,7 +396,7 @@ _Static_assert(sizeof(struct dp_lb_stats) == 32, "dp_lb_stats changed: bump DP_A
 /* ---- forwarding: the next hops the FIB gave, remembered -------------------------
  *
  * What bpf_fib_lookup() answered for a destination (egress interface and MAC addresses)
- * is remembered per CPU for DP_FWD_CACHE_NS and serves packets up to the longest one the
+ * is remembered per CPU for DP_FWD_CACHE_TICKS and serves packets up to the longest one the
  * FIB approved (the helper checks the egress MTU); then the FIB is asked again, so a
  * route or neighbour change takes effect within that time. Toward a backend it is kept
  * in dp_lb_hops (PERCPU_ARRAY[DP_LB_MAX_BACKENDS] by backend slot, valid while its tag is
@@ -416,7 +417,7 @@ struct dp_fwd_hop {
 	__u8 dmac[6];
 	__u8 smac[6];
 	__u8 pad[2];
-	__u64 expires;  /* bpf_ktime_get_coarse_ns() after which the FIB is asked again */
+	__u64 expires;  /* bpf_jiffies64() after which the FIB is asked again */
 };
 _Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI_VERSION");
 

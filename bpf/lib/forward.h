@@ -98,14 +98,14 @@ static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const stru
 	}
 	/* the destination as the packet now has it (NAT may have rewritten the key's) */
 	key.family = p->key[DP_FW_F_FAMILY];
-	now = bpf_ktime_get_coarse_ns();
+	now = bpf_jiffies64();
 	hop = slot ? slot : bpf_map_lookup_elem(&dp_fwd_cache, &key);
 	if (!hop || hop->tag != tag || now > hop->expires || len > hop->max_len) {
 		if (fwd_lookup(ctx, p, ip, len, &fresh))
 			return DP_VERDICT_PASS;
 		fresh.tag = tag;
 		fresh.max_len = hop && hop->tag == tag && now <= hop->expires && hop->max_len > len ? hop->max_len : len;
-		fresh.expires = now + DP_FWD_CACHE_NS;
+		fresh.expires = now + DP_FWD_CACHE_TICKS;
 		if (slot)
 			*slot = fresh; /* this CPU's own copy */
 		else
