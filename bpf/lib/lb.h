@@ -210,14 +210,6 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 
 	if (!lb_port_listed(&dp_lb_vports, p->key[DP_FW_F_DPORT]))
 		return LB_NOT_VIP;
-	vips = bpf_map_lookup_elem(&dp_lb_vips, &generation);
-	if (!vips)
-		return LB_NOT_VIP;
-	lb_endpoint(&vip_key, p, 1);
-	vip = bpf_map_lookup_elem(vips, &vip_key);
-	if (!vip)
-		return LB_NOT_VIP;
-
 	__builtin_memcpy(flow.src, &p->key[DP_FW_F_SRC0], sizeof(flow.src));
 	__builtin_memcpy(flow.dst, &p->key[DP_FW_F_DST0], sizeof(flow.dst));
 	flow.sport = p->key[DP_FW_F_SPORT];
@@ -227,9 +219,9 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 	/* A TCP SYN opens a connection, whatever the table holds for its addresses. */
 	opens = flow.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 
-	if (opens) {
-		bpf_map_delete_elem(&dp_lb_ct, &flow);
-	} else {
+	/* An established connection needs no VIP lookup: only VIP traffic enters the table,
+	 * and a VIP that is gone took its backends (and so its connections) with it. */
+	if (!opens) {
 		c = bpf_map_lookup_elem(&dp_lb_ct, &flow);
 		if (c) {
 			b = lb_backend_of(c);
@@ -240,6 +232,16 @@ static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 gen
 			stale = 1; /* its backend was removed: balance afresh, keep it established */
 		}
 	}
+
+	vips = bpf_map_lookup_elem(&dp_lb_vips, &generation);
+	if (!vips)
+		return LB_NOT_VIP;
+	lb_endpoint(&vip_key, p, 1);
+	vip = bpf_map_lookup_elem(vips, &vip_key);
+	if (!vip)
+		return LB_NOT_VIP;
+	if (opens)
+		bpf_map_delete_elem(&dp_lb_ct, &flow);
 	if (!stale) {
 		c = bpf_map_lookup_elem(&dp_lb_half, &flow);
 		if (c) {
