@@ -89,15 +89,19 @@ static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const stru
 		if ((void *)(ip + 1) > end || ip->ttl <= 1)
 			return DP_VERDICT_PASS;
 		len = bpf_ntohs(ip->tot_len);
-		key.addr[0] = ip->daddr;
 	} else {
 		if ((void *)(ip6 + 1) > end || ip6->hop_limit <= 1)
 			return DP_VERDICT_PASS;
 		len = sizeof(*ip6) + bpf_ntohs(ip6->payload_len);
-		__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
 	}
-	/* the destination as the packet now has it (NAT may have rewritten the key's) */
-	key.family = p->key[DP_FW_F_FAMILY];
+	if (!slot) {
+		/* the destination as the packet now has it (NAT may have rewritten the key's) */
+		if (p->key[DP_FW_F_FAMILY] == 4)
+			key.addr[0] = ip->daddr;
+		else
+			__builtin_memcpy(key.addr, &ip6->daddr, sizeof(key.addr));
+		key.family = p->key[DP_FW_F_FAMILY];
+	}
 	now = bpf_jiffies64();
 	hop = slot ? slot : bpf_map_lookup_elem(&dp_fwd_cache, &key);
 	if (!hop || hop->tag != tag || now > hop->expires || len > hop->max_len) {
