@@ -13,7 +13,7 @@ public struct FirewallTable: Sendable {
     public func classify(_ key: [UInt32]) -> Int {
         let header = nodes[0]
         var best = 0
-        for tree in 0..<Int(DP_FW_MAX_TREES) where header.bound(tree, high: false) < nodes[best].priority {
+        for tree in 0..<min(Int(DP_FW_MAX_TREES), Int(header.count)) where header.bound(tree, high: false) < nodes[best].priority {
             var index = Int(header.bound(tree, high: true))
             for _ in 0...Int(DP_FW_MAX_DEPTH) where nodes[index].kind == UInt8(DP_FW_NODE_CUT.rawValue) {
                 let n = nodes[index], word = key[Int(n.field)], bits = UInt32(n.bits)
@@ -38,7 +38,7 @@ public struct FirewallTable: Sendable {
     }
 
     /// Trees in use.
-    public var trees: Int { (0..<Int(DP_FW_MAX_TREES)).count { nodes[0].bound($0, high: false) != .max } }
+    public var trees: Int { Int(nodes[0].count) }
 }
 
 extension FirewallTable {
@@ -167,6 +167,7 @@ public struct FirewallCompiler {
                 let spill = try buildTree(1 + tree, rules, boxes, last: lastTree, into: &table, leaves: &leaves)
                 table.setTree(tree..<tree + 1, best: UInt32(rules[0]))
                 tree += 1
+                table.nodes[0].count = UInt32(tree)
                 // Spills go to the next group's tree, or to a tree of their own after the last group.
                 if g < groups.count - 1 && roots - tree > groups.count - 1 - g { carried = spill; break }
                 rules = spill

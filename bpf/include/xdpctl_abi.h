@@ -166,8 +166,9 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  * the slot, so a packet walks exactly one generation.
  *
  * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
- * slot, action, and priority ~0), and for each tree t, lo[t] is the best priority in the
- * tree (~0 when the tree is empty) and hi[t] the index of its root. Its base is the
+ * slot, action, and priority ~0), its count is the number of trees (0 .. count-1 are in
+ * use), and for each tree t, lo[t] is the best priority in the tree (~0 when the tree is
+ * empty) and hi[t] the index of its root. Its base is the
  * dp_rl slot holding the same generation's rate limits, so one swap of the firewall
  * table switches both. A tree whose best
  * priority cannot beat the match so far is skipped without a lookup. Other nodes are:
@@ -208,7 +209,7 @@ struct dp_fw_node {
 	__u8 shift;  /* CUT */
 	__u8 bits;   /* CUT: 0 .. DP_FW_MAX_CUT_BITS */
 	__u32 base;  /* CUT: first child; LEAF: first rule; HEADER: dp_rl slot */
-	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX */
+	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX; HEADER: trees */
 	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
 	__u32 priority; /* RULE: position in the expanded rule list, lower wins */
 	__u32 guard_mask;  /* CUT: bits of key[field] that must equal guard_value */

@@ -38,12 +38,25 @@ struct {
 } dp_rule_stats SEC(".maps");
 
 /* Whether lo[i] <= key[i] <= hi[i] for every key word: a RULE node's (or a rate-limit
- * entry's) match box. */
+ * entry's) match box. An IPv4 key is decided by its first address words, ports,
+ * protocol and family: its other address words are 0, and every box that admits IPv4
+ * spans 0 there (Boxes.expand in the compiler), so only IPv6 keys compare them. */
 static __always_inline int fw_box_matches(const __u32 *lo, const __u32 *hi, const __u32 *key)
 {
+	static const int first[] = { DP_FW_F_FAMILY, DP_FW_F_PROTO, DP_FW_F_DPORT, DP_FW_F_SPORT,
+				     DP_FW_F_SRC0, DP_FW_F_DST0 };
+	static const int rest[] = { DP_FW_F_SRC0 + 1, DP_FW_F_SRC0 + 2, DP_FW_F_SRC0 + 3,
+				    DP_FW_F_DST0 + 1, DP_FW_F_DST0 + 2, DP_FW_F_DST0 + 3 };
+
 #pragma unroll
-	for (int i = 0; i < DP_FW_NFIELDS; i++)
-		if (key[i] < lo[i] || key[i] > hi[i])
+	for (int i = 0; i < 6; i++)
+		if (key[first[i]] - lo[first[i]] > hi[first[i]] - lo[first[i]])
+			return 0;
+	if (key[DP_FW_F_FAMILY] == 4)
+		return 1;
+#pragma unroll
+	for (int i = 0; i < 6; i++)
+		if (key[rest[i]] - lo[rest[i]] > hi[rest[i]] - lo[rest[i]])
 			return 0;
 	return 1;
 }
@@ -89,7 +102,7 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 	*generation = header->base;
 	best = header;
 
-	for (__u32 t = 0; t < DP_FW_MAX_TREES; t++) {
+	for (__u32 t = 0; t < DP_FW_MAX_TREES && t < header->count; t++) {
 		const struct dp_fw_node *leaf;
 		__u32 base, count;
 
