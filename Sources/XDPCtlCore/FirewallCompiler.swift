@@ -45,15 +45,45 @@ extension FirewallTable {
     /// Records in the header where trees start (root node 1 + t) and their best priority.
     mutating func setTree(_ trees: Range<Int>, best: UInt32) {
         for t in trees {
-            withUnsafeMutableBytes(of: &nodes[0].lo) { $0.storeBytes(of: best, toByteOffset: t * 4, as: UInt32.self) }
-            withUnsafeMutableBytes(of: &nodes[0].hi) { $0.storeBytes(of: UInt32(1 + t), toByteOffset: t * 4, as: UInt32.self) }
+            nodes[0].setBound(t, high: false, best)
+            nodes[0].setBound(t, high: true, UInt32(1 + t))
         }
+    }
+
+    /// The directory behind the trees (see xdpctl_abi.h): where the box nodes start, how
+    /// many boxes and dead boxes there are.
+    var directory: (boxes: Int, count: Int, dead: Int) {
+        let dir = Int(DP_FW_DIR)
+        return (Int(nodes[0].bound(dir, high: false)), Int(nodes[0].bound(dir, high: true)), Int(nodes[0].bound(dir + 1, high: false)))
+    }
+
+    /// Appends the box and dead nodes after the trees and records them in the header.
+    mutating func appendBoxes(_ boxes: Boxes, inTrees: (Int) -> Bool, dead: [dp_fw_node]) {
+        let dir = Int(DP_FW_DIR)
+        nodes[0].setBound(dir, high: false, UInt32(nodes.count))
+        nodes[0].setBound(dir, high: true, UInt32(boxes.count))
+        nodes[0].setBound(dir + 1, high: false, UInt32(dead.count))
+        nodes.reserveCapacity(nodes.count + boxes.count + dead.count)
+        for r in 0..<boxes.count {
+            var n = boxes.node(Int32(r))
+            n.count = inTrees(r) ? 1 : 0
+            nodes.append(n)
+        }
+        nodes += dead
     }
 }
 
 extension dp_fw_node {
     func bound(_ field: Int, high: Bool) -> UInt32 {
         withUnsafeBytes(of: high ? hi : lo) { $0.load(fromByteOffset: field * 4, as: UInt32.self) }
+    }
+
+    mutating func setBound(_ field: Int, high: Bool, _ value: UInt32) {
+        if high {
+            withUnsafeMutableBytes(of: &hi) { $0.storeBytes(of: value, toByteOffset: field * 4, as: UInt32.self) }
+        } else {
+            withUnsafeMutableBytes(of: &lo) { $0.storeBytes(of: value, toByteOffset: field * 4, as: UInt32.self) }
+        }
     }
 
     func matches(_ key: [UInt32]) -> Bool {
@@ -132,13 +162,13 @@ public struct FirewallCompiler {
     }
 
     func build(_ boxes: Boxes) throws(CapacityError) -> FirewallTable {
-        let roots = Int(DP_FW_MAX_TREES)
+        let roots = Int(DP_FW_PATCH_TREE)
         // Node 0: the header (default action, tree roots); nodes 1...roots: the roots.
         var header = boxes.node(Int32(boxes.count - 1))
         header.kind = UInt8(DP_FW_NODE_HEADER.rawValue)
         header.priority = .max
-        var table = FirewallTable(nodes: [header] + Array(repeating: dp_fw_node(), count: roots), boxCount: boxes.count, depth: 0, largestLeaf: 0)
-        table.setTree(0..<roots, best: .max)
+        var table = FirewallTable(nodes: [header] + Array(repeating: dp_fw_node(), count: Int(DP_FW_MAX_TREES)), boxCount: boxes.count, depth: 0, largestLeaf: 0)
+        table.setTree(0..<Int(DP_FW_MAX_TREES), best: .max)
         var leaves: [[Int32]: UInt32] = [:]
         // EffiCuts' separation: one group per (source wide?, destination wide?), so a tree
         // cuts only address fields its rules are narrow in. Spilled rules join the next group.
@@ -173,6 +203,7 @@ public struct FirewallCompiler {
                 rules = spill
             }
         }
+        table.appendBoxes(boxes, inTrees: { _ in true }, dead: [])
         return table
     }
 
@@ -406,14 +437,63 @@ struct Boxes {
 
     var count: Int { slots.count }
 
+    init() {}
+
     @inline(__always) func lo(_ r: Int32, _ f: Int) -> UInt32 { bounds[Int(r) * 2 * Self.fields + f] }
     @inline(__always) func hi(_ r: Int32, _ f: Int) -> UInt32 { bounds[Int(r) * 2 * Self.fields + Self.fields + f] }
+
+    @inline(__always) func slot(_ r: Int32) -> UInt32 { slots[Int(r)] }
+    @inline(__always) func action(_ r: Int32) -> UInt8 { actions[Int(r)] }
 
     mutating func append(lo: [UInt32], hi: [UInt32], slot: UInt32, action: RuleAction) {
         bounds.append(contentsOf: lo)
         bounds.append(contentsOf: hi)
         slots.append(slot)
         actions.append(UInt8(action == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue))
+    }
+
+    mutating func reserve(_ count: Int) {
+        bounds.reserveCapacity(count * 2 * Self.fields)
+        slots.reserveCapacity(count)
+        actions.reserveCapacity(count)
+    }
+
+    /// Box r of `other`, appended.
+    mutating func append(from other: Boxes, _ r: Int32) {
+        let start = Int(r) * 2 * Self.fields
+        bounds.append(contentsOf: other.bounds[start..<start + 2 * Self.fields])
+        slots.append(other.slots[Int(r)])
+        actions.append(other.actions[Int(r)])
+    }
+
+    /// The boxes RULE nodes hold, in their order.
+    init(nodes: ArraySlice<dp_fw_node>) {
+        reserve(nodes.count)
+        for n in nodes {
+            withUnsafeBytes(of: n.lo) { bounds.append(contentsOf: $0.bindMemory(to: UInt32.self)) }
+            withUnsafeBytes(of: n.hi) { bounds.append(contentsOf: $0.bindMemory(to: UInt32.self)) }
+            slots.append(n.slot)
+            actions.append(n.action)
+        }
+    }
+
+    /// Sets the action of the last box, the default.
+    mutating func setDefault(action: RuleAction) {
+        actions[actions.count - 1] = UInt8(action == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue)
+    }
+
+    /// Whether box r here and box s of `other` have the same bounds and slot (and, with
+    /// `action`, the same action).
+    func same(_ r: Int32, as other: Boxes, _ s: Int32, action: Bool) -> Bool {
+        let a = Int(r) * 2 * Self.fields, b = Int(s) * 2 * Self.fields
+        return slots[Int(r)] == other.slots[Int(s)] && (!action || actions[Int(r)] == other.actions[Int(s)])
+            && bounds[a..<a + 2 * Self.fields].elementsEqual(other.bounds[b..<b + 2 * Self.fields])
+    }
+
+    /// Whether box r and the box of a RULE node share a key.
+    func overlaps(_ r: Int32, _ n: dp_fw_node) -> Bool {
+        for f in (0..<Self.fields).reversed() where lo(r, f) > n.bound(f, high: true) || n.bound(f, high: false) > hi(r, f) { return false }
+        return true
     }
 
     mutating func append(_ rule: FirewallRule, slot: UInt32) {

@@ -95,7 +95,7 @@ public struct RuleSetGenerator {
         }
     }
 
-    mutating func rule(_ i: Int) -> FirewallRule {
+    public mutating func rule(_ i: Int) -> FirewallRule {
         let families: [AddressFamily] = [[.ipv4], [.ipv6], [.ipv4, .ipv6]].randomElement(using: &rng)!
         func prefixes(_ g: inout RuleSetGenerator) -> [IPPrefix] {
             guard Int.random(in: 0..<3, using: &g.rng) > 0 else { return [] }

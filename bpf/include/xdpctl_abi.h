@@ -35,8 +35,12 @@
  * tree only cuts fields its rules are narrow in); rules that would still be copied into
  * too many leaves move to a later tree. A packet takes the best match over all trees. */
 #ifndef DP_FW_MAX_TREES
-#define DP_FW_MAX_TREES 6
+#define DP_FW_MAX_TREES 7
 #endif
+/* The last tree is the patch tree: it holds the rules an apply added (or uncovered, by
+ * deleting a rule that hid them) since the last full compile. A full compile builds at
+ * most DP_FW_PATCH_TREE trees. */
+#define DP_FW_PATCH_TREE (DP_FW_MAX_TREES - 1)
 /* Smallest firewall table. Every table of an interface has the same capacity (nodes),
  * fixed when its program is loaded, so the verifier inlines the per-node lookups; a
  * config that outgrows it gets a bigger program instance, swapped in atomically. */
@@ -167,8 +171,8 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *
  * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
  * slot, action, and priority ~0), its count is the number of trees (0 .. count-1 are in
- * use), and for each tree t, lo[t] is the best priority in the tree (~0 when the tree is
- * empty) and hi[t] the index of its root. Its base is the
+ * use), and for each tree t, lo[t] is a lower bound of the priorities in the tree (~0
+ * when the tree is empty) and hi[t] the index of its root. Its base is the
  * dp_rl slot holding the same generation's rate limits, so one swap of the firewall
  * table switches both. A tree whose best
  * priority cannot beat the match so far is skipped without a lookup. Other nodes are:
@@ -176,8 +180,23 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *         base + (1 << bits); any other to base + ((key[field] >> shift) & ((1 << bits) - 1))
  *   LEAF: the rules to try are nodes base .. base+count-1, in priority order
  *   RULE: matches when lo[i] <= key[i] <= hi[i] for every field i; of all matches over
- *         all trees the one with the lowest priority wins (first match)
+ *         all trees the one with the lowest priority wins (first match). A rule an apply
+ *         deleted without recompiling keeps its place with lo = hi = 0 in the family
+ *         word, which no packet has: it never matches.
+ *
+ * Behind the trees lies what apply needs to patch a running table instead of compiling
+ * every rule again (packets never reach it). Header word lo[DP_FW_DIR] is the index of
+ * the first BOX node, hi[DP_FW_DIR] the number of boxes, lo[DP_FW_DIR + 1] the number of
+ * DEAD nodes after them; the patch tree's nodes follow.
+ *   BOX:  one RULE node per box of the rule list in priority order (priority =
+ *         position; the last is the default); count 1 when the last full compile put
+ *         the box in its trees, 0 when only the patch tree holds it.
+ *   DEAD: a box deleted since the full compile whose copies stay in the trees;
+ *         priority: the position of the box after it. Boxes behind it that overlap it
+ *         go to the patch tree (the compile may have left them out of leaves it covered).
  */
+#define DP_FW_DIR 10
+
 enum dp_fw_field {
 	DP_FW_F_SRC0 = 0,
 	DP_FW_F_DST0 = 4,
@@ -221,7 +240,7 @@ struct dp_fw_node {
 };
 _Static_assert(sizeof(struct dp_fw_node) == 32 + 8 * DP_FW_NFIELDS,
 	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw");
-_Static_assert(DP_FW_MAX_TREES <= DP_FW_NFIELDS, "the header keeps one lo/hi pair per tree");
+_Static_assert(DP_FW_MAX_TREES <= DP_FW_DIR, "the header keeps one lo/hi pair per tree, then the directory");
 
 /* ---- rate limits: token buckets over traffic the firewall allowed -----------------
  *
