@@ -11,6 +11,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
         case mapLookup(String)
         case mapUpdate(String)
         case mapDelete(String)
+        case mapMemory(String)
         case pin(String)
         case openPin(String)
         case unpin(String)
@@ -32,6 +33,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             case .mapLookup(let s): "look up in map \(s)"
             case .mapUpdate(let s): "update map \(s)"
             case .mapDelete(let s): "delete from map \(s)"
+            case .mapMemory(let s): "map the memory of map \(s)"
             case .pin(let s): "pin \(s)"
             case .openPin(let s): "open pinned object \(s)"
             case .unpin(let s): "remove pin \(s)"

@@ -114,16 +114,38 @@ public struct BPFMap: Sendable {
         try check(bpf_map_update_elem(fd.raw, &key, buffer, UInt64(BPF_ANY)), .mapUpdate(name))
     }
 
-    /// Key size, value size and capacity as the kernel reports them.
-    public func info() throws(BPFError) -> (keySize: Int, valueSize: Int, maxEntries: Int, id: UInt32) {
+    /// Key size, value size, capacity and creation flags as the kernel reports them.
+    public func info() throws(BPFError) -> (keySize: Int, valueSize: Int, maxEntries: Int, id: UInt32, flags: UInt32) {
         var info = bpf_map_info()
         var len = UInt32(MemoryLayout<bpf_map_info>.size)
         try check(bpf_obj_get_info_by_fd(fd.raw, &info, &len), .mapLookup(name))
-        return (Int(info.key_size), Int(info.value_size), Int(info.max_entries), info.id)
+        return (Int(info.key_size), Int(info.value_size), Int(info.max_entries), info.id, info.map_flags)
     }
 }
 
 extension BPFMap {
+    /// Runs `body` over the first `count` values of an array map created with
+    /// BPF_F_MMAPABLE, mapped into this process: no system call per value, and no copy.
+    public func withMappedValues<Value: BitwiseCopyable, R>(_ count: Int, as: Value.Type = Value.self, writable: Bool,
+                                                            _ body: (UnsafeMutableBufferPointer<Value>) throws(BPFError) -> R) throws(BPFError) -> R {
+        precondition(MemoryLayout<Value>.stride % 8 == 0, "array values sit at 8-byte strides")
+        return try withMappedBytes(count * MemoryLayout<Value>.stride, writable: writable) { (raw) throws(BPFError) -> R in
+            try body(raw.bindMemory(to: Value.self))
+        }
+    }
+
+    /// Runs `body` over the first `count` bytes of an array map created with
+    /// BPF_F_MMAPABLE (its values one after the other, each padded to 8 bytes).
+    public func withMappedBytes<R>(_ count: Int, writable: Bool,
+                                   _ body: (UnsafeMutableRawBufferPointer) throws(BPFError) -> R) throws(BPFError) -> R {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let length = max(page, (count + page - 1) / page * page)
+        let base = mmap(nil, length, writable ? PROT_READ | PROT_WRITE : PROT_READ, MAP_SHARED, fd.raw, 0)
+        guard let base, base != MAP_FAILED else { throw BPFError(.mapMemory(name), errno: errno) }
+        defer { munmap(base, length) }
+        return try body(UnsafeMutableRawBufferPointer(start: base, count: count))
+    }
+
     /// The inner map an ARRAY_OF_MAPS holds at `index` (userspace lookups return its id).
     public func innerMap(at index: UInt32) throws(BPFError) -> BPFMap? {
         guard let id: UInt32 = try lookup(index) else { return nil }

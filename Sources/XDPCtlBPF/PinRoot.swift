@@ -83,17 +83,14 @@ public struct PinRoot: Sendable {
     /// Writes `blob` into a new array map and swaps it in with rename(), so a reader sees
     /// the old state or the new one.
     public func writeState(_ blob: [UInt8]) throws(BPFError) {
-        var bytes = blob
-        let header = withUnsafeBytes(of: UInt64(bytes.count).littleEndian) { Array($0) }
-        bytes = header + bytes
-        let chunk = Self.chunk(for: bytes.count)
-        let entries = (bytes.count + chunk - 1) / chunk
-        bytes += [UInt8](repeating: 0, count: entries * chunk - bytes.count)
-        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_state", keySize: 4, valueSize: chunk, maxEntries: entries)
-        for i in 0..<entries {
-            var key = UInt32(i)
-            let rc = bytes.withUnsafeBytes { bpf_map_update_elem(map.fd.raw, &key, $0.baseAddress! + i * chunk, UInt64(BPF_ANY)) }
-            try check(rc, .mapUpdate("dp_state"))
+        let size = 8 + blob.count
+        let chunk = Self.chunk(for: size)
+        let entries = (size + chunk - 1) / chunk
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_state", keySize: 4, valueSize: chunk,
+                                    maxEntries: entries, flags: UInt32(BPF_F_MMAPABLE))
+        try map.withMappedBytes(size, writable: true) { memory in
+            memory.storeBytes(of: UInt64(blob.count).littleEndian, as: UInt64.self)
+            UnsafeMutableRawBufferPointer(rebasing: memory[8...]).copyMemory(from: UnsafeRawBufferPointer(start: blob, count: blob.count))
         }
         let temp = state + "_new" // bpffs refuses names with a dot
         unlink(temp)
@@ -101,12 +98,27 @@ public struct PinRoot: Sendable {
         if rename(temp, state) != 0 { throw BPFError(.pin(state), errno: errno) }
     }
 
+    /// The id of the state's map: every write makes a new one, so an unchanged id means
+    /// unchanged state. nil when nothing was applied under this root.
+    public func stateID() -> UInt32? {
+        let fd = bpf_obj_get(state)
+        guard fd >= 0 else { return nil }
+        return try? BPFMap(name: "dp_state", fd: FileDescriptor(fd)).info().id
+    }
+
     /// The state bytes, or nil when nothing was applied under this root.
     public func readState() throws(BPFError) -> [UInt8]? {
         let fd = bpf_obj_get(state)
         if fd == -ENOENT { return nil }
         let map = BPFMap(name: "dp_state", fd: FileDescriptor(try checkFD(fd, .openPin(state))))
-        let (_, chunk, entries, _) = try map.info()
+        let (_, chunk, entries, _, flags) = try map.info()
+        if flags & UInt32(BPF_F_MMAPABLE) != 0 {
+            return try map.withMappedBytes(entries * chunk, writable: false) { memory in
+                let length = Int(UInt64(littleEndian: memory.loadUnaligned(as: UInt64.self)))
+                return length <= memory.count - 8 ? Array(UnsafeRawBufferPointer(rebasing: memory[8..<8 + length])) : nil
+            }
+        }
+        // Written by a build whose state was not mappable.
         var bytes = [UInt8](repeating: 0, count: entries * chunk)
         for i in 0..<entries {
             var key = UInt32(i)

@@ -18,6 +18,21 @@ public enum ConfigDecoder {
     }
 }
 
+extension ConfigDecoder {
+    /// A JSON list of firewall rules, checked as in a config file (names unique among them).
+    static func rules(bytes: [UInt8]) throws(ConfigErrors) -> [FirewallRule] {
+        let document: JSONValue
+        do { document = try JSONParser.parse(bytes) } catch {
+            throw ConfigErrors(errors: [ConfigError(path: "", message: "not valid JSON: \(error)")])
+        }
+        let reader = Reader()
+        let rules = reader.list(document, .root, what: "rules", reader.rule)
+        if let rules { reader.unique(rules.map(\.name), .root, key: "name", what: "rule") }
+        if let rules, reader.errors.isEmpty { return rules }
+        throw ConfigErrors(errors: reader.errors)
+    }
+}
+
 /// The decoding walk. Every function returns nil after recording an error.
 private final class Reader {
     var errors: [ConfigError] = []

@@ -79,6 +79,12 @@ public enum ConfigDiff {
         return out
     }
 
+    /// The changes between two stretches of one interface's rule list (names outside
+    /// them being neither).
+    public static func rules(_ iface: String, _ old: [FirewallRule], _ new: [FirewallRule]) -> [String] {
+        namedList(iface, "rule", old, new, name: \.name)
+    }
+
     static func firewall(_ name: String, _ old: Firewall?, _ new: Firewall?) -> [String] {
         switch (old, new) {
         case (nil, nil): return []

@@ -60,39 +60,139 @@ public struct InterfaceState: Sendable, Equatable {
     /// still be counted into by packets of the old generation).
     public static func assignSlots(_ rules: [String], previous: [String: UInt32]) -> (slots: [String: UInt32], fresh: [UInt32]) {
         var slots: [String: UInt32] = [:]
-        var used = Set(previous.values)
-        used.insert(0)
-        var fresh: [UInt32] = []
+        var free = FreeSlots(used: previous.values)
+        for name in rules { slots[name] = previous[name] ?? free.take() }
+        return (slots, free.taken)
+    }
+
+    /// The slots after an edit of part of the rule list: `removed` names not `added` again
+    /// give theirs up, new `added` names (in order) take slots as assignSlots gives them.
+    public static func reassignSlots(_ slots: [String: UInt32], removing removed: [String], adding added: [String])
+        -> (slots: [String: UInt32], fresh: [UInt32]) {
+        var free = FreeSlots(used: slots.values)
+        var out = slots
+        let kept = Set(added)
+        for name in removed where !kept.contains(name) { out[name] = nil }
+        for name in added where out[name] == nil { out[name] = free.take() }
+        return (out, free.taken)
+    }
+
+    /// The lowest slots above 0 that no rule uses.
+    struct FreeSlots {
+        var used: [UInt64] = [1] // a bit per slot; slot 0 is the default's
         var next: UInt32 = 1
-        for name in rules {
-            if let s = previous[name] { slots[name] = s; continue }
-            while used.contains(next) { next += 1 }
-            slots[name] = next
-            used.insert(next)
-            fresh.append(next)
+        var taken: [UInt32] = []
+
+        init(used slots: some Sequence<UInt32>) {
+            for s in slots { mark(s) }
         }
-        return (slots, fresh)
+
+        func isUsed(_ s: UInt32) -> Bool { Int(s / 64) < used.count && used[Int(s / 64)] & (1 << (s % 64)) != 0 }
+
+        mutating func mark(_ s: UInt32) {
+            if Int(s / 64) >= used.count { used += repeatElement(0, count: Int(s / 64) + 1 - used.count) }
+            used[Int(s / 64)] |= 1 << (s % 64)
+        }
+
+        mutating func take() -> UInt32 {
+            while isUsed(next) { next += 1 }
+            mark(next)
+            taken.append(next)
+            return next
+        }
     }
 }
 
 extension DataplaneState {
-    /// Stored form: a JSON header, then the config file's bytes as they were (a large
-    /// config would cost more to escape and parse back than to copy).
+    /// Stored form: a JSON header, the rules' counter slots as text, then the config
+    /// file's bytes as they were. Each part is what costs least to write and read back at
+    /// 100,000 rules: a config would cost more to escape and parse back than to copy, and
+    /// so would 100,000 slots as JSON members.
     public var encoded: [UInt8] {
         let header = Array(json.utf8)
-        return withUnsafeBytes(of: UInt64(header.count).littleEndian, Array.init) + header + Array(configText.utf8)
+        var slots: [UInt8] = []
+        slots.reserveCapacity(interfaces.reduce(0) { $0 + $1.slots.count * 24 })
+        var digits: [UInt8] = []
+        for i in interfaces {
+            for (name, slot) in i.slots {
+                digits.removeAll(keepingCapacity: true)
+                var n = slot
+                repeat { digits.append(UInt8(ascii: "0") + UInt8(n % 10)); n /= 10 } while n > 0
+                slots += digits.reversed()
+                slots.append(UInt8(ascii: " "))
+                slots += name.utf8
+                slots.append(UInt8(ascii: "\n"))
+            }
+            slots.append(UInt8(ascii: "\n")) // an empty line ends an interface's slots (names are never empty)
+        }
+        var out: [UInt8] = []
+        out.reserveCapacity(16 + header.count + slots.count + configText.utf8.count)
+        for part in [header, slots] {
+            withUnsafeBytes(of: UInt64(part.count).littleEndian) { out += $0 }
+            out += part
+        }
+        out += configText.utf8
+        return out
     }
 
     public init(encoded bytes: [UInt8]) throws(DecodeError) {
-        guard bytes.count >= 8 else { throw DecodeError.unreadable }
-        let length = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self))) }
-        guard length <= bytes.count - 8 else { throw DecodeError.unreadable }
-        try self.init(json: Array(bytes[8..<8 + length]),
-                      configText: String(decoding: bytes[(8 + length)...], as: UTF8.self))
+        func length(at offset: Int) throws(DecodeError) -> Int {
+            guard offset + 8 <= bytes.count else { throw DecodeError.unreadable }
+            let n = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self))) }
+            guard n <= bytes.count - offset - 8 else { throw DecodeError.unreadable }
+            return n
+        }
+        let headerLength = try length(at: 0)
+        let header = Array(bytes[8..<8 + headerLength])
+        guard header.starts(with: Array(#"{"format":2"#.utf8)) else {
+            // Written before the slots had their own part: they are in the header.
+            try self.init(json: header, slots: nil, configText: String(decoding: bytes[(8 + headerLength)...], as: UTF8.self))
+            return
+        }
+        let slotsLength = try length(at: 8 + headerLength)
+        let slotsStart = 16 + headerLength
+        try self.init(json: header, slots: bytes[slotsStart..<slotsStart + slotsLength],
+                      configText: String(decoding: bytes[(slotsStart + slotsLength)...], as: UTF8.self))
+    }
+
+    /// Per interface, the slots of the text form `encoded` writes.
+    static func slots(_ text: ArraySlice<UInt8>) throws(DecodeError) -> [[String: UInt32]] {
+        try text.withUnsafeBufferPointer { (bytes) throws(DecodeError) -> [[String: UInt32]] in
+            var out: [[String: UInt32]] = []
+            var line = 0
+            while line < bytes.count {
+                // One interface: lines up to an empty one, counted first so the table is sized once.
+                var end = line, lines = 0
+                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") {
+                    while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
+                    end += 1
+                    lines += 1
+                }
+                guard end < bytes.count else { throw DecodeError.unreadable }
+                var slots: [String: UInt32] = [:]
+                slots.reserveCapacity(lines)
+                while line < end {
+                    var slot: UInt32 = 0, i = line
+                    while i < end, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) {
+                        slot = slot &* 10 &+ UInt32(bytes[i] - UInt8(ascii: "0"))
+                        i += 1
+                    }
+                    guard i > line, i < end, bytes[i] == UInt8(ascii: " ") else { throw DecodeError.unreadable }
+                    var stop = i + 1
+                    while bytes[stop] != UInt8(ascii: "\n") { stop += 1 }
+                    slots[String(decoding: UnsafeBufferPointer(rebasing: bytes[i + 1..<stop]), as: UTF8.self)] = slot
+                    line = stop + 1
+                }
+                out.append(slots)
+                line = end + 1
+            }
+            return out
+        }
     }
 
     var json: String {
         JSONOutput.render(.obj([
+            "format": .int(2),
             "generation": .int(generation),
             "netns": netns.map { .string($0) } ?? .null,
             "interfaces": .array(interfaces.map { i in
@@ -100,7 +200,6 @@ extension DataplaneState {
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
                     "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
                     "firewall_capacity": .int(i.firewallCapacity), "limit_table": .int(i.limitTable),
-                    "slots": Self.slotObject(i.slots),
                     "limit_slots": Self.slotObject(i.limitSlots),
                     "vip_slots": Self.slotObject(i.vipSlots),
                     "backend_slots": Self.slotObject(i.backendSlots),
@@ -118,20 +217,26 @@ extension DataplaneState {
         static let unreadable = DecodeError(description: "the pinned xdpctl state is unreadable; run `xdpctl down` and apply again")
     }
 
-    init(json: [UInt8], configText config: String) throws(DecodeError) {
+    init(json: [UInt8], slots slotText: ArraySlice<UInt8>?, configText config: String) throws(DecodeError) {
         let bad = DecodeError.unreadable
         guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
+        let ruleSlots = try slotText.map(Self.slots)
         func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
         func int(_ v: JSONValue?) -> Int64? { if case .number(let n) = v { return Int64(n) }; return nil }
         func str(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
         guard let gen = int(member(top, "generation")), case .array(let ifs) = member(top, "interfaces") else { throw bad }
         var interfaces: [InterfaceState] = []
-        for i in ifs {
+        guard ruleSlots == nil || ruleSlots!.count == ifs.count else { throw bad }
+        for (index, i) in ifs.enumerated() {
             guard case .object(let m) = i, let name = str(member(m, "name")), let ifindex = int(member(m, "ifindex")),
-                  let mode = str(member(m, "mode")), case .object(let slotMembers) = member(m, "slots") else { throw bad }
+                  let mode = str(member(m, "mode")) else { throw bad }
             var slots: [String: UInt32] = [:]
-            slots.reserveCapacity(slotMembers.count)
-            for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
+            if let ruleSlots {
+                slots = ruleSlots[index]
+            } else {
+                guard case .object(let slotMembers) = member(m, "slots") else { throw bad }
+                for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
+            }
             func optionalSlots(_ key: String) throws(DecodeError) -> [String: UInt32] {
                 var out: [String: UInt32] = [:]
                 if case .object(let members) = member(m, key) {

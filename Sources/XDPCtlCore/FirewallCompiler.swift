@@ -8,6 +8,19 @@ public struct FirewallTable: Sendable {
     public var depth: Int
     public var largestLeaf: Int
 
+    init(nodes: [dp_fw_node], boxCount: Int, depth: Int, largestLeaf: Int) {
+        self.nodes = nodes
+        self.boxCount = boxCount
+        self.depth = depth
+        self.largestLeaf = largestLeaf
+    }
+
+    /// A table as a running data plane holds it (its shape figures unknown).
+    public init(nodes: [dp_fw_node]) {
+        self.init(nodes: nodes, boxCount: 0, depth: 0, largestLeaf: 0)
+        boxCount = directory.count
+    }
+
     /// Walks the table exactly as fw_classify in bpf/lib/firewall.h does; returns the
     /// index of the deciding RULE node, or 0 (the header, carrying the default action).
     public func classify(_ key: [UInt32]) -> Int {
@@ -84,6 +97,12 @@ extension dp_fw_node {
         } else {
             withUnsafeMutableBytes(of: &lo) { $0.storeBytes(of: value, toByteOffset: field * 4, as: UInt32.self) }
         }
+    }
+
+    /// Whether two RULE nodes' boxes share a key.
+    func overlaps(_ n: dp_fw_node) -> Bool {
+        for f in (0..<Int(DP_FW_NFIELDS.rawValue)).reversed() where bound(f, high: false) > n.bound(f, high: true) || n.bound(f, high: false) > bound(f, high: true) { return false }
+        return true
     }
 
     func matches(_ key: [UInt32]) -> Bool {
@@ -433,6 +452,8 @@ struct Boxes {
     private var bounds: [UInt32] = []
     private var slots: [UInt32] = []
     private var actions: [UInt8] = []
+    /// The priority each box's RULE node gets (nil: its position).
+    private var priorities: [UInt32]?
     private static let fields = FirewallCompiler.fields
 
     var count: Int { slots.count }
@@ -441,6 +462,18 @@ struct Boxes {
 
     @inline(__always) func lo(_ r: Int32, _ f: Int) -> UInt32 { bounds[Int(r) * 2 * Self.fields + f] }
     @inline(__always) func hi(_ r: Int32, _ f: Int) -> UInt32 { bounds[Int(r) * 2 * Self.fields + Self.fields + f] }
+
+    /// The boxes of RULE nodes, each keeping its node's priority.
+    init(rules nodes: some Sequence<dp_fw_node>) {
+        priorities = []
+        for n in nodes {
+            withUnsafeBytes(of: n.lo) { bounds.append(contentsOf: $0.bindMemory(to: UInt32.self)) }
+            withUnsafeBytes(of: n.hi) { bounds.append(contentsOf: $0.bindMemory(to: UInt32.self)) }
+            slots.append(n.slot)
+            actions.append(n.action)
+            priorities!.append(n.priority)
+        }
+    }
 
     @inline(__always) func slot(_ r: Int32) -> UInt32 { slots[Int(r)] }
     @inline(__always) func action(_ r: Int32) -> UInt8 { actions[Int(r)] }
@@ -452,49 +485,13 @@ struct Boxes {
         actions.append(UInt8(action == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue))
     }
 
-    mutating func reserve(_ count: Int) {
-        bounds.reserveCapacity(count * 2 * Self.fields)
-        slots.reserveCapacity(count)
-        actions.reserveCapacity(count)
-    }
-
-    /// Box r of `other`, appended.
-    mutating func append(from other: Boxes, _ r: Int32) {
-        let start = Int(r) * 2 * Self.fields
-        bounds.append(contentsOf: other.bounds[start..<start + 2 * Self.fields])
-        slots.append(other.slots[Int(r)])
-        actions.append(other.actions[Int(r)])
-    }
-
-    /// The boxes RULE nodes hold, in their order.
-    init(nodes: ArraySlice<dp_fw_node>) {
-        reserve(nodes.count)
-        for n in nodes {
-            withUnsafeBytes(of: n.lo) { bounds.append(contentsOf: $0.bindMemory(to: UInt32.self)) }
-            withUnsafeBytes(of: n.hi) { bounds.append(contentsOf: $0.bindMemory(to: UInt32.self)) }
-            slots.append(n.slot)
-            actions.append(n.action)
-        }
-    }
-
-    /// Sets the action of the last box, the default.
-    mutating func setDefault(action: RuleAction) {
-        actions[actions.count - 1] = UInt8(action == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue)
-    }
-
-    /// Whether box r here and box s of `other` have the same bounds and slot (and, with
+    /// Whether box r and the box of RULE node n have the same bounds and slot (and, with
     /// `action`, the same action).
-    func same(_ r: Int32, as other: Boxes, _ s: Int32, action: Bool) -> Bool {
-        let a = Int(r) * 2 * Self.fields, b = Int(s) * 2 * Self.fields
-        return slots[Int(r)] == other.slots[Int(s)] && (!action || actions[Int(r)] == other.actions[Int(s)])
-            && bounds[a..<a + 2 * Self.fields].elementsEqual(other.bounds[b..<b + 2 * Self.fields])
+    func same(_ r: Int32, as n: dp_fw_node, action: Bool) -> Bool {
+        slots[Int(r)] == n.slot && (!action || actions[Int(r)] == n.action)
+            && (0..<Self.fields).allSatisfy { lo(r, $0) == n.bound($0, high: false) && hi(r, $0) == n.bound($0, high: true) }
     }
 
-    /// Whether box r and the box of a RULE node share a key.
-    func overlaps(_ r: Int32, _ n: dp_fw_node) -> Bool {
-        for f in (0..<Self.fields).reversed() where lo(r, f) > n.bound(f, high: true) || n.bound(f, high: false) > hi(r, f) { return false }
-        return true
-    }
 
     mutating func append(_ rule: FirewallRule, slot: UInt32) {
         for box in Self.expand(src: rule.src, dst: rule.dst, proto: rule.proto, srcPorts: rule.srcPorts, dstPorts: rule.dstPorts) {
@@ -550,7 +547,7 @@ struct Boxes {
         n.kind = UInt8(DP_FW_NODE_RULE.rawValue)
         n.slot = slots[Int(r)]
         n.action = actions[Int(r)]
-        n.priority = UInt32(r)
+        n.priority = priorities?[Int(r)] ?? UInt32(r)
         withUnsafeMutableBytes(of: &n.lo) { raw in
             for f in 0..<Self.fields { raw.storeBytes(of: lo(r, f), toByteOffset: f * 4, as: UInt32.self) }
         }

@@ -7,11 +7,26 @@ extension FirewallCompiler {
     /// Boxes the patch tree may hold before a change needs a full compile.
     static let maxPatchBoxes = 4096
 
-    /// `running` (a table this compiler built, or patched) changed to decide as its rule
-    /// list does with the rules at `replaced` (rule positions, default excluded) swapped
-    /// for `rules`, and the default action set to `defaultAction`, without compiling the
-    /// other rules again. Returns nil when the change is too large to patch, or the table
-    /// has no directory; compile the whole rule list then.
+    /// `table` (one this compiler built, or patched) changed to decide as its rule list
+    /// does with the rules at `replaced` (rule positions, default excluded) swapped for
+    /// `rules`, and the default action set to `defaultAction`, without compiling the
+    /// other rules again. nil when the change needs a full compile (see the other form).
+    public func patch(_ table: FirewallTable, replacing replaced: Range<Int>, with rules: [FirewallRule],
+                      slots: [String: UInt32], defaultAction: RuleAction) throws(CapacityError) -> FirewallTable? {
+        var nodes = table.nodes + Array(repeating: dp_fw_node(), count: FirewallTable.capacity(for: table.nodes.count) - table.nodes.count)
+        let count = try nodes.withUnsafeMutableBufferPointer { (buffer) throws(CapacityError) -> Int? in
+            try patch(buffer, count: table.nodes.count, replacing: replaced, with: rules, slots: slots, defaultAction: defaultAction)
+        }
+        guard let count else { return nil }
+        var patched = FirewallTable(nodes: Array(nodes[..<count]))
+        (patched.depth, patched.largestLeaf) = (table.depth, table.largestLeaf)
+        return patched
+    }
+
+    /// Patches the table held in `nodes[..<count]` in place (up to `nodes.count` nodes), as
+    /// the other form describes; returns its new node count, or nil when the change needs
+    /// a full compile: too many boxes would be dead or in the patch tree, the patch tree
+    /// does not fit, or the table has no directory. `nodes` is then left half-patched.
     ///
     /// The trees stay as they are. Their RULE nodes get their new priorities (the change
     /// shifts the rules behind it); copies of replaced boxes become dead (they never
@@ -22,16 +37,17 @@ extension FirewallCompiler {
     /// trees and the patch tree is then the first match over the new list: a box missing
     /// from a leaf was left out for an earlier box covering its part of the leaf, so a
     /// packet it would decide matches that earlier box too, which decides unless dead.
-    public func patch(_ running: FirewallTable, replacing replaced: Range<Int>, with rules: [FirewallRule],
-                      slots: [String: UInt32], defaultAction: RuleAction) throws(CapacityError) -> FirewallTable? {
-        let dir = running.directory
-        guard dir.boxes > Int(DP_FW_MAX_TREES), dir.count > 0, dir.boxes + dir.count + dir.dead <= running.nodes.count else { return nil }
-        let old = Boxes(nodes: running.nodes[dir.boxes..<dir.boxes + dir.count])
-        let inTrees = running.nodes[dir.boxes..<dir.boxes + dir.count].map { $0.count == 1 }
+    public func patch(_ nodes: UnsafeMutableBufferPointer<dp_fw_node>, count: Int, replacing replaced: Range<Int>,
+                      with rules: [FirewallRule], slots: [String: UInt32], defaultAction: RuleAction) throws(CapacityError) -> Int? {
+        let dir = Int(DP_FW_DIR), family = Int(DP_FW_F_FAMILY.rawValue)
+        let first = Int(nodes[0].bound(dir, high: false)), boxCount = Int(nodes[0].bound(dir, high: true))
+        let deadCount = Int(nodes[0].bound(dir + 1, high: false))
+        guard first > Int(DP_FW_MAX_TREES), boxCount > 0, first + boxCount + deadCount <= count else { return nil }
+        let box = { (b: Int) in nodes[first + b] }
         // A rule's boxes are consecutive and share its counter slot; the last box is the default.
         var starts: [Int] = []
-        for b in 0..<old.count - 1 where b == 0 || old.slot(Int32(b)) != old.slot(Int32(b - 1)) { starts.append(b) }
-        starts.append(old.count - 1)
+        for b in 0..<boxCount - 1 where b == 0 || box(b).slot != box(b - 1).slot { starts.append(b) }
+        starts.append(boxCount - 1)
         guard replaced.upperBound < starts.count else { return nil }
         var added = Boxes()
         for rule in rules {
@@ -41,11 +57,11 @@ extension FirewallCompiler {
         // Boxes alike on both sides of the change stay.
         var b0 = starts[replaced.lowerBound], b1 = starts[replaced.upperBound]
         var a0 = 0, a1 = added.count
-        while b0 < b1, a0 < a1, old.same(Int32(b0), as: added, Int32(a0), action: true) { b0 += 1; a0 += 1 }
-        while b0 < b1, a0 < a1, old.same(Int32(b1 - 1), as: added, Int32(a1 - 1), action: true) { b1 -= 1; a1 -= 1 }
+        while b0 < b1, a0 < a1, added.same(Int32(a0), as: box(b0), action: true) { b0 += 1; a0 += 1 }
+        while b0 < b1, a0 < a1, added.same(Int32(a1 - 1), as: box(b1 - 1), action: true) { b1 -= 1; a1 -= 1 }
         // Boxes that only change their action keep their places.
-        let inPlace = b1 - b0 == a1 - a0 && (0..<b1 - b0).allSatisfy { old.same(Int32(b0 + $0), as: added, Int32(a0 + $0), action: false) }
-        let delta = (a1 - a0) - (b1 - b0)
+        let inPlace = b1 - b0 == a1 - a0 && (0..<b1 - b0).allSatisfy { added.same(Int32(a0 + $0), as: box(b0 + $0), action: false) }
+        let delta = (a1 - a0) - (b1 - b0), newBoxCount = boxCount + delta
         let after = UInt32(b0 + a1 - a0) // where the box after the change now stands
         func moved(_ p: UInt32) -> UInt32 {
             if p < b0 { return p }
@@ -53,71 +69,84 @@ extension FirewallCompiler {
             return inPlace ? p : after
         }
 
-        // The boxes of the new list, and which of them the trees hold.
-        var boxes = Boxes()
-        boxes.reserve(old.count + delta)
-        var held: [Bool] = []
-        held.reserveCapacity(old.count + delta)
-        for b in 0..<b0 { boxes.append(from: old, Int32(b)); held.append(inTrees[b]) }
-        for a in a0..<a1 { boxes.append(from: added, Int32(a)); held.append(inPlace && inTrees[b0 + a - a0]) }
-        for b in b1..<old.count { boxes.append(from: old, Int32(b)); held.append(inTrees[b]) }
-        boxes.setDefault(action: defaultAction)
-
         // Dead boxes: the earlier ones moved, and the replaced ones the trees hold.
-        var dead = Array(running.nodes[dir.boxes + dir.count..<dir.boxes + dir.count + dir.dead])
+        var dead = (0..<deadCount).map { nodes[first + boxCount + $0] }
         for i in dead.indices { dead[i].priority = moved(dead[i].priority) }
         if !inPlace {
-            for b in b0..<b1 where inTrees[b] {
-                var n = old.node(Int32(b))
+            for b in b0..<b1 where box(b).count == 1 {
+                var n = box(b)
                 n.priority = after
                 dead.append(n)
             }
         }
-        guard dead.count <= Self.maxDead else { return nil }
+        guard dead.count <= Self.maxDead, first + newBoxCount + dead.count <= nodes.count else { return nil }
 
         // The trees: priorities moved, replaced boxes dead or with their new action.
-        var table = FirewallTable(nodes: Array(running.nodes[0..<dir.boxes]), boxCount: boxes.count, depth: running.depth, largestLeaf: running.largestLeaf)
-        let actionOf = (0..<a1 - a0).map { added.action(Int32(a0 + $0)) }
-        table.nodes.withUnsafeMutableBufferPointer { nodes in
-            for i in nodes.indices where nodes[i].kind == UInt8(DP_FW_NODE_RULE.rawValue) && nodes[i].priority >= b0 {
-                let p = Int(nodes[i].priority)
-                if p >= b1 {
-                    nodes[i].priority = UInt32(p + delta)
-                } else if inPlace {
-                    if nodes[i].bound(Int(DP_FW_F_FAMILY.rawValue), high: true) != 0 { nodes[i].action = actionOf[p - b0] }
-                } else {
-                    nodes[i].priority = after
-                    nodes[i].setBound(Int(DP_FW_F_FAMILY.rawValue), high: false, 0)
-                    nodes[i].setBound(Int(DP_FW_F_FAMILY.rawValue), high: true, 0)
-                }
+        for i in 1..<first where nodes[i].kind == UInt8(DP_FW_NODE_RULE.rawValue) && nodes[i].priority >= b0 {
+            let p = Int(nodes[i].priority)
+            if p >= b1 {
+                nodes[i].priority = UInt32(p + delta)
+            } else if inPlace {
+                if nodes[i].bound(family, high: true) != 0 { nodes[i].action = added.action(Int32(a0 + p - b0)) }
+            } else {
+                nodes[i].priority = after
+                nodes[i].setBound(family, high: false, 0)
+                nodes[i].setBound(family, high: true, 0)
             }
         }
-        for t in 0..<Int(DP_FW_PATCH_TREE) { table.nodes[0].setBound(t, high: false, moved(table.nodes[0].bound(t, high: false))) }
-        table.nodes[0].action = boxes.action(Int32(boxes.count - 1))
+        for t in 0..<Int(DP_FW_PATCH_TREE) { nodes[0].setBound(t, high: false, moved(nodes[0].bound(t, high: false))) }
+        nodes[0].action = UInt8(defaultAction == .allow ? DP_FW_ALLOW.rawValue : DP_FW_DROP.rawValue)
+
+        // The boxes: the ones behind the change move by delta, the added ones go between.
+        let base = nodes.baseAddress! + first
+        if delta != 0 {
+            UnsafeMutableRawPointer(base + b1 + delta).copyMemory(from: base + b1, byteCount: (boxCount - b1) * MemoryLayout<dp_fw_node>.stride)
+            for b in b1 + delta..<newBoxCount { base[b].priority = UInt32(b) }
+        }
+        for a in a0..<a1 {
+            var n = added.node(Int32(a))
+            n.priority = UInt32(b0 + a - a0)
+            n.count = inPlace ? base[b0 + a - a0].count : 0
+            base[b0 + a - a0] = n
+        }
+        base[newBoxCount - 1].action = nodes[0].action
+        for (i, d) in dead.enumerated() { base[newBoxCount + i] = d }
 
         // The patch tree: boxes the trees do not hold, and those a dead box may have hidden.
-        var patchBoxes = Set<Int32>()
-        for b in 0..<boxes.count - 1 where !held[b] { patchBoxes.insert(Int32(b)) }
+        var members = Set<Int>()
+        for b in 0..<newBoxCount - 1 where base[b].count == 0 { members.insert(b) }
         for d in dead {
-            for b in Int(d.priority)..<boxes.count - 1 where held[b] && boxes.overlaps(Int32(b), d) { patchBoxes.insert(Int32(b)) }
-            guard patchBoxes.count <= Self.maxPatchBoxes else { return nil }
+            for b in Int(d.priority)..<newBoxCount - 1 where base[b].count == 1 && base[b].overlaps(d) { members.insert(b) }
+            guard members.count <= Self.maxPatchBoxes else { return nil }
         }
-        table.appendBoxes(boxes, inTrees: { held[$0] }, dead: dead)
-        let tree = Int(DP_FW_PATCH_TREE)
-        if patchBoxes.isEmpty {
-            table.setTree(tree..<tree + 1, best: .max)
-            table.nodes[0].count = UInt32((0..<tree).last { table.nodes[0].bound($0, high: false) != .max }.map { $0 + 1 } ?? 0)
-        } else {
-            let members = patchBoxes.sorted()
-            var leaves: [[Int32]: UInt32] = [:]
-            do {
-                _ = try buildTree(1 + tree, members, boxes, last: true, into: &table, leaves: &leaves)
-            } catch {
-                return nil
-            }
-            table.setTree(tree..<tree + 1, best: UInt32(members[0]))
-            table.nodes[0].count = UInt32(DP_FW_MAX_TREES)
+        nodes[0].setBound(dir, high: true, UInt32(newBoxCount))
+        nodes[0].setBound(dir + 1, high: false, UInt32(dead.count))
+        let tree = Int(DP_FW_PATCH_TREE), trees = Int(DP_FW_MAX_TREES) - tree, end = first + newBoxCount + dead.count
+        nodes[0].count = UInt32((0..<tree).last { nodes[0].bound($0, high: false) != .max }.map { $0 + 1 } ?? 0)
+        nodes[0].setBound(tree, high: false, .max)
+        nodes[0].setBound(tree + 1, high: false, .max)
+        guard !members.isEmpty else { return end }
+        // Built on their own (nodes 0 and 1 their roots), then moved behind the dead boxes;
+        // what the first cannot separate goes to the second.
+        var patchTrees = FirewallTable(nodes: Array(repeating: dp_fw_node(), count: trees), boxCount: 0, depth: 0, largestLeaf: 0)
+        let boxes = Boxes(rules: members.sorted().map { base[$0] })
+        var leaves: [[Int32]: UInt32] = [:]
+        var rules = (0..<Int32(boxes.count)).map { $0 }
+        // Cuts that leave few children empty, and no more nodes than the table has room for.
+        var compact = self
+        compact.minOccupancy = min(minOccupancy, 4)
+        compact.maxNodes = nodes.count - end + trees
+        for t in 0..<trees where !rules.isEmpty {
+            let best = boxes.node(rules[0]).priority
+            do { rules = try compact.buildTree(t, rules, boxes, last: t == trees - 1, into: &patchTrees, leaves: &leaves) } catch { return nil }
+            nodes[0].setBound(tree + t, high: false, best)
+            nodes[0].setBound(tree + t, high: true, UInt32(1 + tree + t))
+            nodes[0].count = UInt32(tree + t + 1)
         }
-        return table
+        for (k, var n) in patchTrees.nodes.enumerated() {
+            if n.kind == UInt8(DP_FW_NODE_CUT.rawValue) || n.kind == UInt8(DP_FW_NODE_LEAF.rawValue) { n.base += UInt32(end - trees) }
+            nodes[k < trees ? 1 + tree + k : end + k - trees] = n
+        }
+        return end + patchTrees.nodes.count - trees
     }
 }

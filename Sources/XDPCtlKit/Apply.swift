@@ -39,6 +39,8 @@ public struct ApplyResult: Sendable {
     public var generation: UInt64
     public var changed: Bool
     public var changes: [String]
+    /// The change was made by patching the running firewall table (see Dataplane.patch).
+    public var patched = false
 }
 
 extension Dataplane {
@@ -104,9 +106,21 @@ extension Dataplane {
     public func apply(_ text: String) throws(DataplaneError) -> ApplyResult {
         // The file that is running, over intact attachments: nothing to validate, compile
         // or change. (Only reads; an apply racing this one wins either way.)
-        let running = access(root.state, F_OK) == 0 ? try state() : nil
+        let runningID = root.stateID()
+        let running = runningID == nil ? nil : try state()
         if let running, isUnchanged(running, text) {
             return ApplyResult(generation: running.generation, changed: false, changes: [])
+        }
+        // A change inside one firewall's rule list patches the running table.
+        var lock: FileDescriptor?
+        defer { withExtendedLifetime(lock) {} }
+        if let running, let edit = RuleEdit(from: running.configText, to: text) {
+            lock = try lockRoot()
+            // Unless another apply got in first, the state is the one just read.
+            let old = root.stateID() == runningID ? running : try state()
+            if let old, old.generation == running.generation, let result = try patch(old, to: text, edit) {
+                return result
+            }
         }
         // The running config is decoded on the other core while this one validates the
         // new file (each takes ~0.4 s at 100,000 rules).
@@ -116,9 +130,7 @@ extension Dataplane {
         let refused = Self.unsupported(config)
         if !refused.isEmpty { throw .refused(refused) }
         do { try root.create() } catch { throw .kernel(error) }
-        let lock: FileDescriptor
-        do { lock = try root.lock() } catch { throw .kernel(error) }
-        defer { withExtendedLifetime(lock) {} }
+        if lock == nil { lock = try lockRoot() }
 
         let old = try state()
         if let old, isUnchanged(old, text) {
@@ -160,6 +172,11 @@ extension Dataplane {
             try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }
         return ApplyResult(generation: generation, changed: true, changes: changes)
+    }
+
+    /// Holds the pin root's lock until the descriptor closes.
+    func lockRoot() throws(DataplaneError) -> FileDescriptor {
+        do { return try root.lock() } catch { throw .kernel(error) }
     }
 
     /// Resolves interfaces, assigns counter slots and compiles rule sets; touches nothing.
@@ -229,9 +246,14 @@ extension Dataplane {
         do throws(BPFError) {
             if created && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
             plan.capacity = plan.previous?.firewallCapacity ?? 0
-            let load = !plan.keepsLink || nodes > plan.capacity
+            // A program from a build whose tables were not mappable takes no mappable ones.
+            var mappable = true
+            if access(fwPin, F_OK) == 0, let running = try BPFMap.open(pinned: fwPin).innerMap(at: 0) {
+                mappable = try running.info().flags & UInt32(BPF_F_MMAPABLE) != 0
+            }
+            let load = !plan.keepsLink || nodes > plan.capacity || !mappable
             if load { plan.capacity = max(plan.capacity, FirewallTable.capacity(for: nodes)) }
-            let table = try firewallTable(capacity: plan.capacity, plan.table)
+            let table = try Self.firewallTable(capacity: plan.capacity, plan.table)
             if plan.table != nil { plan.inner = table }
             if load {
                 // A program instance sized for this table (counter maps are reused from
@@ -267,11 +289,16 @@ extension Dataplane {
         return created
     }
 
-    /// A firewall table of `capacity` nodes holding `table` (empty when there is none).
-    func firewallTable(capacity: Int, _ table: FirewallTable?) throws(BPFError) -> BPFMap {
+    /// A firewall table of `capacity` nodes holding `table` (empty when there is none),
+    /// written through its memory.
+    public static func firewallTable(capacity: Int, _ table: FirewallTable?) throws(BPFError) -> BPFMap {
         let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                    valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
-        if let table { try map.fill(table.nodes) }
+                                    valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity, flags: UInt32(BPF_F_MMAPABLE))
+        if let table {
+            try map.withMappedValues(table.nodes.count, as: dp_fw_node.self, writable: true) { memory in
+                _ = table.nodes.withUnsafeBufferPointer { memory.initialize(fromContentsOf: $0) }
+            }
+        }
         return map
     }
 

@@ -55,11 +55,9 @@ extension Bench {
     /// Measures every path; `hold` keeps a program attached while it is measured.
     func measureBalancer(floorFD: Int32, root: String, hold: (Int32, Int) throws -> FileDescriptor?) throws -> [BalancerRow] {
         mkdir(root, 0o700)
-        let table = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                      valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: Int(DP_FW_MIN_NODES))
-        var nodes = try FirewallCompiler().compile(Firewall(defaultAction: .allow, rules: []), slots: [:]).nodes
-        nodes[0].base = 1
-        try table.fill(nodes)
+        var firewall = try FirewallCompiler().compile(Firewall(defaultAction: .allow, rules: []), slots: [:])
+        firewall.nodes[0].base = 1
+        let table = try Dataplane.firewallTable(capacity: Int(DP_FW_MIN_NODES), firewall)
         let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: table])
         try program.map(DP_MAP_FW).update(UInt32(0), table.fd.raw)
         try Dataplane.installBalancers(Self.balancers, into: program)

@@ -4,6 +4,7 @@ import CXDPCtlABI
 import Foundation
 import XDPCtlBPF
 import XDPCtlCore
+import XDPCtlKit
 import XDPCtlTestSupport
 
 /// Program cost per packet under BPF_PROG_TEST_RUN, per firewall path and rule count,
@@ -128,9 +129,7 @@ struct Bench: ParsableCommand {
             // A program instance sized for the table, as apply loads one.
             try? PinRoot(root).removeTree(root)
             mkdir(root, 0o700)
-            let inner = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: FirewallTable.capacity(for: table.nodes.count))
-            try inner.fill(table.nodes)
+            let inner = try Dataplane.firewallTable(capacity: FirewallTable.capacity(for: table.nodes.count), table)
             let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: inner])
             try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
             let progFD = try program.programFD(DP_PROG_XDP)
@@ -188,10 +187,29 @@ struct Bench: ParsableCommand {
             do {
                 let t = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
                 print("\(profile.rawValue) \(n) rules: \(t.boxCount) boxes, \(t.nodes.count) nodes, \(t.trees) trees, depth \(t.depth), largest leaf \(t.largestLeaf), compiled in \(ContinuousClock.now - start)")
+                print("  patches of the middle rule: " + patchTimes(fw, t))
             } catch {
                 print("\(profile.rawValue) \(n) rules: \(error) (after \(ContinuousClock.now - start))")
             }
         } }
+    }
+
+    /// How long the compiler takes to patch `table` for a changed action, a deleted rule
+    /// and an inserted one in the middle of the list.
+    func patchTimes(_ fw: Firewall, _ table: FirewallTable) -> String {
+        let at = fw.rules.count / 2
+        var flipped = fw.rules[at]
+        flipped.action = flipped.action == .allow ? .drop : .allow
+        var inserted = fw.rules[at]
+        inserted.name = "inserted"
+        var slots = sequentialSlots(fw)
+        slots["inserted"] = UInt32(fw.rules.count + 1)
+        let edits: [(String, Range<Int>, [FirewallRule])] = [("action", at..<at + 1, [flipped]), ("delete", at..<at + 1, []), ("insert", at..<at, [inserted])]
+        return edits.map { name, range, rules in
+            let start = ContinuousClock.now
+            let patched = try? FirewallCompiler().patch(table, replacing: range, with: rules, slots: slots, defaultAction: fw.defaultAction)
+            return "\(name) \(patched == nil ? "needs a full compile" : "in \(ContinuousClock.now - start)")"
+        }.joined(separator: ", ")
     }
 
     func attachFloor(pin: String) throws {

@@ -44,17 +44,15 @@ final class LoadedProgram {
 
     deinit { try? root.removeTree(root.path) }
 
-    static func table(_ capacity: Int) throws -> BPFMap {
-        try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                          valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity)
+    static func table(_ capacity: Int, _ table: FirewallTable? = nil) throws -> BPFMap {
+        try Dataplane.firewallTable(capacity: capacity, table)
     }
 
     /// Installs a rule set whose header points at dp_rl slot `limitTable`.
     func install(_ fw: Firewall, limitTable: UInt32 = 0) throws {
         var table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
         table.nodes[0].base = limitTable
-        let inner = try Self.table(capacity)
-        try inner.fill(table.nodes)
+        let inner = try Self.table(capacity, table)
         try firewall.update(UInt32(0), inner.fd.raw)
         self.table = table
     }

@@ -35,12 +35,13 @@
  * tree only cuts fields its rules are narrow in); rules that would still be copied into
  * too many leaves move to a later tree. A packet takes the best match over all trees. */
 #ifndef DP_FW_MAX_TREES
-#define DP_FW_MAX_TREES 7
+#define DP_FW_MAX_TREES 8
 #endif
-/* The last tree is the patch tree: it holds the rules an apply added (or uncovered, by
- * deleting a rule that hid them) since the last full compile. A full compile builds at
- * most DP_FW_PATCH_TREE trees. */
-#define DP_FW_PATCH_TREE (DP_FW_MAX_TREES - 1)
+/* The last two trees are the patch trees: they hold the rules applies added (or
+ * uncovered, by deleting a rule that hid them) since the last full compile, the second
+ * the rules the first could not separate. A full compile builds at most
+ * DP_FW_PATCH_TREE trees. */
+#define DP_FW_PATCH_TREE (DP_FW_MAX_TREES - 2)
 /* Smallest firewall table. Every table of an interface has the same capacity (nodes),
  * fixed when its program is loaded, so the verifier inlines the per-node lookups; a
  * config that outgrows it gets a bigger program instance, swapped in atomically. */

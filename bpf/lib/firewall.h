@@ -19,6 +19,7 @@ struct dp_fw_tree {
 	__uint(max_entries, DP_FW_MIN_NODES); /* the interface's capacity, set before load */
 	__uint(key_size, sizeof(__u32));
 	__uint(value_size, sizeof(struct dp_fw_node)); /* libbpf 1.1 cannot size inner values from BTF */
+	__uint(map_flags, BPF_F_MMAPABLE); /* apply reads and writes tables in place */
 };
 
 struct {

@@ -1,0 +1,59 @@
+import CLibBPF
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+extension Dataplane {
+    /// Applies `text` by patching one interface's running firewall table, when the file
+    /// differs from the applied one only inside that firewall's rule list: the changed
+    /// rules are decoded and checked, the table is copied with the change patched in
+    /// (FirewallCompiler.patch) and swapped in atomically, and nothing else is touched.
+    /// Returns nil when the change needs a full apply (the table must grow, too much
+    /// changed since the last full compile, a changed rule is not valid...): apply then
+    /// decodes, checks and compiles the whole file, and reports any error with its place.
+    /// Call with the pin root locked.
+    func patch(_ old: DataplaneState, to text: String, _ edit: RuleEdit) throws(DataplaneError) -> ApplyResult? {
+        guard old.netns == netns, edit.interface < old.interfaces.count, old.interfaces.allSatisfy(linkIntact),
+              let added = RuleEdit.rules(text, edit.newBytes), let removed = RuleEdit.rules(old.configText, edit.oldBytes) else { return nil }
+        if added == removed { return ApplyResult(generation: old.generation, changed: false, changes: []) }
+        var iface = old.interfaces[edit.interface]
+        // Names stay unique over the whole list: a name the edit brings in is not used outside it.
+        let removedNames = Set(removed.map(\.name))
+        guard !added.contains(where: { iface.slots[$0.name] != nil && !removedNames.contains($0.name) }) else { return nil }
+        let (slots, fresh) = InterfaceState.reassignSlots(iface.slots, removing: removed.map(\.name), adding: added.map(\.name))
+        guard fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
+
+        let name = iface.name
+        do throws(BPFError) {
+            let firewall = try BPFMap.open(pinned: root.map(DP_MAP_FW, of: name))
+            guard let running = try firewall.innerMap(at: 0), iface.firewallNodes > 0,
+                  try running.info().flags & UInt32(BPF_F_MMAPABLE) != 0 else { return nil }
+            // The running table copied into a new one, patched there, swapped in.
+            let table = try Self.firewallTable(capacity: iface.firewallCapacity, nil)
+            let count = try table.withMappedValues(iface.firewallCapacity, as: dp_fw_node.self, writable: true) { (copy) throws(BPFError) -> Int? in
+                try running.withMappedValues(iface.firewallNodes, as: dp_fw_node.self, writable: false) { _ = copy.update(fromContentsOf: $0) }
+                let defaultAction: RuleAction = copy[0].action == UInt8(DP_FW_DROP.rawValue) ? .drop : .allow
+                return try? compiler.patch(copy, count: iface.firewallNodes, replacing: edit.replaced, with: added, slots: slots, defaultAction: defaultAction)
+            }
+            guard let count else { return nil }
+            let ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
+            for slot in fresh { try ruleStats.updatePerCPU(slot, dp_rule_stats()) }
+            try setTree(firewall, table)
+            iface.slots = slots
+            iface.firewallNodes = count
+            iface.firewallTrees = try table.withMappedValues(1, as: dp_fw_node.self, writable: false) { Int($0[0].count) }
+            var state = old
+            state.generation += 1
+            state.configText = text
+            state.interfaces[edit.interface] = iface
+            do { try root.writeState(state.encoded) } catch {
+                try? setTree(firewall, running)
+                throw error
+            }
+            return ApplyResult(generation: state.generation, changed: true, changes: ConfigDiff.rules(name, removed, added), patched: true)
+        } catch {
+            throw .kernel(error)
+        }
+    }
+}

@@ -1,0 +1,103 @@
+import CXDPCtlABI
+import Foundation
+import Testing
+import XDPCtlTestSupport
+@testable import XDPCtlBPF
+@testable import XDPCtlCore
+@testable import XDPCtlKit
+
+@Suite("Apply: rule edits patch the running table", .serialized)
+struct PatchApplyTests {
+    /// Edits inside the rule list are patched, not compiled, and the attached program
+    /// then decides every probe as first match over the edited list, counted in the rule's slot.
+    @Test func editsArePatchedAndDecideLikeTheReference() throws {
+        let ns = try FIBNamespace()
+        defer { ns.close() }
+        try ns.run {
+            let root = "/sys/fs/bpf/xktpatch-\(getpid())"
+            let dp = try Dataplane(pinRoot: root, netns: nil)
+            defer { try? dp.down() }
+            var fw = RuleProfile.acl(count: 3000, seed: 9)
+            // A rule the first compile builds into its trees, hiding a later one it contains.
+            func narrow(_ r: FirewallRule) -> Bool { r.src.count == 1 && r.dst.count == 1 && r.src[0].length >= 24 && r.dst[0].length >= 24 }
+            let hidden = fw.rules[2500...].first(where: narrow)!
+            let broad = FirewallRule(name: "broad", action: hidden.action == .allow ? .drop : .allow, src: hidden.src, dst: hidden.dst,
+                                     proto: hidden.proto, srcPorts: [], dstPorts: [])
+            fw.rules.insert(broad, at: 100)
+            var rng = SeededRandom(seed: 10)
+            func apply() throws -> ApplyResult { try dp.apply(RuleProfile.config(fw, interface: "xlba")) }
+            func check(near rules: [Int]) throws {
+                let slots = try #require(try dp.state()?.interfaces.first?.slots)
+                let program = try XDPLink.program(pinPath: dp.root.link("xlba"))
+                let ruleStats = try BPFMap.open(pinned: dp.root.map(DP_MAP_RULE_STATS, of: "xlba"))
+                let b = PacketBuilder()
+                let probes = rules.flatMap { r in (0..<20).map { _ in fw.rules[min(r, fw.rules.count - 1)] } }
+                    + (0..<200).map { _ in fw.rules[Int(rng.next() % UInt64(fw.rules.count))] }
+                for rule in probes {
+                    let key = RuleProfile.packet(hitting: rule, rng: &rng)
+                    let expected = referenceClassify(fw, key)
+                    let slot = expected.rule.map { slots[fw.rules[$0].name]! } ?? 0
+                    let before = try ruleStats.lookupPerCPU(slot, as: dp_rule_stats.self).reduce(0) { $0 + $1.packets }
+                    let verdict = try TestRun.run(programFD: program.raw, packet: b.frame(key)).returnValue
+                    let after = try ruleStats.lookupPerCPU(slot, as: dp_rule_stats.self).reduce(0) { $0 + $1.packets }
+                    let want = expected.action == .drop ? DP_VERDICT_DROP.rawValue : DP_VERDICT_PASS.rawValue
+                    guard verdict == want, after == before + 1 else {
+                        Issue.record("\(key): verdict \(verdict) (want \(want)), slot \(slot) counted \(after - before)")
+                        return
+                    }
+                }
+            }
+            #expect(try apply().patched == false)
+            try check(near: [])
+
+            fw.rules[1500].action = fw.rules[1500].action == .allow ? .drop : .allow
+            var result = try apply()
+            #expect(result.patched && result.changes == ["~ xlba: rule \"\(fw.rules[1500].name)\" changed"])
+            try check(near: [1500])
+
+            fw.rules.remove(at: 10)
+            #expect(try apply().patched)
+            try check(near: [9, 10])
+
+            // A broad rule early in the list: it wins over many later ones.
+            fw.rules.insert(FirewallRule(name: "added", action: .drop, src: [try IPPrefix("10.0.0.0/9")], dst: [],
+                                         proto: .tcp, srcPorts: [], dstPorts: []), at: 200)
+            #expect(try apply().patched)
+            try check(near: [200, 201, 1000, 2500])
+
+            fw.rules[700].dst = [try IPPrefix("10.77.0.0/16")]
+            fw.rules[701].name = "renamed"
+            result = try apply()
+            #expect(result.patched && result.changes.count == 3)
+            try check(near: [700, 701])
+
+            fw.rules.remove(at: 200)
+            #expect(try apply().patched)
+            try check(near: [199, 200])
+            // Deleting the compiled rule uncovers the one it hid.
+            try check(near: [fw.rules.firstIndex { $0.name == hidden.name }!])
+            fw.rules.removeAll { $0.name == "broad" }
+            #expect(try apply().patched)
+            try check(near: [100, fw.rules.firstIndex { $0.name == hidden.name }!])
+            let generation = try #require(try dp.state()?.generation)
+
+            // A rule that is not valid fails as in a full apply, naming its place, and changes nothing.
+            let bad = RuleProfile.config(fw, interface: "xlba").replacingOccurrences(of: "\"name\":\"acl-2000\"", with: "\"name\":\"acl-2000\",\"src_ports\":[70000]")
+            #expect(throws: DataplaneError.self) { try dp.apply(bad) }
+            let duplicate = RuleProfile.config(fw, interface: "xlba").replacingOccurrences(of: "\"name\":\"acl-2000\"", with: "\"name\":\"acl-2001\"")
+            do {
+                _ = try dp.apply(duplicate)
+                Issue.record("a duplicate rule name was applied")
+            } catch {
+                #expect("\(error)".contains("duplicate rule name \"acl-2001\""))
+            }
+            #expect(try dp.state()?.generation == generation)
+            try check(near: [2000])
+
+            // A change outside the rule list takes a full apply.
+            fw.defaultAction = fw.defaultAction == .allow ? .drop : .allow
+            #expect(try apply().patched == false)
+            try check(near: [])
+        }
+    }
+}
