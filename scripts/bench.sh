@@ -58,19 +58,28 @@ python3 scripts/bench_ratelimit.py --xdpctl "$xdpctl" --bench "$bench" --windows
 rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 "$bench" --emit-config "$rules" --interface xbench0 > "$work/a.json"
 "$bench" --emit-config "$rules" --interface xbench0 --flip-rule $((rules / 2)) > "$work/b.json"
+"$bench" --emit-config "$rules" --interface xbench0 --insert-rule $((rules / 3)) > "$work/c.json"
+"$bench" --emit-config "$rules" --interface xbench0 --delete-rule $((rules / 4)) > "$work/d.json"
 
 ms() { local s e; s=$(date +%s%N); "$@" >/dev/null; e=$(date +%s%N); echo $(( (e - s) / 1000000 )); }
 median() { sort -n | awk '{a[NR]=$1} END {print (NR % 2) ? a[(NR+1)/2] : (a[NR/2] + a[NR/2+1]) / 2}'; }
-cold=() noop=() change=()
+# Each edit is applied over the unchanged file (a.json), so every one is a single-rule change.
+cold=() noop=() change=() insert=() delete=()
 for _ in $(seq "$runs"); do
     "$xdpctl" down >/dev/null
     cold+=("$(ms "$xdpctl" apply -f "$work/a.json" --netns "$tag")")
     noop+=("$(ms "$xdpctl" apply -f "$work/a.json" --netns "$tag")")
     change+=("$(ms "$xdpctl" apply -f "$work/b.json" --netns "$tag")")
+    "$xdpctl" apply -f "$work/a.json" --netns "$tag" >/dev/null
+    insert+=("$(ms "$xdpctl" apply -f "$work/c.json" --netns "$tag")")
+    "$xdpctl" apply -f "$work/a.json" --netns "$tag" >/dev/null
+    delete+=("$(ms "$xdpctl" apply -f "$work/d.json" --netns "$tag")")
 done
-echo "== apply timings, $rules ACL rules, medians of $runs (ms; runs: cold ${cold[*]} / no-op ${noop[*]} / one-rule ${change[*]})"
-printf '%-22s %8s %10s\n' "apply" "median" "target"
-printf '%-22s %8s %10s\n' "cold" "$(printf '%s\n' "${cold[@]}" | median)" "<= 2000"
-printf '%-22s %8s %10s\n' "no-op" "$(printf '%s\n' "${noop[@]}" | median)" "<= 100"
-printf '%-22s %8s %10s\n' "one-rule change" "$(printf '%s\n' "${change[@]}" | median)" "<= 200"
+echo "== apply timings, $rules ACL rules, medians of $runs (ms; runs: cold ${cold[*]} / no-op ${noop[*]} / action ${change[*]} / insert ${insert[*]} / delete ${delete[*]})"
+printf '%-28s %8s %10s\n' "apply" "median" "target"
+printf '%-28s %8s %10s\n' "cold" "$(printf '%s\n' "${cold[@]}" | median)" "<= 2000"
+printf '%-28s %8s %10s\n' "no-op" "$(printf '%s\n' "${noop[@]}" | median)" "<= 100"
+printf '%-28s %8s %10s\n' "one-rule change: action" "$(printf '%s\n' "${change[@]}" | median)" "<= 200"
+printf '%-28s %8s %10s\n' "one-rule change: insert" "$(printf '%s\n' "${insert[@]}" | median)" "<= 200"
+printf '%-28s %8s %10s\n' "one-rule change: delete" "$(printf '%s\n' "${delete[@]}" | median)" "<= 200"
 "$xdpctl" status | sed -n 2,4p

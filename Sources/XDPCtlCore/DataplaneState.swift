@@ -24,7 +24,7 @@ public struct InterfaceState: Sendable, Equatable {
     /// "native" or "generic": what the attach achieved.
     public var mode: String
     /// Counter slot per rule name; slot 0 counts the default action.
-    public var slots: [String: UInt32]
+    public var slots: RuleSlots
     /// Nodes in the firewall table (0 without a firewall).
     public var firewallNodes: Int
     public var firewallTrees: Int
@@ -39,7 +39,7 @@ public struct InterfaceState: Sendable, Equatable {
     public var vipSlots: [String: UInt32]
     public var backendSlots: [String: UInt32]
 
-    public init(name: String, ifindex: Int32, mode: String, slots: [String: UInt32], firewallNodes: Int, firewallTrees: Int,
+    public init(name: String, ifindex: Int32, mode: String, slots: RuleSlots, firewallNodes: Int, firewallTrees: Int,
                 firewallCapacity: Int, limitSlots: [String: UInt32] = [:], limitTable: Int = 0,
                 vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:]) {
         self.name = name
@@ -63,18 +63,6 @@ public struct InterfaceState: Sendable, Equatable {
         var free = FreeSlots(used: previous.values)
         for name in rules { slots[name] = previous[name] ?? free.take() }
         return (slots, free.taken)
-    }
-
-    /// The slots after an edit of part of the rule list: `removed` names not `added` again
-    /// give theirs up, new `added` names (in order) take slots as assignSlots gives them.
-    public static func reassignSlots(_ slots: [String: UInt32], removing removed: [String], adding added: [String])
-        -> (slots: [String: UInt32], fresh: [UInt32]) {
-        var free = FreeSlots(used: slots.values)
-        var out = slots
-        let kept = Set(added)
-        for name in removed where !kept.contains(name) { out[name] = nil }
-        for name in added where out[name] == nil { out[name] = free.take() }
-        return (out, free.taken)
     }
 
     /// The lowest slots above 0 that no rule uses.
@@ -111,18 +99,8 @@ extension DataplaneState {
     public var encoded: [UInt8] {
         let header = Array(json.utf8)
         var slots: [UInt8] = []
-        slots.reserveCapacity(interfaces.reduce(0) { $0 + $1.slots.count * 24 })
-        var digits: [UInt8] = []
         for i in interfaces {
-            for (name, slot) in i.slots {
-                digits.removeAll(keepingCapacity: true)
-                var n = slot
-                repeat { digits.append(UInt8(ascii: "0") + UInt8(n % 10)); n /= 10 } while n > 0
-                slots += digits.reversed()
-                slots.append(UInt8(ascii: " "))
-                slots += name.utf8
-                slots.append(UInt8(ascii: "\n"))
-            }
+            slots += i.slots.text
             slots.append(UInt8(ascii: "\n")) // an empty line ends an interface's slots (names are never empty)
         }
         var out: [UInt8] = []
@@ -156,38 +134,17 @@ extension DataplaneState {
     }
 
     /// Per interface, the slots of the text form `encoded` writes.
-    static func slots(_ text: ArraySlice<UInt8>) throws(DecodeError) -> [[String: UInt32]] {
-        try text.withUnsafeBufferPointer { (bytes) throws(DecodeError) -> [[String: UInt32]] in
-            var out: [[String: UInt32]] = []
-            var line = 0
-            while line < bytes.count {
-                // One interface: lines up to an empty one, counted first so the table is sized once.
-                var end = line, lines = 0
-                while end < bytes.count, bytes[end] != UInt8(ascii: "\n") {
-                    while end < bytes.count, bytes[end] != UInt8(ascii: "\n") { end += 1 }
-                    end += 1
-                    lines += 1
-                }
-                guard end < bytes.count else { throw DecodeError.unreadable }
-                var slots: [String: UInt32] = [:]
-                slots.reserveCapacity(lines)
-                while line < end {
-                    var slot: UInt32 = 0, i = line
-                    while i < end, (UInt8(ascii: "0")...UInt8(ascii: "9")).contains(bytes[i]) {
-                        slot = slot &* 10 &+ UInt32(bytes[i] - UInt8(ascii: "0"))
-                        i += 1
-                    }
-                    guard i > line, i < end, bytes[i] == UInt8(ascii: " ") else { throw DecodeError.unreadable }
-                    var stop = i + 1
-                    while bytes[stop] != UInt8(ascii: "\n") { stop += 1 }
-                    slots[String(decoding: UnsafeBufferPointer(rebasing: bytes[i + 1..<stop]), as: UTF8.self)] = slot
-                    line = stop + 1
-                }
-                out.append(slots)
-                line = end + 1
+    static func slots(_ text: ArraySlice<UInt8>) -> [RuleSlots] {
+        var out: [RuleSlots] = []
+        var start = text.startIndex, i = text.startIndex
+        while i < text.endIndex {
+            if text[i] == UInt8(ascii: "\n") && (i == start || text[i - 1] == UInt8(ascii: "\n")) {
+                out.append(RuleSlots(lines: text[start..<i]))
+                start = i + 1
             }
-            return out
+            i += 1
         }
+        return out
     }
 
     var json: String {
@@ -220,7 +177,7 @@ extension DataplaneState {
     init(json: [UInt8], slots slotText: ArraySlice<UInt8>?, configText config: String) throws(DecodeError) {
         let bad = DecodeError.unreadable
         guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
-        let ruleSlots = try slotText.map(Self.slots)
+        let ruleSlots = slotText.map(Self.slots)
         func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
         func int(_ v: JSONValue?) -> Int64? { if case .number(let n) = v { return Int64(n) }; return nil }
         func str(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
@@ -230,12 +187,14 @@ extension DataplaneState {
         for (index, i) in ifs.enumerated() {
             guard case .object(let m) = i, let name = str(member(m, "name")), let ifindex = int(member(m, "ifindex")),
                   let mode = str(member(m, "mode")) else { throw bad }
-            var slots: [String: UInt32] = [:]
+            var slots = RuleSlots()
             if let ruleSlots {
                 slots = ruleSlots[index]
             } else {
                 guard case .object(let slotMembers) = member(m, "slots") else { throw bad }
-                for s in slotMembers { guard let v = int(s.value) else { throw bad }; slots[s.key] = UInt32(v) }
+                var table: [String: UInt32] = [:]
+                for s in slotMembers { guard let v = int(s.value) else { throw bad }; table[s.key] = UInt32(v) }
+                slots = RuleSlots(table)
             }
             func optionalSlots(_ key: String) throws(DecodeError) -> [String: UInt32] {
                 var out: [String: UInt32] = [:]

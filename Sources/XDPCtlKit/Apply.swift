@@ -164,7 +164,7 @@ extension Dataplane {
         let replies = Replies(root: root, new: LoadBalancerCompiler.replies(config), old: oldConfig.map(LoadBalancerCompiler.replies) ?? [])
         try commit(&plans, old: old, created: created, replies: replies) { plans throws(BPFError) in
             let interfaces = plans.map { p in
-                InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: p.slots,
+                InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: RuleSlots(p.slots),
                                firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0,
                                firewallCapacity: p.capacity, limitSlots: p.limitSlots, limitTable: p.limitTable,
                                vipSlots: p.vipSlots, backendSlots: p.backendSlots)
@@ -190,7 +190,7 @@ extension Dataplane {
                 continue
             }
             let previous = old?.interface(iface.name)
-            let (slots, fresh) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots ?? [:])
+            let (slots, fresh) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots.byName ?? [:])
             let (limitSlots, freshLimits) = InterfaceState.assignSlots(iface.rateLimits.map(\.name), previous: previous?.limitSlots ?? [:])
             let (vipSlots, freshVips) = InterfaceState.assignSlots(iface.loadBalancers.map(\.name), previous: previous?.vipSlots ?? [:])
             let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)

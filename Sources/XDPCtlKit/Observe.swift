@@ -147,7 +147,8 @@ extension Dataplane {
                         let per = try ruleMap.lookupPerCPU(slot, as: dp_rule_stats.self)
                         return .init(name: name, packets: per.reduce(0) { $0 + $1.packets }, bytes: per.reduce(0) { $0 + $1.bytes })
                     }
-                    for rule in fw.rules { stats.rules.append(try counter(rule.name, s.slots[rule.name] ?? 0)) }
+                    let slots = s.slots.byName
+                    for rule in fw.rules { stats.rules.append(try counter(rule.name, slots[rule.name] ?? 0)) }
                     stats.defaultAction = try counter(fw.defaultAction.rawValue, 0)
                 }
             } catch {

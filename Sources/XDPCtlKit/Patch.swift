@@ -18,11 +18,9 @@ extension Dataplane {
               let added = RuleEdit.rules(text, edit.newBytes), let removed = RuleEdit.rules(old.configText, edit.oldBytes) else { return nil }
         if added == removed { return ApplyResult(generation: old.generation, changed: false, changes: []) }
         var iface = old.interfaces[edit.interface]
-        // Names stay unique over the whole list: a name the edit brings in is not used outside it.
-        let removedNames = Set(removed.map(\.name))
-        guard !added.contains(where: { iface.slots[$0.name] != nil && !removedNames.contains($0.name) }) else { return nil }
-        let (slots, fresh) = InterfaceState.reassignSlots(iface.slots, removing: removed.map(\.name), adding: added.map(\.name))
-        guard fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
+        // nil: a name the edit brings in is used outside it (names are unique in a list).
+        guard let (slots, addedSlots, fresh) = iface.slots.replacing(removed.map(\.name), with: added.map(\.name)),
+              fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
 
         let name = iface.name
         do throws(BPFError) {
@@ -34,7 +32,7 @@ extension Dataplane {
             let count = try table.withMappedValues(iface.firewallCapacity, as: dp_fw_node.self, writable: true) { (copy) throws(BPFError) -> Int? in
                 try running.withMappedValues(iface.firewallNodes, as: dp_fw_node.self, writable: false) { _ = copy.update(fromContentsOf: $0) }
                 let defaultAction: RuleAction = copy[0].action == UInt8(DP_FW_DROP.rawValue) ? .drop : .allow
-                return try? compiler.patch(copy, count: iface.firewallNodes, replacing: edit.replaced, with: added, slots: slots, defaultAction: defaultAction)
+                return try? compiler.patch(copy, count: iface.firewallNodes, replacing: edit.replaced, with: added, slots: addedSlots, defaultAction: defaultAction)
             }
             guard let count else { return nil }
             let ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))

@@ -29,6 +29,8 @@ struct Bench: ParsableCommand {
     var emitConfig: Int?
     @Option(help: "With --emit-config: the interface the config names.") var interface = "eth0"
     @Option(help: "With --emit-config: flip the action of this rule (a one-rule change).") var flipRule: Int?
+    @Option(help: "With --emit-config: delete this rule.") var deleteRule: Int?
+    @Option(help: "With --emit-config: insert a new rule here (a copy of the rule there, renamed, with its action flipped).") var insertRule: Int?
     @Option(help: "Network namespace to run in (from `ip netns add`).") var netns: String?
     @Option(help: ArgumentHelp("Three spare interfaces that support native XDP (veths): each measured program is attached to one while it is measured, so PROG_TEST_RUN does not change the kernel's XDP dispatcher, and wait for an RCU grace period, on every call.", valueName: "IF,IF,IF"))
     var holdOn: String?
@@ -79,6 +81,13 @@ struct Bench: ParsableCommand {
         if let emitConfig {
             var fw = RuleProfile.acl(count: emitConfig, seed: 42)
             if let i = flipRule, fw.rules.indices.contains(i) { fw.rules[i].action = fw.rules[i].action == .allow ? .drop : .allow }
+            if let i = deleteRule, fw.rules.indices.contains(i) { fw.rules.remove(at: i) }
+            if let i = insertRule, fw.rules.indices.contains(i) {
+                var rule = fw.rules[i]
+                rule.name = "inserted"
+                rule.action = rule.action == .allow ? .drop : .allow
+                fw.rules.insert(rule, at: i)
+            }
             print(RuleProfile.config(fw, interface: interface))
             return
         }

@@ -138,11 +138,37 @@ struct ConfigDiffTests {
 
 @Suite("State and reports")
 struct StateTests {
-    @Test func stateRoundTripsThroughJSON() throws {
+    @Test func stateRoundTrips() throws {
         let s = DataplaneState(generation: 7, netns: "lab", configText: "{\"version\": 1,\n\"interfaces\": []}",
-                               interfaces: [InterfaceState(name: "eth0", ifindex: 3, mode: "native", slots: ["a b": 1, "c\"": 2],
+                               interfaces: [InterfaceState(name: "eth0", ifindex: 3, mode: "native", slots: RuleSlots(["a b": 1, "c\"": 2, "x\ty": 12]),
+                                                           firewallNodes: 10, firewallTrees: 1, firewallCapacity: 4096),
+                                            InterfaceState(name: "eth1", ifindex: 4, mode: "generic", slots: RuleSlots(),
+                                                           firewallNodes: 0, firewallTrees: 0, firewallCapacity: 4096),
+                                            InterfaceState(name: "eth2", ifindex: 5, mode: "native", slots: RuleSlots(["only": 1]),
                                                            firewallNodes: 10, firewallTrees: 1, firewallCapacity: 4096)])
-        #expect(try DataplaneState(encoded: s.encoded) == s)
+        let back = try DataplaneState(encoded: s.encoded)
+        #expect(back == s)
+        #expect(back.interfaces.map(\.slots.count) == [3, 0, 1])
+        // A state written before slots had their own part keeps them in the header.
+        let header = #"{"generation":7,"netns":null,"interfaces":[{"name":"eth0","ifindex":3,"mode":"native","slots":{"a":1,"b":2}}]}"#
+        let old = withUnsafeBytes(of: UInt64(header.utf8.count).littleEndian, Array.init) + Array(header.utf8) + Array("{}".utf8)
+        #expect(try DataplaneState(encoded: old).interfaces[0].slots.byName == ["a": 1, "b": 2])
+    }
+
+    /// Edited slots as text (read from a state) and as a table agree with assignSlots.
+    @Test func slotEditsMatchAssignSlots() throws {
+        let names = (0..<50).map { "r\($0)" }
+        let (table, _) = InterfaceState.assignSlots(names, previous: [:])
+        let stored = try DataplaneState(encoded: DataplaneState(generation: 1, netns: nil, configText: "", interfaces: [
+            InterfaceState(name: "eth0", ifindex: 1, mode: "native", slots: RuleSlots(table), firewallNodes: 0, firewallTrees: 0, firewallCapacity: 0),
+        ]).encoded).interfaces[0].slots
+        let edited = names[..<10] + ["new1"] + names[12...] + ["r10"] // r11 gone, r10 moved, new1 added
+        let (expected, expectedFresh) = InterfaceState.assignSlots(Array(edited), previous: table)
+        for slots in [RuleSlots(table), stored] {
+            let (after, added, fresh) = try #require(slots.replacing(["r10", "r11"], with: ["new1", "r10"]))
+            #expect(after.byName == expected && fresh == expectedFresh && added == ["new1": expected["new1"]!, "r10": 11])
+            #expect(slots.replacing(["r10"], with: ["r12"]) == nil) // r12 is used outside the edit
+        }
     }
 
     @Test func slotsSurviveAndFreedSlotsAreNotReusedAtOnce() {

@@ -27,7 +27,7 @@ struct PatchApplyTests {
             var rng = SeededRandom(seed: 10)
             func apply() throws -> ApplyResult { try dp.apply(RuleProfile.config(fw, interface: "xlba")) }
             func check(near rules: [Int]) throws {
-                let slots = try #require(try dp.state()?.interfaces.first?.slots)
+                let slots = try #require(try dp.state()?.interfaces.first?.slots.byName)
                 let program = try XDPLink.program(pinPath: dp.root.link("xlba"))
                 let ruleStats = try BPFMap.open(pinned: dp.root.map(DP_MAP_RULE_STATS, of: "xlba"))
                 let b = PacketBuilder()
