@@ -102,19 +102,23 @@ extension Dataplane {
     }
 
     /// Makes the kernel match `text`. Atomic per interface: a packet sees the old rule set or
-    /// the new one. A failure at any step leaves the running state as it was.
-    public func apply(_ text: String) throws(DataplaneError) -> ApplyResult {
+    /// the new one. A failure at any step leaves the running state as it was. With
+    /// `patching`, a change inside one firewall's rule list patches the running table;
+    /// without, tables that patches left with patch trees are compiled afresh even when
+    /// the file is the same.
+    public func apply(_ text: String, patching: Bool = true) throws(DataplaneError) -> ApplyResult {
         // The file that is running, over intact attachments: nothing to validate, compile
         // or change. (Only reads; an apply racing this one wins either way.)
         let runningID = root.stateID()
         let running = runningID == nil ? nil : try state()
-        if let running, isUnchanged(running, text) {
+        let recompile = { (s: DataplaneState) in patching ? [] : s.interfaces.filter { $0.firewallTrees > Int(DP_FW_PATCH_TREE) }.map(\.name) }
+        if let running, isUnchanged(running, text), recompile(running).isEmpty {
             return ApplyResult(generation: running.generation, changed: false, changes: [])
         }
         // A change inside one firewall's rule list patches the running table.
         var lock: FileDescriptor?
         defer { withExtendedLifetime(lock) {} }
-        if let running, let edit = RuleEdit(from: running.configText, to: text) {
+        if patching, let running, let edit = RuleEdit(from: running.configText, to: text) {
             lock = try lockRoot()
             // Unless another apply got in first, the state is the one just read.
             let old = root.stateID() == runningID ? running : try state()
@@ -133,7 +137,8 @@ extension Dataplane {
         if lock == nil { lock = try lockRoot() }
 
         let old = try state()
-        if let old, isUnchanged(old, text) {
+        let patched = old.map(recompile) ?? []
+        if let old, isUnchanged(old, text), patched.isEmpty {
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }
         let oldConfig = try old.map { s throws(DataplaneError) in
@@ -146,6 +151,7 @@ extension Dataplane {
         var plans = try plan(config, old: old, oldConfig: oldConfig)
         let changes = ConfigDiff.changes(from: oldConfig, to: config)
             + plans.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
+            + patched.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
         if let old, old.netns == netns, changes.isEmpty {
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }

@@ -13,18 +13,24 @@ struct Apply: ParsableCommand {
 
             When the file differs from the applied one only inside one firewall's rule \
             list, apply decodes and checks just the rules that changed and patches a copy \
-            of the running table (milliseconds, not seconds, at 100,000 rules); other \
-            changes, and edits since the last full compile that add up to more than 64 \
-            rule boxes removed or 4,096 added, take a full compile.
+            of the running table: about 150 ms instead of 2 s at 100,000 rules. Other \
+            changes take a full compile, as do edits that pile up since the last one (more \
+            than 64 deleted match boxes, one per src x dst x port combination of a rule, or \
+            more than 4,096 added ones and ones a deleted rule may have hidden) or that the \
+            table has no room for. Patched rules are walked in up to two extra trees; \
+            --full-compile builds the table afresh.
             """)
 
     @OptionGroup var config: ConfigFileOption
     @OptionGroup var kernel: KernelOptions
 
+    @Flag(help: "Compile every rule even when only a few changed (a table as compact as a first apply builds).")
+    var fullCompile = false
+
     func run() throws {
         let text = try config.read()
         let dataplane = try kernel.dataplane()
-        let result = try report(file: config.file) { try dataplane.apply(text) }
+        let result = try report(file: config.file) { try dataplane.apply(text, patching: !fullCompile) }
         if !result.changed {
             output("no changes (generation \(result.generation))")
             return
