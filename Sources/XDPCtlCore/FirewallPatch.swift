@@ -4,7 +4,7 @@ extension FirewallCompiler {
     /// Dead boxes a table may carry before a change needs a full compile: each one costs
     /// a pass over the boxes behind it.
     static let maxDead = 64
-    /// Boxes the patch tree may hold before a change needs a full compile.
+    /// Boxes the patch trees may hold before a change needs a full compile.
     static let maxPatchBoxes = 4096
 
     /// `table` (one this compiler built, or patched) changed to decide as its rule list
@@ -12,10 +12,10 @@ extension FirewallCompiler {
     /// `rules`, and the default action set to `defaultAction`, without compiling the
     /// other rules again. nil when the change needs a full compile (see the other form).
     public func patch(_ table: FirewallTable, replacing replaced: Range<Int>, with rules: [FirewallRule],
-                      slots: [String: UInt32], defaultAction: RuleAction) throws(CapacityError) -> FirewallTable? {
+                      slots: [String: UInt32], defaultAction: RuleAction) -> FirewallTable? {
         var nodes = table.nodes + Array(repeating: dp_fw_node(), count: FirewallTable.capacity(for: table.nodes.count) - table.nodes.count)
-        let count = try nodes.withUnsafeMutableBufferPointer { (buffer) throws(CapacityError) -> Int? in
-            try patch(buffer, count: table.nodes.count, replacing: replaced, with: rules, slots: slots, defaultAction: defaultAction)
+        let count = nodes.withUnsafeMutableBufferPointer { buffer in
+            patch(buffer, count: table.nodes.count, replacing: replaced, with: rules, slots: slots, defaultAction: defaultAction)
         }
         guard let count else { return nil }
         var patched = FirewallTable(nodes: Array(nodes[..<count]))
@@ -25,20 +25,20 @@ extension FirewallCompiler {
 
     /// Patches the table held in `nodes[..<count]` in place (up to `nodes.count` nodes), as
     /// the other form describes; returns its new node count, or nil when the change needs
-    /// a full compile: too many boxes would be dead or in the patch tree, the patch tree
-    /// does not fit, or the table has no directory. `nodes` is then left half-patched.
+    /// a full compile: too many boxes would be dead or in the patch trees, the patch trees
+    /// do not fit, or the table has no directory. `nodes` is then left half-patched.
     ///
     /// The trees stay as they are. Their RULE nodes get their new priorities (the change
     /// shifts the rules behind it); copies of replaced boxes become dead (they never
     /// match); an action change whose boxes stay alike rewrites the copies' action. The
-    /// patch tree is built again from the boxes the trees do not hold: those added since
+    /// patch trees are built again from the boxes the trees do not hold: those added since
     /// the full compile, and those behind a dead box that overlap it, which the compile
     /// may have left out of the leaves the dead box covered. The first match over the
-    /// trees and the patch tree is then the first match over the new list: a box missing
+    /// trees and the patch trees is then the first match over the new list: a box missing
     /// from a leaf was left out for an earlier box covering its part of the leaf, so a
     /// packet it would decide matches that earlier box too, which decides unless dead.
     public func patch(_ nodes: UnsafeMutableBufferPointer<dp_fw_node>, count: Int, replacing replaced: Range<Int>,
-                      with rules: [FirewallRule], slots: [String: UInt32], defaultAction: RuleAction) throws(CapacityError) -> Int? {
+                      with rules: [FirewallRule], slots: [String: UInt32], defaultAction: RuleAction) -> Int? {
         let dir = Int(DP_FW_DIR), family = Int(DP_FW_F_FAMILY.rawValue)
         let first = Int(nodes[0].bound(dir, high: false)), boxCount = Int(nodes[0].bound(dir, high: true))
         let deadCount = Int(nodes[0].bound(dir + 1, high: false))
@@ -112,7 +112,7 @@ extension FirewallCompiler {
         base[newBoxCount - 1].action = nodes[0].action
         for (i, d) in dead.enumerated() { base[newBoxCount + i] = d }
 
-        // The patch tree: boxes the trees do not hold, and those a dead box may have hidden.
+        // The patch trees: boxes the trees do not hold, and those a dead box may have hidden.
         var members = Set<Int>()
         for b in 0..<newBoxCount - 1 where base[b].count == 0 { members.insert(b) }
         for d in dead {

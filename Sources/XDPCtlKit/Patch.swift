@@ -32,7 +32,7 @@ extension Dataplane {
             let count = try table.withMappedValues(iface.firewallCapacity, as: dp_fw_node.self, writable: true) { (copy) throws(BPFError) -> Int? in
                 try running.withMappedValues(iface.firewallNodes, as: dp_fw_node.self, writable: false) { _ = copy.update(fromContentsOf: $0) }
                 let defaultAction: RuleAction = copy[0].action == UInt8(DP_FW_DROP.rawValue) ? .drop : .allow
-                return try? compiler.patch(copy, count: iface.firewallNodes, replacing: edit.replaced, with: added, slots: addedSlots, defaultAction: defaultAction)
+                return compiler.patch(copy, count: iface.firewallNodes, replacing: edit.replaced, with: added, slots: addedSlots, defaultAction: defaultAction)
             }
             guard let count else { return nil }
             let ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))

@@ -55,7 +55,7 @@ struct FirewallPatchTests {
             // The positions the edit replaced in the list before it.
             let replaced = changed.lowerBound..<changed.lowerBound + (before.rules.count - fw.rules.count + changed.count)
             slots = InterfaceState.assignSlots(fw.rules.map(\.name), previous: slots).slots
-            if let t = try compiler.patch(table, replacing: replaced, with: Array(fw.rules[changed]), slots: slots, defaultAction: fw.defaultAction) {
+            if let t = compiler.patch(table, replacing: replaced, with: Array(fw.rules[changed]), slots: slots, defaultAction: fw.defaultAction) {
                 table = t
                 patched += 1
             } else {
@@ -86,7 +86,7 @@ struct FirewallPatchTests {
         let table = try FirewallCompiler().compile(fw, slots: slots)
         var rule = fw.rules[1000]
         rule.action = rule.action == .allow ? .drop : .allow
-        let patched = try #require(try FirewallCompiler().patch(table, replacing: 1000..<1001, with: [rule], slots: slots, defaultAction: fw.defaultAction))
+        let patched = try #require(FirewallCompiler().patch(table, replacing: 1000..<1001, with: [rule], slots: slots, defaultAction: fw.defaultAction))
         #expect(patched.directory.dead == 0)
         #expect(patched.trees == table.trees)
         #expect(patched.nodes.count == table.nodes.count)
@@ -96,7 +96,7 @@ struct FirewallPatchTests {
     @Test func largeDeletionsNeedAFullCompile() throws {
         let fw = RuleProfile.acl(count: 500, seed: 6)
         let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
-        let patched = try FirewallCompiler().patch(table, replacing: 100..<300, with: [], slots: sequentialSlots(fw), defaultAction: fw.defaultAction)
+        let patched = FirewallCompiler().patch(table, replacing: 100..<300, with: [], slots: sequentialSlots(fw), defaultAction: fw.defaultAction)
         #expect(patched == nil)
     }
 }
