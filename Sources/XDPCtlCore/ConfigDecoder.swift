@@ -264,7 +264,7 @@ private final class Reader {
     func firewall(_ value: JSONValue, _ path: JSONPath) -> Firewall? {
         guard let f = fields(value, path, allowed: ["default_action", "rules"]) else { return nil }
         let def = f["default_action"].map { choice($0, f.at("default_action"), RuleAction.self) } ?? .allow
-        let rules = list(f["rules"], f.at("rules"), what: "rules", rule)
+        let rules = rules(f["rules"], f.at("rules"))
         if let rules { unique(rules.map(\.name), f.at("rules"), key: "name", what: "rule") }
         guard let def, let rules else { return nil }
         return Firewall(defaultAction: def, rules: rules)
@@ -304,6 +304,21 @@ private final class Reader {
         let action = f["action"].map { choice($0, f.at("action"), RuleAction.self) } ?? nil
         guard let m = match(f), let n, let action else { return nil }
         return FirewallRule(name: n, action: action, src: m.src, dst: m.dst, proto: m.proto, srcPorts: m.srcPorts, dstPorts: m.dstPorts)
+    }
+
+    /// A firewall's rules; a long list's second half is read on another core.
+    func rules(_ value: JSONValue?, _ path: JSONPath) -> [FirewallRule]? {
+        guard case .array(let items)? = value, items.count >= 20_000 else { return list(value, path, what: "rules", rule) }
+        let half = items.count / 2
+        let later = Concurrently { () -> (rules: [FirewallRule?], errors: [ConfigError]) in
+            let reader = Reader()
+            return ((half..<items.count).map { reader.rule(items[$0], path.index($0)) }, reader.errors)
+        }
+        let first = (0..<half).map { rule(items[$0], path.index($0)) }
+        let (second, errors) = later.value
+        self.errors += errors
+        let all = first + second
+        return all.contains { $0 == nil } ? nil : all.map { $0! }
     }
 
     func rateLimit(_ value: JSONValue, _ path: JSONPath) -> RateLimit? {

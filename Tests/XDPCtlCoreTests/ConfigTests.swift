@@ -1,5 +1,6 @@
 import Foundation
 import Testing
+import XDPCtlTestSupport
 @testable import XDPCtlCore
 
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
@@ -194,5 +195,34 @@ struct StateTests {
                                     "firewall_default", "rate_limits", "load_balancers"])
         #expect(eth0.first { $0.key == "verdicts" }?.value == .obj(["aborted": .int(0), "drop": .int(2), "pass": .int(3), "tx": .int(0), "redirect": .int(0)]))
         #expect(eth0.first { $0.key == "drop_reasons" }?.value == .obj(["firewall": .int(2), "rate_limit": .int(0), "malformed": .int(0), "no_backend": .int(0)]))
+    }
+}
+
+@Suite("Long rule lists")
+struct LongRuleListTests {
+    /// A long list is read in two halves at once: errors still come in file order, with
+    /// their places, and names are unique across the halves.
+    @Test func errorsInBothHalvesInOrder() throws {
+        let fw = RuleProfile.acl(count: 25_000, seed: 4)
+        let good = RuleProfile.config(fw, interface: "eth0")
+        #expect(try ConfigDecoder.decode(good).interfaces[0].firewall?.rules == fw.rules)
+        let bad = good.replacingOccurrences(of: "\"name\":\"acl-100\",", with: "\"name\":\"acl-100\",\"weight\":1,")
+            .replacingOccurrences(of: "\"name\":\"acl-20000\",", with: "\"name\":\"acl-20000\",\"proto\":\"sctpp\",\"x\":1,")
+        do throws(ConfigErrors) {
+            _ = try ConfigDecoder.decode(bad)
+            Issue.record("the broken file decoded")
+        } catch {
+            let paths = error.errors.map(\.path)
+            #expect(paths.first == "interfaces[0].firewall.rules[100].weight")
+            #expect(paths.contains { $0.hasPrefix("interfaces[0].firewall.rules[20000]") })
+            #expect(paths.firstIndex { $0.hasPrefix("interfaces[0].firewall.rules[20000]") }! > paths.firstIndex(of: "interfaces[0].firewall.rules[100].weight")!)
+        }
+        let duplicate = good.replacingOccurrences(of: "\"name\":\"acl-24000\",", with: "\"name\":\"acl-7\",")
+        do throws(ConfigErrors) {
+            _ = try ConfigDecoder.decode(duplicate)
+            Issue.record("a duplicate name decoded")
+        } catch {
+            #expect(error.errors.map(\.path) == ["interfaces[0].firewall.rules[24000].name"])
+        }
     }
 }
