@@ -388,7 +388,8 @@ extension Dataplane {
             try replies.write(replies.new, alsoListed: replies.old)
             for i in plans.indices {
                 let p = plans[i]
-                for slot in p.freshSlots + (p.resetDefault ? [0] : []) {
+                // An interface new in this apply has new counter maps, zero already.
+                for slot in created.contains(p.config.name) ? [] : p.freshSlots + (p.resetDefault ? [0] : []) {
                     try p.ruleStats!.updatePerCPU(slot, dp_rule_stats())
                 }
                 try resetLimitSlots(p)
