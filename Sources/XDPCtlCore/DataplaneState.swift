@@ -28,6 +28,8 @@ public struct InterfaceState: Sendable, Equatable {
     /// Nodes in the firewall table (0 without a firewall).
     public var firewallNodes: Int
     public var firewallTrees: Int
+    /// Patch trees in the firewall table (see FirewallCompiler.patch).
+    public var firewallPatchTrees: Int
     /// Nodes every firewall table of the loaded program holds (fixed at load).
     public var firewallCapacity: Int
     /// Bucket and counter slot per rate-limit name.
@@ -41,13 +43,14 @@ public struct InterfaceState: Sendable, Equatable {
 
     public init(name: String, ifindex: Int32, mode: String, slots: RuleSlots, firewallNodes: Int, firewallTrees: Int,
                 firewallCapacity: Int, limitSlots: [String: UInt32] = [:], limitTable: Int = 0,
-                vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:]) {
+                vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:], firewallPatchTrees: Int = 0) {
         self.name = name
         self.ifindex = ifindex
         self.mode = mode
         self.slots = slots
         self.firewallNodes = firewallNodes
         self.firewallTrees = firewallTrees
+        self.firewallPatchTrees = firewallPatchTrees
         self.firewallCapacity = firewallCapacity
         self.limitSlots = limitSlots
         self.limitTable = limitTable
@@ -156,6 +159,7 @@ extension DataplaneState {
                 .obj([
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
                     "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
+                    "firewall_patch_trees": .int(i.firewallPatchTrees),
                     "firewall_capacity": .int(i.firewallCapacity), "limit_table": .int(i.limitTable),
                     "limit_slots": Self.slotObject(i.limitSlots),
                     "vip_slots": Self.slotObject(i.vipSlots),
@@ -208,7 +212,8 @@ extension DataplaneState {
                                              firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0),
                                              firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0),
                                              limitSlots: try optionalSlots("limit_slots"), limitTable: Int(int(member(m, "limit_table")) ?? 0),
-                                             vipSlots: try optionalSlots("vip_slots"), backendSlots: try optionalSlots("backend_slots")))
+                                             vipSlots: try optionalSlots("vip_slots"), backendSlots: try optionalSlots("backend_slots"),
+                                             firewallPatchTrees: Int(int(member(m, "firewall_patch_trees")) ?? 0)))
         }
         self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
     }

@@ -50,8 +50,9 @@ public struct FirewallTable: Sendable {
         return max(step, (nodes * 3 / 2 + step - 1) / step * step)
     }
 
-    /// Trees in use.
-    public var trees: Int { Int(nodes[0].count) }
+    /// Trees in use, built by the last full compile and by patches since.
+    public var trees: Int { nodes[0].trees.main }
+    public var patchTrees: Int { nodes[0].trees.patch }
 }
 
 extension FirewallTable {
@@ -97,6 +98,12 @@ extension dp_fw_node {
         } else {
             withUnsafeMutableBytes(of: &lo) { $0.storeBytes(of: value, toByteOffset: field * 4, as: UInt32.self) }
         }
+    }
+
+    /// A header's non-empty trees: those of the full compile, and the patch trees.
+    public var trees: (main: Int, patch: Int) {
+        let used = (0..<min(Int(count), Int(DP_FW_MAX_TREES))).filter { bound($0, high: false) != .max }
+        return (used.count { $0 < Int(DP_FW_PATCH_TREE) }, used.count { $0 >= Int(DP_FW_PATCH_TREE) })
     }
 
     /// Whether two RULE nodes' boxes share a key.

@@ -111,7 +111,7 @@ extension Dataplane {
         // or change. (Only reads; an apply racing this one wins either way.)
         let runningID = root.stateID()
         let running = runningID == nil ? nil : try state()
-        let recompile = { (s: DataplaneState) in patching ? [] : s.interfaces.filter { $0.firewallTrees > Int(DP_FW_PATCH_TREE) }.map(\.name) }
+        let recompile = { (s: DataplaneState) in patching ? [] : s.interfaces.filter { $0.firewallPatchTrees > 0 }.map(\.name) }
         if let running, isUnchanged(running, text), recompile(running).isEmpty {
             return ApplyResult(generation: running.generation, changed: false, changes: [])
         }

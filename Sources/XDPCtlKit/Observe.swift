@@ -15,6 +15,7 @@ public struct InterfaceStatus: Sendable {
     public var firewallRules: Int
     public var firewallNodes: Int
     public var firewallTrees: Int
+    public var firewallPatchTrees: Int
     public var firewallCapacity: Int
     public var slotsUsed: Int
     public var rateLimits: Int
@@ -45,7 +46,8 @@ public struct StatusReport: Sendable {
                     "mode": i.mode.map { .string($0) } ?? .null, "xdp_mode": .string(i.requestedMode),
                     "program_id": .int(i.programID), "attached": .bool(i.linkIntact),
                     "firewall": .obj(["rules": .int(i.firewallRules), "tree_nodes": .int(i.firewallNodes),
-                                      "tree_capacity": .int(i.firewallCapacity), "trees": .int(i.firewallTrees)]),
+                                      "tree_capacity": .int(i.firewallCapacity), "trees": .int(i.firewallTrees),
+                                      "patch_trees": .int(i.firewallPatchTrees)]),
                     "rate_limits": .obj(["limits": .int(i.rateLimits), "source_buckets": .int(i.sourceBuckets),
                                          "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
                     "load_balancers": .obj(["balancers": .int(i.loadBalancers), "connections": .int(i.connections),
@@ -63,7 +65,8 @@ public struct StatusReport: Sendable {
         for i in interfaces {
             let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
             out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
-            out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees, \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
+            let patched = i.firewallPatchTrees == 0 ? "" : " + \(i.firewallPatchTrees) patch tree\(i.firewallPatchTrees == 1 ? "" : "s") (apply --full-compile merges them)"
+            out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees\(patched), \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
             if i.rateLimits > 0 {
                 out += "  limits    \(i.rateLimits) rate limit\(i.rateLimits == 1 ? "" : "s"), \(i.sourceBuckets)/\(DP_RL_MAX_SOURCES) per-source buckets\n"
             }
@@ -99,7 +102,8 @@ extension Dataplane {
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: iface?.xdpMode.rawValue ?? "auto",
                                    programID: link?.programID ?? 0, linkIntact: live, firewallRules: rules,
-                                   firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallCapacity: s.firewallCapacity,
+                                   firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallPatchTrees: s.firewallPatchTrees,
+                                   firewallCapacity: s.firewallCapacity,
                                    slotsUsed: s.slots.count + 1, rateLimits: iface?.rateLimits.count ?? 0,
                                    sourceBuckets: (try? open(DP_MAP_RL_SOURCES)?.keys(as: dp_rl_source_key.self).count) ?? 0,
                                    loadBalancers: iface?.loadBalancers.count ?? 0,

@@ -40,7 +40,7 @@ extension Dataplane {
             try setTree(firewall, table)
             iface.slots = slots
             iface.firewallNodes = count
-            iface.firewallTrees = try table.withMappedValues(1, as: dp_fw_node.self, writable: false) { Int($0[0].count) }
+            (iface.firewallTrees, iface.firewallPatchTrees) = try table.withMappedValues(1, as: dp_fw_node.self, writable: false) { $0[0].trees }
             var state = old
             state.generation += 1
             state.configText = text

@@ -146,7 +146,7 @@ struct StateTests {
                                             InterfaceState(name: "eth1", ifindex: 4, mode: "generic", slots: RuleSlots(),
                                                            firewallNodes: 0, firewallTrees: 0, firewallCapacity: 4096),
                                             InterfaceState(name: "eth2", ifindex: 5, mode: "native", slots: RuleSlots(["only": 1]),
-                                                           firewallNodes: 10, firewallTrees: 1, firewallCapacity: 4096)])
+                                                           firewallNodes: 10, firewallTrees: 1, firewallCapacity: 4096, firewallPatchTrees: 2)])
         let back = try DataplaneState(encoded: s.encoded)
         #expect(back == s)
         #expect(back.interfaces.map(\.slots.count) == [3, 0, 1])
