@@ -81,6 +81,8 @@ extension Dataplane {
         var capacity = 0
         /// A program instance to load: the interface is new, or its table must grow.
         var program: BPFObject?
+        /// The interface's program, loaded ahead while the rule sets compiled (a new interface).
+        var preload: Preload?
         /// The running table pin, moved aside while a bigger program replaces it.
         var setAside: String?
         /// The running program, to swap back if the apply fails after replacing it.
@@ -148,11 +150,19 @@ extension Dataplane {
             }
             return try self.config(of: s)
         }
-        var plans = try plan(config, old: old, oldConfig: oldConfig)
+        // New interfaces' programs load on the other core while the rule sets compile.
+        let preloads = preload(config, old: old)
+        var plans: [InterfacePlan]
+        do { plans = try plan(config, old: old, oldConfig: oldConfig) } catch {
+            discard(preloads)
+            throw error
+        }
+        for i in plans.indices { plans[i].preload = preloads[plans[i].config.name] }
         let changes = ConfigDiff.changes(from: oldConfig, to: config)
             + plans.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
             + patched.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
         if let old, old.netns == netns, changes.isEmpty {
+            discard(preloads)
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }
 
@@ -246,11 +256,11 @@ extension Dataplane {
     func prepare(_ plan: inout InterfacePlan) throws(DataplaneError) -> Bool {
         let name = plan.config.name
         let dir = root.interface(name)
-        let created = access(dir, F_OK) != 0
+        let created = access(dir, F_OK) != 0 || plan.preload != nil
         let fwPin = root.map(DP_MAP_FW, of: name)
         let nodes = plan.table?.nodes.count ?? 0
         do throws(BPFError) {
-            if created && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
+            if access(dir, F_OK) != 0 && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
             plan.capacity = plan.previous?.firewallCapacity ?? 0
             // A program from a build whose tables were not mappable takes no mappable ones.
             var mappable = true
@@ -259,18 +269,33 @@ extension Dataplane {
             }
             let load = !plan.keepsLink || nodes > plan.capacity || !mappable
             if load { plan.capacity = max(plan.capacity, FirewallTable.capacity(for: nodes)) }
+            // A program loaded ahead serves if its tables are as big; else its pins go.
+            let preloaded = plan.preload?.program(forCapacity: plan.capacity)
+            if let preload = plan.preload {
+                if preloaded != nil {
+                    plan.capacity = preload.capacity
+                } else {
+                    try root.removeTree(dir)
+                    if mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
+                }
+                plan.preload = nil
+            }
             let table = try Self.firewallTable(capacity: plan.capacity, plan.table)
             if plan.table != nil { plan.inner = table }
             if load {
                 // A program instance sized for this table (counter maps are reused from
                 // their pins); the running table's pin steps aside until commit.
-                if access(fwPin, F_OK) == 0 {
+                if preloaded == nil && access(fwPin, F_OK) == 0 {
                     plan.setAside = fwPin + "_old"
                     if rename(fwPin, plan.setAside!) != 0 { throw BPFError(.pin(fwPin), errno: errno) }
                 }
-                plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table],
-                                             pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
-                                                        DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
+                if let preloaded {
+                    plan.program = preloaded
+                } else {
+                    plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table],
+                                                 pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
+                                                            DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
+                }
                 if plan.keepsLink {
                     plan.previousProgram = try XDPLink.program(pinPath: root.link(name))
                 }

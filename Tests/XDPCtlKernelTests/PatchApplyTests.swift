@@ -107,4 +107,42 @@ struct PatchApplyTests {
             try check(near: [])
         }
     }
+
+    /// A new interface's program loads while the rules compile, for a guessed table size:
+    /// a bigger table loads it again, and an apply that fails after the load leaves no pins.
+    @Test func programsLoadedAheadAreUsedOrDropped() throws {
+        let ns = try FIBNamespace()
+        defer { ns.close() }
+        try ns.run {
+            let root = "/sys/fs/bpf/xktpre-\(getpid())"
+            let dp = try Dataplane(pinRoot: root, netns: nil)
+            defer { try? dp.down() }
+            // Eight port ranges per rule: more nodes per rule than the guess of six.
+            let rules = (0..<200).map { i in
+                FirewallRule(name: "r\(i)", action: i % 2 == 0 ? .drop : .allow, src: [try! IPPrefix("10.\(i / 250).\(i % 250).0/24")], dst: [],
+                             proto: .tcp, srcPorts: [], dstPorts: (0..<8).map { PortRange(UInt16(1000 * $0 + i), UInt16(1000 * $0 + i + 500)) })
+            }
+            let fw = Firewall(defaultAction: .allow, rules: rules)
+            let nodes = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw)).nodes.count
+            #expect(FirewallTable.capacity(for: nodes) > FirewallTable.capacity(for: 6 * (rules.count + 1)))
+            #expect(try dp.apply(RuleProfile.config(fw, interface: "xlba")).changed)
+            #expect(try dp.state()?.interfaces[0].firewallCapacity == FirewallTable.capacity(for: nodes))
+            let program = try XDPLink.program(pinPath: dp.root.link("xlba"))
+            let hit = PacketKey(src: try IPAddress("10.0.7.9")!, dst: try IPAddress("10.9.9.9")!, proto: 6, srcPort: 40000, dstPort: 1010)
+            #expect(try TestRun.run(programFD: program.raw, packet: PacketBuilder().frame(hit)).returnValue == DP_VERDICT_PASS.rawValue) // r7 allows
+            try dp.down()
+
+            // 65 rate limits do not fit (64 entries): the apply fails after the program loaded.
+            let limits = (0..<65).map { #"{"name":"l\#($0)","per":"rule","proto":"udp","dst_ports":[\#($0 + 1)],"packets_per_second":100}"# }
+            let text = #"{"version":1,"interfaces":[{"name":"xlba","rate_limits":["# + limits.joined(separator: ",") + "]}]}"
+            do {
+                _ = try dp.apply(text)
+                Issue.record("65 rate limits were applied")
+            } catch {
+                #expect("\(error)".contains("at most 64 fit"))
+            }
+            #expect(access(dp.root.interface("xlba"), F_OK) != 0)
+            #expect(try dp.state() == nil)
+        }
+    }
 }
