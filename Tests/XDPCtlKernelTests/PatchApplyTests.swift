@@ -8,15 +8,21 @@ import XDPCtlTestSupport
 
 @Suite("Apply: rule edits patch the running table", .serialized)
 struct PatchApplyTests {
-    /// Edits inside the rule list are patched, not compiled, and the attached program
-    /// then decides every probe as first match over the edited list, counted in the rule's slot.
-    @Test func editsArePatchedAndDecideLikeTheReference() throws {
+    /// Runs `body` with a data plane of its own pin root, in a namespace with interface xlba.
+    static func withDataplane(_ tag: String, _ body: @escaping (Dataplane) throws -> Void) throws {
         let ns = try FIBNamespace()
         defer { ns.close() }
         try ns.run {
-            let root = "/sys/fs/bpf/xktpatch-\(getpid())"
-            let dp = try Dataplane(pinRoot: root, netns: nil)
+            let dp = try Dataplane(pinRoot: "/sys/fs/bpf/\(tag)-\(getpid())", netns: nil)
             defer { try? dp.down() }
+            try body(dp)
+        }
+    }
+
+    /// Edits inside the rule list are patched, not compiled, and the attached program
+    /// then decides every probe as first match over the edited list, counted in the rule's slot.
+    @Test func editsArePatchedAndDecideLikeTheReference() throws {
+        try Self.withDataplane("xktpatch") { dp in
             var fw = RuleProfile.acl(count: 3000, seed: 9)
             // A rule the first compile builds into its trees, hiding a later one it contains.
             func narrow(_ r: FirewallRule) -> Bool { r.src.count == 1 && r.dst.count == 1 && r.src[0].length >= 24 && r.dst[0].length >= 24 }
@@ -111,12 +117,7 @@ struct PatchApplyTests {
     /// A new interface's program loads while the rules compile, for a guessed table size:
     /// a bigger table loads it again, and an apply that fails after the load leaves no pins.
     @Test func programsLoadedAheadAreUsedOrDropped() throws {
-        let ns = try FIBNamespace()
-        defer { ns.close() }
-        try ns.run {
-            let root = "/sys/fs/bpf/xktpre-\(getpid())"
-            let dp = try Dataplane(pinRoot: root, netns: nil)
-            defer { try? dp.down() }
+        try Self.withDataplane("xktpre") { dp in
             // Eight port ranges per rule: more nodes per rule than the guess of six.
             let rules = (0..<200).map { i in
                 FirewallRule(name: "r\(i)", action: i % 2 == 0 ? .drop : .allow, src: [try! IPPrefix("10.\(i / 250).\(i % 250).0/24")], dst: [],
