@@ -173,7 +173,9 @@ extension Dataplane {
             }
         } catch {
             plans.forEach(restore)
-            for name in created { try? root.removeTree(root.interface(name)) }
+            // Programs loaded ahead that no prepare took, and pin directories new in this apply, go.
+            discard(Dictionary(uniqueKeysWithValues: plans.compactMap { p in p.preload.map { (p.config.name, $0) } }))
+            for p in plans where p.previous == nil || created.contains(p.config.name) { try? root.removeTree(root.interface(p.config.name)) }
             throw error
         }
         let generation = (old?.generation ?? 0) + 1
