@@ -482,7 +482,6 @@ struct Boxes {
         }
     }
 
-    @inline(__always) func slot(_ r: Int32) -> UInt32 { slots[Int(r)] }
     @inline(__always) func action(_ r: Int32) -> UInt8 { actions[Int(r)] }
 
     mutating func append(lo: [UInt32], hi: [UInt32], slot: UInt32, action: RuleAction) {
