@@ -196,11 +196,24 @@ struct Bench: ParsableCommand {
             do {
                 let t = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
                 print("\(profile.rawValue) \(n) rules: \(t.boxCount) boxes, \(t.nodes.count) nodes, \(t.trees) trees, depth \(t.depth), largest leaf \(t.largestLeaf), compiled in \(ContinuousClock.now - start)")
+                print("  per frame (trees / cut nodes / levels / rule checks): " + walkWork(fw, t))
                 print("  patches of the middle rule: " + patchTimes(fw, t))
             } catch {
                 print("\(profile.rawValue) \(n) rules: \(error) (after \(ContinuousClock.now - start))")
             }
         } }
+    }
+
+    /// The mean work of the benchmark's frames on each firewall path, as the reference
+    /// walk counts it.
+    func walkWork(_ fw: Firewall, _ table: FirewallTable) -> String {
+        framesByPath(fw, table).map { path, keys in
+            var work = FirewallTable.Work()
+            for k in keys { _ = table.classify(k.words, counting: &work) }
+            let n = Double(keys.count)
+            return String(format: "%@ %.1f / %.1f / %.1f / %.1f", path.rawValue, Double(work.trees) / n, Double(work.cuts) / n,
+                          Double(work.levels) / n, Double(work.checks) / n)
+        }.joined(separator: ", ")
     }
 
     /// How long the compiler takes to patch `table` for a changed action, a deleted rule

@@ -62,26 +62,71 @@ static __always_inline int fw_box_matches(const __u32 *lo, const __u32 *hi, cons
 	return 1;
 }
 
-/* Walks the cut nodes from root `idx` to a leaf; returns the leaf, or NULL. */
-static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, __u32 idx, const struct dp_pkt *p)
+/* The child of CUT node n that the packet goes to (a field past the key, which no
+ * compiled table holds, reads word 0). */
+static __always_inline __u32 fw_child(const struct dp_fw_node *n, const struct dp_pkt *p)
 {
-	for (int depth = 0; depth <= DP_FW_MAX_DEPTH; depth++) {
-		const struct dp_fw_node *n = bpf_map_lookup_elem(tree, &idx);
-		__u32 field, word, bits;
+	__u32 field = n->field, word, bits = n->bits & 31;
 
-		if (!n || n->kind != DP_FW_NODE_CUT)
-			return n;
-		field = n->field;
-		if (field >= DP_FW_NFIELDS)
-			return NULL;
-		word = p->key[field];
-		bits = n->bits & 31;
-		if ((word & n->guard_mask) != n->guard_value)
-			idx = n->base + (1U << bits);
-		else
-			idx = n->base + ((word >> (n->shift & 31)) & ((1U << bits) - 1));
+	word = p->key[field < DP_FW_NFIELDS ? field : 0];
+	if ((word & n->guard_mask) != n->guard_value)
+		return n->base + (1U << bits);
+	return n->base + ((word >> (n->shift & 31)) & ((1U << bits) - 1));
+}
+
+/*
+ * Walks two trees from roots *a and *b at once, a level of each per step, so the CPU
+ * follows both chains of dependent loads together; leaves the leaves (or NULL) in
+ * *leaf_a and *leaf_b. A root of ~0 is no tree.
+ */
+static __always_inline void fw_find_leaves(void *tree, __u32 a, __u32 b, const struct dp_pkt *p,
+					   const struct dp_fw_node **leaf_a, const struct dp_fw_node **leaf_b)
+{
+	const struct dp_fw_node *na = NULL, *nb = NULL;
+	int walk_a = a != ~0U, walk_b = b != ~0U;
+
+	for (int depth = 0; depth <= DP_FW_MAX_DEPTH && (walk_a || walk_b); depth++) {
+		if (walk_a) {
+			na = bpf_map_lookup_elem(tree, &a);
+			if (na && na->kind == DP_FW_NODE_CUT)
+				a = fw_child(na, p);
+			else
+				walk_a = 0;
+		}
+		if (walk_b) {
+			nb = bpf_map_lookup_elem(tree, &b);
+			if (nb && nb->kind == DP_FW_NODE_CUT)
+				b = fw_child(nb, p);
+			else
+				walk_b = 0;
+		}
 	}
-	return NULL;
+	*leaf_a = walk_a ? NULL : na;
+	*leaf_b = walk_b ? NULL : nb;
+}
+
+/* The rule of `leaf` that beats *best, if any, becomes *best. */
+static __always_inline void fw_try_leaf(void *tree, const struct dp_fw_node *leaf, const struct dp_pkt *p,
+					const struct dp_fw_node **best)
+{
+	__u32 base, count, idx;
+
+	if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
+		return;
+	base = leaf->base;
+	count = leaf->count;
+	for (__u32 i = 0; i < DP_FW_LEAF_MAX && i < count; i++) {
+		const struct dp_fw_node *r;
+
+		idx = base + i;
+		r = bpf_map_lookup_elem(tree, &idx);
+		if (!r || r->priority >= (*best)->priority)
+			return;
+		if (fw_box_matches(r->lo, r->hi, p->key)) {
+			*best = r;
+			return;
+		}
+	}
 }
 
 /*
@@ -91,7 +136,7 @@ static __always_inline const struct dp_fw_node *fw_find_leaf(void *tree, __u32 i
  */
 static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p, __u32 *generation)
 {
-	__u32 zero = 0, idx;
+	__u32 zero = 0;
 	const struct dp_fw_node *header, *best;
 	void *tree = bpf_map_lookup_elem(&dp_fw, &zero);
 
@@ -103,29 +148,16 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 	*generation = header->base;
 	best = header;
 
-	for (__u32 t = 0; t < DP_FW_MAX_TREES && t < header->count; t++) {
-		const struct dp_fw_node *leaf;
-		__u32 base, count;
+	/* Trees in pairs, walked together; a tree whose best priority cannot beat the match
+	 * so far (found in earlier pairs) is skipped. */
+	for (__u32 t = 0; t < DP_FW_MAX_TREES && t < header->count; t += 2) {
+		const struct dp_fw_node *leaf_a, *leaf_b;
+		__u32 a = header->lo[t] < best->priority ? header->hi[t] : ~0U;
+		__u32 b = t + 1 < header->count && header->lo[t + 1] < best->priority ? header->hi[t + 1] : ~0U;
 
-		if (header->lo[t] >= best->priority)
-			continue; /* empty, or nothing in it can beat the match so far */
-		leaf = fw_find_leaf(tree, header->hi[t], p);
-		if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
-			continue;
-		base = leaf->base;
-		count = leaf->count;
-		for (__u32 i = 0; i < DP_FW_LEAF_MAX && i < count; i++) {
-			const struct dp_fw_node *r;
-
-			idx = base + i;
-			r = bpf_map_lookup_elem(tree, &idx);
-			if (!r || r->priority >= best->priority)
-				break;
-			if (fw_box_matches(r->lo, r->hi, p->key)) {
-				best = r;
-				break;
-			}
-		}
+		fw_find_leaves(tree, a, b, p, &leaf_a, &leaf_b);
+		fw_try_leaf(tree, leaf_a, p, &best);
+		fw_try_leaf(tree, leaf_b, p, &best);
 	}
 	return best;
 }
