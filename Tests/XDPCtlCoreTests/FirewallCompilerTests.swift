@@ -39,6 +39,28 @@ struct FirewallCompilerTests {
         #expect(checked == sets * packets)
     }
 
+    /// The walk's work, as the benchmark's cost model reads it: trees walked in pairs (a
+    /// pair's levels are its deeper walk's), bounded by the table's shape.
+    @Test func walkWorkIsBoundedByTheShape() throws {
+        let fw = RuleProfile.acl(count: 1000, seed: 5)
+        let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+        #expect(table.trees >= 3, "the rule set must need several trees for pairs to matter")
+        var rng = SeededRandom(seed: 6)
+        var total = FirewallTable.Work()
+        for _ in 0..<200 {
+            let key = RuleProfile.packet(hitting: fw.rules[Int(rng.next() % UInt64(fw.rules.count))], rng: &rng)
+            var work = FirewallTable.Work()
+            #expect(table.classify(key.words, counting: &work) == table.classify(key.words))
+            #expect(work.trees <= table.trees)
+            #expect(work.levels <= work.cuts && work.cuts <= 2 * work.levels)
+            #expect(work.levels <= (table.trees + 1) / 2 * table.depth)
+            #expect(work.checks <= work.trees * Int(DP_FW_LEAF_MAX))
+            total.levels += work.levels
+            total.cuts += work.cuts
+        }
+        #expect(total.levels < total.cuts, "walking in pairs shortens the chain of cut nodes")
+    }
+
     /// ACL-shaped sets on both sides of the compact threshold decide like the reference.
     @Test(arguments: [(rules: 2000, compactAbove: Int.max), (rules: 2000, compactAbove: 0)])
     func aclProfile(rules: Int, compactAbove: Int) throws {
