@@ -17,7 +17,7 @@ final class Preload: @unchecked Sendable {
     }
 
     /// Six nodes per rule covers what the compiler builds for ACL-, firewall- and
-    /// IPC-shaped sets of 100,000 rules (5.6, 5.2 and 4.9 per rule); a bigger table
+    /// IPC-shaped sets of 100,000 rules (5.8, 5.1 and 4.9 per rule); a bigger table
     /// loads the program again.
     init(rules: Int, pinRoot root: PinRoot, interface: String) {
         capacity = FirewallTable.capacity(for: 6 * (rules + 1))

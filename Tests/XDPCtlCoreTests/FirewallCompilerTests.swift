@@ -16,9 +16,11 @@ struct FirewallCompilerTests {
         var checked = 0
         for set in 0..<sets {
             let fw = gen.firewall(rules: rules)
-            // Every other set is compiled as a very large one would be (compact cuts).
+            // Every other set is compiled as a very large one would be (compact cuts), and
+            // every third moves rules copied more than twice to the next tree.
             var compiler = FirewallCompiler()
             if set % 2 == 1 { compiler.compactAbove = 0 }
+            if set % 3 == 2 { compiler.maxCopies = 2 }
             let table = try compiler.compile(fw, slots: sequentialSlots(fw))
             #expect(table.depth <= Int(DP_FW_MAX_DEPTH))
             #expect(table.largestLeaf <= Int(DP_FW_LEAF_MAX))
