@@ -109,7 +109,7 @@ extension Bench {
                 wrappedFloor.append(sample.1)
                 direct.append(sample.2)
             }
-            rows.append(BalancerRow(path: path, ns: median(wrapped) - median(wrappedFloor) + median(direct), floor: median(direct)))
+            rows.append(BalancerRow(path: path, ns: Self.median(wrapped) - Self.median(wrappedFloor) + Self.median(direct), floor: Self.median(direct)))
             FileOutput.standardError.write("measured \(path.rawValue)\n")
         }
         withExtendedLifetime((ours, floorWrapped, program)) {}

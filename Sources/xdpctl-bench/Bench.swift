@@ -72,9 +72,23 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// Medians over the runs. The ratios are medians of each run's ratio against the
+    /// baseline measured right beside it, so a slow spell of the shared machine, which
+    /// slows the baselines alike, cancels out instead of landing on a few rows.
     struct Row {
         var profile: String, rules: Int, path: Path, nodes: Int, trees: Int, compileMs: Double
         var ns: Double, floor: Double, xdpFilter: Double?
+        var perFloor: Double, perFilter: Double?
+
+        init(profile: String, rules: Int, path: Path, nodes: Int, trees: Int, compileMs: Double,
+             ours: [Double], floor: [Double], xdpFilter: [Double]) {
+            let median = Bench.median
+            (self.profile, self.rules, self.path, self.nodes, self.trees, self.compileMs) = (profile, rules, path, nodes, trees, compileMs)
+            (ns, self.floor) = (median(ours), median(floor))
+            self.xdpFilter = xdpFilter.isEmpty ? nil : median(xdpFilter)
+            perFloor = median(zip(ours, floor).map(/))
+            perFilter = xdpFilter.isEmpty ? nil : median(zip(ours, xdpFilter).map(/))
+        }
     }
 
     func run() throws {
@@ -174,7 +188,7 @@ struct Bench: ParsableCommand {
                     if let filter { xf.append(try mean(filter.programFD, packets)) }
                 }
                 rows.append(Row(profile: profile.rawValue, rules: n, path: path, nodes: table.nodes.count, trees: table.trees, compileMs: compileMs,
-                                ns: median(ours), floor: median(base), xdpFilter: xf.isEmpty ? nil : median(xf)))
+                                ours: ours, floor: base, xdpFilter: xf))
                 FileOutput.standardError.write("measured \(profile.rawValue) \(n) \(path.rawValue)\n")
             }
         } }
@@ -328,18 +342,19 @@ struct Bench: ParsableCommand {
         return total / Double(packets.count)
     }
 
-    func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
+    static func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
 
     func render(_ rows: [Row]) -> String {
         var out = "profile  rules    path              nodes   trees  compile ms  ns/pkt  XDP_DROP  xdp-filter  ÷XDP_DROP  ÷xdp-filter  vs fewest rules\n"
         for r in rows {
-            let first = rows.first { $0.path == r.path && $0.profile == r.profile }!.ns
+            let first = rows.first { $0.path == r.path && $0.profile == r.profile }!.perFloor
             let xf = r.xdpFilter.map { String(format: "%10.1f", $0) } ?? "         -"
-            let xfRatio = r.xdpFilter.map { String(format: "%10.2fx", r.ns / $0) } ?? "          -"
+            let xfRatio = r.perFilter.map { String(format: "%10.2fx", $0) } ?? "          -"
             out += String(format: "%-7@ %6d   %-15@ %8d  %5d  %10.1f  %6.1f  %8.1f", r.profile as NSString, r.rules, r.path.rawValue as NSString, r.nodes, r.trees, r.compileMs, r.ns, r.floor)
-                + "  \(xf)  " + String(format: "%8.2fx", r.ns / r.floor) + "  \(xfRatio)  " + String(format: "%14.2fx", r.ns / first) + "\n"
+                + "  \(xf)  " + String(format: "%8.2fx", r.perFloor) + "  \(xfRatio)  " + String(format: "%14.2fx", r.perFloor / first) + "\n"
         }
-        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list)"
+        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list;\n"
+            + " ratios are medians of per-run ratios to the baselines measured beside each run; vs fewest rules compares ÷XDP_DROP)"
     }
 
     func jsonText(_ rows: [Row], _ balancerRows: [BalancerRow]) -> String {
@@ -348,7 +363,8 @@ struct Bench: ParsableCommand {
             "rows": .array(rows.map { r in .obj([
                 "profile": .string(r.profile), "rules": .int(r.rules), "path": .string(r.path.rawValue), "tree_nodes": .int(r.nodes), "trees": .int(r.trees),
                 "compile_ms": num(r.compileMs), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor),
-                "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null]) }),
+                "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null,
+                "ratio_xdp_drop": num(r.perFloor), "ratio_xdp_filter": r.perFilter.map(num) ?? .null]) }),
             "lb_rows": .array(balancerRows.map { r in .obj([
                 "path": .string(r.path.rawValue), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor)]) })]), indent: "  ")
     }
