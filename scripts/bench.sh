@@ -12,7 +12,7 @@
 #      cold apply, no-op apply, one-rule change.
 # Options go to xdpctl-bench (e.g. --rules 10 1000 10000 100000); results are also written
 # to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against rule count,
-# drop rates). VETH_RUNS (default 5) and VETH_FRAMES (default 5000000) set part 2,
+# drop rates). VETH_RUNS (default 9) and VETH_FRAMES (default 5000000) set part 2,
 # RATELIMIT_WINDOWS (default 3) part 3;
 # APPLY_RULES (default 100000) and APPLY_RUNS (default 5) part 4.
 set -euo pipefail
@@ -49,7 +49,7 @@ echo "== program cost"
 "$bench" --netns "$tag" --hold-on xbench1,xbench2,xbench3 --balancer "$@" --json "$out/bench.json"
 
 echo "== veth drop rate"
-python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-5}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"
+python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-9}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"
 python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot: $out/bench.png, data: $out/bench.json)"
 
 echo "== rate-limit precision"
