@@ -77,7 +77,7 @@ static __always_inline __u32 fw_child(const struct dp_fw_node *n, const struct d
 }
 
 /*
- * Walks two trees from roots *a and *b at once, a level of each per step, so the CPU
+ * Walks two trees from roots a and b at once, a level of each per step, so the CPU
  * follows both chains of dependent loads together; leaves the leaves (or NULL) in
  * *leaf_a and *leaf_b. A root of ~0 is no tree.
  */
