@@ -163,9 +163,9 @@ public struct FirewallCompiler {
     /// Nodes a table may hold.
     public var maxNodes = 1 << 22
     /// Extra leaves a rule may be copied into before it moves to the next tree. Generous:
-    /// a copy costs a node, a tree more costs every packet a walk (4–5 trees instead of
-    /// 5–6 for 100,000 ClassBench-shaped rules, for 3.5 % more nodes at most).
-    public var maxCopies = 512
+    /// a copy costs a node, a tree more costs every packet a walk (3 trees instead of 4
+    /// for 100,000 ClassBench-shaped acl rules, with fewer nodes).
+    public var maxCopies = 4096
     /// Rules below which a group of rules is not given a tree of its own.
     public var minTreeRules = 64
     /// A cut widens only while at least 1/minOccupancy of its children hold rules
@@ -224,13 +224,21 @@ public struct FirewallCompiler {
         var leaves: [[Int32]: UInt32] = [:]
         // EffiCuts' separation: one group per (source wide?, destination wide?), so a tree
         // cuts only address fields its rules are narrow in. Spilled rules join the next group.
+        let src = Int(DP_FW_F_SRC0.rawValue), dst = Int(DP_FW_F_DST0.rawValue)
         var groups = Array(repeating: [Int32](), count: 4)
         for r in 0..<Int32(boxes.count - 1) {
-            groups[(boxes.wide(r, field: Int(DP_FW_F_SRC0.rawValue)) ? 2 : 0) + (boxes.wide(r, field: Int(DP_FW_F_DST0.rawValue)) ? 1 : 0)].append(r)
+            groups[(boxes.wide(r, field: src) ? 2 : 0) + (boxes.wide(r, field: dst) ? 1 : 0)].append(r)
         }
-        // A tree costs a walk per packet: a small rule set gets one tree, and a group too
-        // small to be worth a tree joins the both-wide group (merging narrow rules into a
-        // wide tree is harmless; the reverse would copy wide rules into many leaves).
+        // A tree costs every packet a walk, so rules narrow in both addresses get none of
+        // their own: they join the group cut on the address that tells more of them apart
+        // (100,000 ClassBench-shaped rules: 3 trees instead of 4–5, a third less work per
+        // packet, fewer nodes).
+        let distinct = { (f: Int) in Set(groups[0].map { [boxes.lo($0, f), boxes.hi($0, f)] }).count }
+        groups[distinct(src) > distinct(dst) ? 1 : 2] += groups[0]
+        groups[0] = []
+        // A small rule set gets one tree, and a group too small to be worth a tree joins
+        // the both-wide group (merging narrow rules into a wide tree is harmless; the
+        // reverse would copy wide rules into many leaves).
         if boxes.count - 1 < 2 * minTreeRules {
             groups = [groups.flatMap { $0 }, [], [], []]
         } else {

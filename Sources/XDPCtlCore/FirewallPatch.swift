@@ -132,9 +132,12 @@ extension FirewallCompiler {
         let boxes = Boxes(rules: members.sorted().map { base[$0] })
         var leaves: [[Int32]: UInt32] = [:]
         var rules = (0..<Int32(boxes.count)).map { $0 }
-        // Cuts that leave few children empty, and no more nodes than the table has room for.
+        // Cuts that leave few children empty, no more nodes than the table has room for,
+        // and few copies: the patch trees mix rules of every shape, so the wide ones go
+        // to the second tree rather than into many of the first one's leaves.
         var compact = self
         compact.minOccupancy = min(minOccupancy, 4)
+        compact.maxCopies = min(maxCopies, 512)
         compact.maxNodes = nodes.count - end + trees
         for t in 0..<trees where !rules.isEmpty {
             let best = boxes.node(rules[0]).priority
