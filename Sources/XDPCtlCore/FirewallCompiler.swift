@@ -169,11 +169,9 @@ public struct FirewallCompiler {
     /// Rules below which a group of rules is not given a tree of its own.
     public var minTreeRules = 64
     /// A cut widens only while at least 1/minOccupancy of its children hold rules
-    /// (Int.max: no limit; wide, shallow trees).
+    /// (Int.max: no limit; wide, shallow trees). A set whose wide trees outgrow maxNodes
+    /// is compiled again with 4.
     public var minOccupancy = Int.max
-    /// Expanded rules above which cuts keep children at least a quarter occupied: wide
-    /// shallow trees of 10,000 rules fit in ~26k nodes, of 100,000 in more than 4M.
-    public var compactAbove = 30_000
     /// Rules a node keeps before it stops looking for rules shadowed by earlier ones.
     public var shadowCheckLimit = 256
 
@@ -191,10 +189,16 @@ public struct FirewallCompiler {
             boxes.append(rule, slot: slot)
         }
         boxes.appendDefault(action: firewall.defaultAction)
-        // Very large sets trade a little depth for memory: cuts that leave few children empty.
-        var compiler = self
-        if boxes.count > compactAbove { compiler.minOccupancy = min(minOccupancy, 4) }
-        return try compiler.build(boxes)
+        do {
+            return try build(boxes)
+        } catch {
+            // Too big for wide trees: trade a little depth for memory, with cuts that leave
+            // few children empty. (100,000 ClassBench-shaped rules fit wide: ~600k nodes.)
+            guard minOccupancy > 4 else { throw error }
+            var compact = self
+            compact.minOccupancy = 4
+            return try compact.build(boxes)
+        }
     }
 
     // MARK: tree construction

@@ -16,10 +16,10 @@ struct FirewallCompilerTests {
         var checked = 0
         for set in 0..<sets {
             let fw = gen.firewall(rules: rules)
-            // Every other set is compiled as a very large one would be (compact cuts), and
-            // every third moves rules copied more than twice to the next tree.
+            // Every other set is compiled as one too big for wide trees is (compact cuts),
+            // and every third moves rules copied more than twice to the next tree.
             var compiler = FirewallCompiler()
-            if set % 2 == 1 { compiler.compactAbove = 0 }
+            if set % 2 == 1 { compiler.minOccupancy = 4 }
             if set % 3 == 2 { compiler.maxCopies = 2 }
             let table = try compiler.compile(fw, slots: sequentialSlots(fw))
             #expect(table.depth <= Int(DP_FW_MAX_DEPTH))
@@ -63,13 +63,20 @@ struct FirewallCompilerTests {
         #expect(total.levels < total.cuts, "walking in pairs shortens the chain of cut nodes")
     }
 
-    /// ACL-shaped sets on both sides of the compact threshold decide like the reference.
-    @Test(arguments: [(rules: 2000, compactAbove: Int.max), (rules: 2000, compactAbove: 0)])
-    func aclProfile(rules: Int, compactAbove: Int) throws {
+    /// An ACL-shaped set decides like the reference in wide trees, and in the compact
+    /// trees the compiler falls back to when the wide ones outgrow maxNodes.
+    @Test(arguments: [(rules: 10_000, fitsWide: true), (rules: 10_000, fitsWide: false)])
+    func aclProfile(rules: Int, fitsWide: Bool) throws {
         let fw = RuleProfile.acl(count: rules, seed: 7)
         var compiler = FirewallCompiler()
-        compiler.compactAbove = compactAbove
+        let wide = try compiler.compile(fw, slots: sequentialSlots(fw))
+        compiler.minOccupancy = 4
+        let compact = try compiler.compile(fw, slots: sequentialSlots(fw))
+        #expect(compact.nodes.count < wide.nodes.count)
+        compiler = FirewallCompiler()
+        if !fitsWide { compiler.maxNodes = compact.nodes.count }
         let table = try compiler.compile(fw, slots: sequentialSlots(fw))
+        #expect(table.nodes.count == (fitsWide ? wide : compact).nodes.count)
         var rng = SeededRandom(seed: 8)
         for i in 0..<3000 {
             let key = i % 4 == 3
