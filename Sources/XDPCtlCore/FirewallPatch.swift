@@ -137,7 +137,7 @@ extension FirewallCompiler {
         // to the second tree rather than into many of the first one's leaves.
         var compact = self
         compact.minOccupancy = min(minOccupancy, 4)
-        compact.maxCopies = min(maxCopies, 512)
+        compact.maxCopies = min(maxCopies, 64)
         compact.maxNodes = nodes.count - end + trees
         for t in 0..<trees where !rules.isEmpty {
             let best = boxes.node(rules[0]).priority
