@@ -131,17 +131,21 @@ struct FirewallScaleTests {
         let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
         var rng = SeededRandom(seed: 12)
         var decidedBy = Set<UInt32>()
+        var work = FirewallTable.Work()
         for i in 0..<400 {
             let target = Int(rng.next() % UInt64(fw.rules.count))
             var key = RuleProfile.packet(hitting: fw.rules[target], rng: &rng)
             if i % 4 == 3 { key = PacketKey(src: key.src, dst: key.dst, proto: 47) } // GRE: only any-protocol rules match
             let expected = referenceClassify(fw, key).rule.map { UInt32($0 + 1) } ?? 0
-            let got = table.nodes[table.classify(key.words)].slot
+            let got = table.nodes[table.classify(key.words, counting: &work)].slot
             guard got == expected else { Issue.record("\(key): slot \(got), reference \(expected)"); return }
             decidedBy.insert(got)
         }
         // The packets exercised the whole list and the default, not a handful of rules.
         #expect(decidedBy.contains(0) && decidedBy.count > 200 && decidedBy.contains { $0 > 50_000 })
+        // And the walk stayed short: three trees (one pair and one alone), and under two
+        // levels of cuts per packet (wide cuts at the big nodes).
+        #expect(table.trees <= 3 && work.levels < 2 * 400)
     }
 }
 
