@@ -21,7 +21,7 @@ struct BalancerEndToEndTests {
         return counts.mapValues { Double($0) / Double(names.count) }
     }
 
-    @Test("600 TCP connections (curl) all succeed and spread by weight 1:2:1, within 7 points; stats and conntrack agree")
+    @Test("600 TCP connections (curl) all succeed and spread by weight 1:2:1, within 8 points; stats and conntrack agree")
     func tcpByWeight() throws {
         let lab = try BalancerLab(backends: 3)
         defer { lab.close() }
@@ -32,9 +32,11 @@ struct BalancerEndToEndTests {
         #expect(answers.filter(\.isEmpty).count == 0, "every connection succeeds: \(answers.filter(\.isEmpty).count) failed")
         let share = Self.shares(answers)
         print("tcp/v4 600 connections by weight 1:2:1: \(Self.counts(answers))")
-        // 7 points is about 3.5 standard deviations of a 50 % share over 600 connections.
+        // Bounds here are about 4 standard deviations of a share: 8 points for a half over
+        // 600 connections (σ 2.0 points), 11 for a third over 300 (σ 2.7, the tests below).
+        // Chance rarely reaches them; a hash that skews or ignores the weights does.
         for (name, want) in [("b1", 0.25), ("b2", 0.5), ("b3", 0.25)] {
-            #expect(abs((share[name] ?? 0) - want) <= 0.07, "\(name): \(share[name] ?? 0), weight share \(want)")
+            #expect(abs((share[name] ?? 0) - want) <= 0.08, "\(name): \(share[name] ?? 0), weight share \(want)")
         }
 
         let stats = try lab.stats()
@@ -50,7 +52,7 @@ struct BalancerEndToEndTests {
         #expect(established == 600, "conntrack lists \(established) established connections")
     }
 
-    @Test("IPv6: 300 TCP connections all succeed and spread evenly over 3 backends, within 9 points")
+    @Test("IPv6: 300 TCP connections all succeed and spread evenly over 3 backends, within 11 points")
     func tcpIPv6() throws {
         let lab = try BalancerLab(backends: 3)
         defer { lab.close() }
@@ -58,10 +60,10 @@ struct BalancerEndToEndTests {
         let answers = try lab.curl(300, v6: true)
         #expect(answers.filter(\.isEmpty).isEmpty, "\(answers.filter(\.isEmpty).count) failed")
         print("tcp/v6 300 connections, equal weights: \(Self.counts(answers))")
-        for (name, share) in Self.shares(answers) { #expect(abs(share - 1.0 / 3) <= 0.09, "\(name): \(share)") }
+        for (name, share) in Self.shares(answers) { #expect(abs(share - 1.0 / 3) <= 0.11, "\(name): \(share)") }
     }
 
-    @Test("UDP over IPv4 and IPv6: 300 datagrams each get an answer from the VIP, spread evenly within 9 points")
+    @Test("UDP over IPv4 and IPv6: 300 datagrams each get an answer from the VIP, spread evenly within 11 points")
     func udp() throws {
         let lab = try BalancerLab(backends: 3)
         defer { lab.close() }
@@ -74,7 +76,7 @@ struct BalancerEndToEndTests {
             let answers = try lab.udp(300, port: 53, v6: v6)
             print("udp/\(v6 ? "v6" : "v4") 300 datagrams, equal weights: \(Self.counts(answers))")
             #expect(answers.allSatisfy { $0.hasPrefix("b") }, "v6 \(v6): \(Set(answers))")
-            for (name, share) in Self.shares(answers) { #expect(abs(share - 1.0 / 3) <= 0.09, "v6 \(v6) \(name): \(share)") }
+            for (name, share) in Self.shares(answers) { #expect(abs(share - 1.0 / 3) <= 0.11, "v6 \(v6) \(name): \(share)") }
         }
         let packets = lab.backendCounter(try lab.stats(), "dns", "packets")
         #expect(packets.values.reduce(0, +) == 300, "\(packets)")
