@@ -55,7 +55,7 @@ public struct FirewallTable: Sendable {
                     deepest = max(deepest, depth + 1)
                 }
                 let leaf = nodes[index]
-                guard leaf.kind == UInt8(DP_FW_NODE_LEAF.rawValue) else { continue }
+                guard leaf.kind == UInt8(DP_FW_NODE_LEAF.rawValue), key[Int(leaf.field)] &- leaf.guard_value <= ~leaf.guard_mask else { continue }
                 for r in Int(leaf.base)..<Int(leaf.base) + min(Int(leaf.count), Int(DP_FW_LEAF_MAX)) {
                     if nodes[r].priority >= nodes[best].priority { break }
                     work.checks += 1
@@ -345,6 +345,11 @@ public struct FirewallCompiler {
             var leaf = dp_fw_node()
             leaf.kind = UInt8(rules.isEmpty ? DP_FW_NODE_EMPTY.rawValue : DP_FW_NODE_LEAF.rawValue)
             leaf.count = UInt32(rules.count)
+            if rules.count > 1, let g = leafGuard(rules, boxes, work.region) {
+                leaf.field = UInt8(g.field)
+                leaf.guard_value = g.lo
+                leaf.guard_mask = ~(g.hi - g.lo)
+            }
             if let shared = leaves[rules] {
                 leaf.base = shared
             } else if !rules.isEmpty {
@@ -358,6 +363,28 @@ public struct FirewallCompiler {
         }
         for a in aliases { table.nodes[a.slot] = table.nodes[a.of] }
         return spill.sorted() // priority order, as every rule list is
+    }
+
+    /// A leaf's guard: the key word in which its rules leave the most of `region` out,
+    /// and the range of that word their boxes lie in (not clipped to the region, so the
+    /// guard holds wherever the leaf node is copied). A packet outside it is decided
+    /// without a rule check: a miss on a leaf of rules that differ only in protocol and
+    /// ports, say, costs one compare instead of a check per rule. nil when every word of
+    /// the region holds a rule.
+    func leafGuard(_ rules: [Int32], _ boxes: Boxes, _ region: Region) -> (field: Int, lo: UInt32, hi: UInt32)? {
+        var best: (field: Int, lo: UInt32, hi: UInt32, share: Double)?
+        for f in 0..<Self.fields {
+            var lo = UInt32.max, hi = UInt32.min, inLo = UInt32.max, inHi = UInt32.min
+            for r in rules {
+                lo = min(lo, boxes.lo(r, f))
+                hi = max(hi, boxes.hi(r, f))
+                inLo = min(inLo, max(boxes.lo(r, f), region.base[f]))
+                inHi = max(inHi, min(boxes.hi(r, f), region.high(f)))
+            }
+            let share = (Double(inHi) - Double(inLo) + 1) / (Double(region.high(f)) - Double(region.base[f]) + 1)
+            if share < 1, share < best?.share ?? 1 { best = (f, lo, hi, share) }
+        }
+        return best.map { ($0.field, $0.lo, $0.hi) }
     }
 
     var tooManyNodes: CapacityError {

@@ -111,9 +111,13 @@ static __always_inline void fw_find_leaves(void *tree, __u32 a, __u32 b, const s
 static __always_inline void fw_try_leaf(void *tree, const struct dp_fw_node *leaf, const struct dp_pkt *p,
 					const struct dp_fw_node **best)
 {
-	__u32 base, count, idx;
+	__u32 base, count, idx, field;
 
 	if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
+		return;
+	/* The leaf's guard: a word all its rules' ranges lie within (see xdpctl_abi.h). */
+	field = leaf->field;
+	if (p->key[field < DP_FW_NFIELDS ? field : 0] - leaf->guard_value > ~leaf->guard_mask)
 		return;
 	base = leaf->base;
 	count = leaf->count;
