@@ -367,10 +367,9 @@ public struct FirewallCompiler {
 
     /// A leaf's guard: the key word in which its rules leave the most of `region` out,
     /// and the range of that word their boxes lie in (not clipped to the region, so the
-    /// guard holds wherever the leaf node is copied). A packet outside it is decided
-    /// without a rule check: a miss on a leaf of rules that differ only in protocol and
-    /// ports, say, costs one compare instead of a check per rule. nil when every word of
-    /// the region holds a rule.
+    /// guard holds wherever the leaf node is copied). A packet outside it skips the leaf:
+    /// a miss on a leaf of rules that differ only in protocol and ports, say, costs one
+    /// compare instead of a check per rule. nil when every word of the region holds a rule.
     func leafGuard(_ rules: [Int32], _ boxes: Boxes, _ region: Region) -> (field: Int, lo: UInt32, hi: UInt32)? {
         var best: (field: Int, lo: UInt32, hi: UInt32, share: Double)?
         for f in 0..<Self.fields {
@@ -456,7 +455,7 @@ public struct FirewallCompiler {
 
     /// Widest cut considered at a node of n rules: a root of 100,000 rules may cut 16 bits
     /// of an address at once, and leaves a level less on most paths (100k ClassBench-shaped
-    /// sets: ~3 levels per hit instead of ~4, in as many nodes or fewer).
+    /// sets: ~2 levels per hit instead of ~3, in as many nodes or fewer).
     func widestCut(_ n: Int) -> Int {
         min(Int(DP_FW_MAX_CUT_BITS), max(maxCutBits, Int.bitWidth - 1 - n.leadingZeroBitCount))
     }
