@@ -190,16 +190,16 @@ public struct FirewallCompiler {
             boxes.append(rule, slot: slot)
         }
         boxes.appendDefault(action: firewall.defaultAction)
+        guard minOccupancy > 4 else { return try build(boxes) }
         // Wide trees take up to ~6 nodes per rule for ClassBench-shaped sets; a set they
         // would take more than 16 for is given up on early, as too big for wide trees.
         var wide = self
-        if minOccupancy > 4 { wide.maxNodes = min(maxNodes, 16 * boxes.count + (1 << 16)) }
+        wide.maxNodes = min(maxNodes, 16 * boxes.count + (1 << 16))
         do {
             return try wide.build(boxes)
         } catch {
             // Too big for wide trees: trade a little depth for memory, with cuts that leave
             // few children empty.
-            guard minOccupancy > 4 else { throw error }
             var compact = self
             compact.minOccupancy = 4
             return try compact.build(boxes)

@@ -64,13 +64,20 @@ static __always_inline int fw_box_matches(const __u32 *lo, const __u32 *hi, cons
 	return 1;
 }
 
-/* The child of CUT node n that the packet goes to (a field past the key, which no
+/* The key word a CUT or LEAF node's field names (a field past the key, which no
  * compiled table holds, reads word 0). */
+static __always_inline __u32 fw_key_word(const struct dp_fw_node *n, const struct dp_pkt *p)
+{
+	__u32 field = n->field;
+
+	return p->key[field < DP_FW_NFIELDS ? field : 0];
+}
+
+/* The child of CUT node n that the packet goes to. */
 static __always_inline __u32 fw_child(const struct dp_fw_node *n, const struct dp_pkt *p)
 {
-	__u32 field = n->field, word, bits = n->bits & 31;
+	__u32 word = fw_key_word(n, p), bits = n->bits & 31;
 
-	word = p->key[field < DP_FW_NFIELDS ? field : 0];
 	if ((word & n->guard_mask) != n->guard_value)
 		return n->base + (1U << bits);
 	return n->base + ((word >> (n->shift & 31)) & ((1U << bits) - 1));
@@ -111,13 +118,12 @@ static __always_inline void fw_find_leaves(void *tree, __u32 a, __u32 b, const s
 static __always_inline void fw_try_leaf(void *tree, const struct dp_fw_node *leaf, const struct dp_pkt *p,
 					const struct dp_fw_node **best)
 {
-	__u32 base, count, idx, field;
+	__u32 base, count, idx;
 
 	if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
 		return;
 	/* The leaf's guard: a word all its rules' ranges lie within (see xdpctl_abi.h). */
-	field = leaf->field;
-	if (p->key[field < DP_FW_NFIELDS ? field : 0] - leaf->guard_value > ~leaf->guard_mask)
+	if (fw_key_word(leaf, p) - leaf->guard_value > ~leaf->guard_mask)
 		return;
 	base = leaf->base;
 	count = leaf->count;
