@@ -6,6 +6,8 @@ import Glibc
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
+///   ROOT/ifaces/NAME/dp_fw_spare  the firewall table its last swap retired, which the
+///                              next one fills instead of a new table
 ///   ROOT/dp_*                  maps every interface's program shares
 public struct PinRoot: Sendable {
     public let path: String
@@ -18,6 +20,7 @@ public struct PinRoot: Sendable {
     public func link(_ name: String) -> String { "\(interface(name))/link" }
     public func map(_ name: String, of interface: String) -> String { "\(self.interface(interface))/\(name)" }
     public func shared(_ name: String) -> String { "\(path)/\(name)" }
+    public func spareTable(of interface: String) -> String { "\(self.interface(interface))/dp_fw_spare" }
 
     /// Creates the directory tree; fails unless it lies on a BPF filesystem.
     public func create() throws(BPFError) {

@@ -282,7 +282,8 @@ extension Dataplane {
                 }
                 plan.preload = nil
             }
-            let table = try Self.firewallTable(capacity: plan.capacity, plan.table)
+            let spare = load || plan.table == nil ? nil : takeSpare(name, capacity: plan.capacity)
+            let table = try Self.firewallTable(capacity: plan.capacity, plan.table, filling: spare)
             if plan.table != nil { plan.inner = table }
             if load {
                 // A program instance sized for this table (counter maps are reused from
@@ -323,10 +324,15 @@ extension Dataplane {
     }
 
     /// A firewall table of `capacity` nodes holding `table` (empty when there is none),
-    /// written through its memory.
-    public static func firewallTable(capacity: Int, _ table: FirewallTable?) throws(BPFError) -> BPFMap {
-        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
+    /// written through its memory: `spare` (a table of that capacity no packet reads) or a new one.
+    public static func firewallTable(capacity: Int, _ table: FirewallTable?, filling spare: BPFMap? = nil) throws(BPFError) -> BPFMap {
+        let map: BPFMap
+        if let spare {
+            map = spare
+        } else {
+            map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
                                     valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity, flags: UInt32(BPF_F_MMAPABLE))
+        }
         if let table {
             try map.withMappedValues(table.nodes.count, as: dp_fw_node.self, writable: true) { memory in
                 _ = table.nodes.withUnsafeBufferPointer { memory.initialize(fromContentsOf: $0) }
@@ -457,7 +463,10 @@ extension Dataplane {
             for name in created { try? root.removeTree(root.interface(name)) }
             throw .kernel(error)
         }
-        for p in plans { if let aside = p.setAside { unlink(aside) } }
+        for p in plans {
+            if let aside = p.setAside { unlink(aside) }
+            keepSpare(p.previousInner, of: p.config.name, capacity: p.inner == nil ? 0 : p.capacity)
+        }
         do {
             for p in plans where p.oldVipPorts != p.vipPorts { try writeVipPorts(p, p.vipPorts) }
             for p in plans { try retireBackends(p) }

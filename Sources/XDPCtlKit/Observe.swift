@@ -27,6 +27,9 @@ public struct InterfaceStatus: Sendable {
     public var halfOpen: Int
     /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
     public var mapMemory: Int
+    /// The part of it the spare firewall table takes (the table the last swap retired,
+    /// which the next patch fills).
+    public var spareMemory: Int
 }
 
 public struct StatusReport: Sendable {
@@ -54,7 +57,7 @@ public struct StatusReport: Sendable {
                                             "connections_max": .int(Int(DP_LB_CT_MAX)), "half_open": .int(i.halfOpen),
                                             "half_open_max": .int(Int(DP_LB_HALF_OPEN_MAX))]),
                     "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
-                                  "memory_bytes": .int(i.mapMemory)]),
+                                  "memory_bytes": .int(i.mapMemory), "spare_table_bytes": .int(i.spareMemory)]),
                 ])
             }),
         ]), indent: "  ")
@@ -73,7 +76,7 @@ public struct StatusReport: Sendable {
             if i.loadBalancers > 0 {
                 out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_LB_CT_MAX) connections, \(i.halfOpen)/\(DP_LB_HALF_OPEN_MAX) half-open\n"
             }
-            out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\n"
+            out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\(i.spareMemory == 0 ? "" : " (\(i.spareMemory / 1024) KiB of it a spare table for the next change)")\n"
         }
         if interfaces.isEmpty { out += "no interfaces\n" }
         return out
@@ -98,7 +101,8 @@ extension Dataplane {
             let tables = [(DP_MAP_FW, 0), (DP_MAP_RL, s.limitTable), (DP_MAP_LB_VIPS, s.limitTable), (DP_MAP_LB_RING, s.limitTable)].flatMap { name, slot in
                 open(name).map { outer in [outer, (try? outer.innerMap(at: UInt32(slot))) ?? nil].compactMap { $0 } } ?? []
             }
-            let memory = (maps + tables).reduce(0) { $0 + $1.memoryBytes() }
+            let spare = (try? BPFMap.open(pinned: root.spareTable(of: s.name)))?.memoryBytes() ?? 0
+            let memory = (maps + tables).reduce(spare) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: iface?.xdpMode.rawValue ?? "auto",
                                    programID: link?.programID ?? 0, linkIntact: live, firewallRules: rules,
@@ -109,7 +113,7 @@ extension Dataplane {
                                    loadBalancers: iface?.loadBalancers.count ?? 0,
                                    connections: (try? open(DP_MAP_LB_CT)?.keys(as: dp_lb_flow.self).count) ?? 0,
                                    halfOpen: (try? open(DP_MAP_LB_HALF)?.keys(as: dp_lb_flow.self).count) ?? 0,
-                                   mapMemory: memory)
+                                   mapMemory: memory, spareMemory: spare)
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
     }

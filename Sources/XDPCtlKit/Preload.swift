@@ -23,12 +23,13 @@ final class Preload: @unchecked Sendable {
         capacity = FirewallTable.capacity(for: 13 * (rules + 1) / 2)
         load = Concurrently { [capacity] in
             Loaded(result: Result { () throws(BPFError) in
-                // The template table must outlive the load: libbpf keeps its descriptor, not a copy.
+                // The template table must outlive the load: libbpf keeps its descriptor, not a
+                // copy. No packet reads it, so it then serves as the spare the first patch fills.
                 let template = try Dataplane.firewallTable(capacity: capacity, nil)
-                return try withExtendedLifetime(template) { () throws(BPFError) in
-                    try BPFObject(.xdpIngress, pinRoot: root.interface(interface), innerMaps: [DP_MAP_FW: template],
-                                  pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY), DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
-                }
+                let object = try BPFObject(.xdpIngress, pinRoot: root.interface(interface), innerMaps: [DP_MAP_FW: template],
+                                           pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY), DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
+                try template.pin(at: root.spareTable(of: interface))
+                return object
             })
         }
     }

@@ -31,7 +31,22 @@ struct PatchApplyTests {
                                      proto: hidden.proto, srcPorts: [], dstPorts: [])
             fw.rules.insert(broad, at: 100)
             var rng = SeededRandom(seed: 10)
-            func apply() throws -> ApplyResult { try dp.apply(RuleProfile.config(fw, interface: "xlba")) }
+            /// Map ids of the running firewall table and of the spare one.
+            func tables() throws -> (running: UInt32, spare: UInt32?) {
+                let running = try #require(try BPFMap.open(pinned: dp.root.map(DP_MAP_FW, of: "xlba")).innerMap(at: 0))
+                return (try running.info().id, try? BPFMap.open(pinned: dp.root.spareTable(of: "xlba")).info().id)
+            }
+            func apply() throws -> ApplyResult {
+                let before = try? tables()
+                let result = try dp.apply(RuleProfile.config(fw, interface: "xlba"))
+                let after = try tables()
+                // A swap retires the running table to be the spare, after filling the spare it found.
+                if let before, result.changed {
+                    #expect(after.spare == before.running)
+                    #expect(before.spare == nil || after.running == before.spare)
+                }
+                return result
+            }
             func check(near rules: [Int]) throws {
                 let slots = try #require(try dp.state()?.interfaces.first?.slots.byName)
                 let program = try XDPLink.program(pinPath: dp.root.link("xlba"))
