@@ -19,7 +19,7 @@ struct Bench: ParsableCommand {
 
     @Option(parsing: .upToNextOption, help: "Rule counts to measure.") var rules: [Int] = [10, 1000, 10000]
     @Option(parsing: .upToNextOption, help: "Rule-set profiles: acl, fw, ipc (ClassBench-shaped).") var profiles: [String] = ["acl"]
-    @Option(help: "Repetitions; the median is reported.") var runs = 5
+    @Option(help: "Runs, each going round every path; the median is reported.") var runs = 9
     @Option(help: "BPF_PROG_TEST_RUN repeat count per frame.") var `repeat` = 2000
     @Option(help: "Frames per path and measurement.") var frames = 32
     @Option(help: "xdp-filter's all-features object (skipped when absent).")
@@ -91,6 +91,30 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// A rule set's compiled table in a program instance of its own, and its frames by path.
+    struct Target {
+        var profile: String, rules: Int, root: String, table: FirewallTable, compileMs: Double
+        var inner: BPFMap, program: BPFObject, programFD: Int32
+        var paths: [(Path, [PacketKey])]
+
+        /// Sets the tables up for `path`: a rate-limit path puts its limit in dp_rl slot 1
+        /// and points the table's header there; the firewall paths point it at no slot.
+        /// Each limit has buckets of its own (its limit slot), so one path's leaves none
+        /// drained or full for the next.
+        func select(_ path: Path) throws {
+            var header = table.nodes[0]
+            if let limit = path.limit {
+                let limits = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4, valueSize: MemoryLayout<dp_rl_entry>.size,
+                                               maxEntries: RateLimitCompiler.capacity + 1)
+                let slot = UInt32(Path.allCases.firstIndex(of: path)!)
+                try limits.fill(try RateLimitCompiler.compile([limit], slots: [limit.name: slot]))
+                try program.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
+                header.base = 1
+            }
+            try inner.update(UInt32(0), header)
+        }
+    }
+
     func run() throws {
         if let emitConfig {
             var fw = RuleProfile.acl(count: emitConfig, seed: 42)
@@ -123,7 +147,6 @@ struct Bench: ParsableCommand {
             return try XDPLink.hold(programFD: fd, ifindex: ifindex, interface: name, mode: .native)
         }
         let root = "/sys/fs/bpf/xdpctl-bench-\(getpid())"
-        defer { try? PinRoot(root).removeTree(root) }
         let floor = try BPFObject(.xdpDrop, pinRoot: nil)
         let floorFD = try floor.programFD("xdp_drop")
         let filter = try loadXDPFilter(root: root + "-xdpfilter")
@@ -135,7 +158,10 @@ struct Bench: ParsableCommand {
         defer { try? PinRoot(root + "-xdpfilter").removeTree(root + "-xdpfilter") }
         defer { try? PinRoot(root + "-lb").removeTree(root + "-lb") }
 
-        var rows: [Row] = []
+        // Every rule set gets its own program instance, sized for its table as apply
+        // sizes one, and pin directory (maps pinned by name would be shared otherwise).
+        var targets: [Target] = []
+        defer { for t in targets { try? PinRoot(t.root).removeTree(t.root) } }
         for profile in profiles.compactMap(RuleProfile.init(rawValue:)) { for n in rules {
             let fw = profile.rules(count: n, seed: 42)
             let clock = ContinuousClock()
@@ -149,49 +175,52 @@ struct Bench: ParsableCommand {
             }
             let elapsed = clock.now - start
             let compileMs = Double(elapsed.components.seconds) * 1000 + Double(elapsed.components.attoseconds) / 1e15
-            // A program instance sized for the table, as apply loads one.
-            try? PinRoot(root).removeTree(root)
-            mkdir(root, 0o700)
+            let dir = "\(root)-\(profile.rawValue)-\(n)"
+            try? PinRoot(dir).removeTree(dir)
+            mkdir(dir, 0o700)
             let inner = try Dataplane.firewallTable(capacity: FirewallTable.capacity(for: table.nodes.count), table)
-            let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: inner])
+            let program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: inner])
             try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
-            let progFD = try program.programFD(DP_PROG_XDP)
-            ourLink = nil
-            ourLink = try hold(progFD, on: 2)
-
             var paths = framesByPath(fw, table)
             // Rate-limit paths at the smallest rule count: the frames the firewall lets
             // through to its default, with each limit in turn in the table's dp_rl slot.
             if n == rules.min(), let allowed = paths.first(where: { $0.0 == .miss })?.1 {
                 paths += Path.allCases.filter { $0.limit != nil }.map { ($0, allowed) }
             }
-            for (path, keys) in paths {
-                if let limit = path.limit {
-                    let limits = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4, valueSize: MemoryLayout<dp_rl_entry>.size,
-                                                   maxEntries: RateLimitCompiler.capacity + 1)
-                    try limits.fill(try RateLimitCompiler.compile([limit], slots: [limit.name: 1]))
-                    try program.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
-                    var header = table.nodes[0]
-                    header.base = 1
-                    try inner.update(UInt32(0), header)
-                }
-                let packets = keys.map(PacketBuilder().frame)
-                if let filter { try filter.match(keys) }
-                var ours: [Double] = [], base: [Double] = [], xf: [Double] = []
-                for run in -1..<runs { // run -1 warms caches and clocks up, and is not counted
-                    if run < 0 {
-                        _ = try (mean(progFD, packets), mean(floorFD, packets), filter.map { try mean($0.programFD, packets) })
-                        continue
-                    }
-                    ours.append(try mean(progFD, packets))
-                    base.append(try mean(floorFD, packets))
-                    if let filter { xf.append(try mean(filter.programFD, packets)) }
-                }
-                rows.append(Row(profile: profile.rawValue, rules: n, path: path, nodes: table.nodes.count, trees: table.trees, compileMs: compileMs,
-                                ours: ours, floor: base, xdpFilter: xf))
-                FileOutput.standardError.write("measured \(profile.rawValue) \(n) \(path.rawValue)\n")
-            }
+            targets.append(Target(profile: profile.rawValue, rules: n, root: dir, table: table, compileMs: compileMs, inner: inner,
+                                  program: program, programFD: try program.programFD(DP_PROG_XDP), paths: paths))
         } }
+
+        // Runs go round every path in turn (run -1 warms caches and clocks up, and is not
+        // counted), so a slow spell of the shared machine spreads over all rows instead of
+        // landing on one; each run measures the baselines right beside ours.
+        var samples = targets.map { $0.paths.map { _ in (ours: [Double](), floor: [Double](), filter: [Double]()) } }
+        for run in -1..<runs {
+            for (t, target) in targets.enumerated() {
+                ourLink = nil
+                ourLink = try hold(target.programFD, on: 2)
+                for (i, (path, keys)) in target.paths.enumerated() {
+                    try target.select(path)
+                    let packets = keys.map(PacketBuilder().frame)
+                    if let filter { try filter.match(keys) }
+                    let measured = (try mean(target.programFD, packets), try mean(floorFD, packets),
+                                    try filter.map { try mean($0.programFD, packets) })
+                    guard run >= 0 else { continue }
+                    samples[t][i].ours.append(measured.0)
+                    samples[t][i].floor.append(measured.1)
+                    if let x = measured.2 { samples[t][i].filter.append(x) }
+                }
+            }
+            if run >= 0 { FileOutput.standardError.write("run \(run + 1) of \(runs) measured\n") }
+        }
+        var rows: [Row] = []
+        for (t, target) in targets.enumerated() {
+            for (i, (path, _)) in target.paths.enumerated() {
+                let s = samples[t][i]
+                rows.append(Row(profile: target.profile, rules: target.rules, path: path, nodes: target.table.nodes.count, trees: target.table.trees,
+                                compileMs: target.compileMs, ours: s.ours, floor: s.floor, xdpFilter: s.filter))
+            }
+        }
         print(render(rows))
         fflush(nil) // before the load-balancer rows report progress on stderr
         var balancerRows: [BalancerRow] = []
@@ -353,7 +382,7 @@ struct Bench: ParsableCommand {
             out += String(format: "%-7@ %6d   %-15@ %8d  %5d  %10.1f  %6.1f  %8.1f", r.profile as NSString, r.rules, r.path.rawValue as NSString, r.nodes, r.trees, r.compileMs, r.ns, r.floor)
                 + "  \(xf)  " + String(format: "%8.2fx", r.perFloor) + "  \(xfRatio)  " + String(format: "%14.2fx", r.perFloor / first) + "\n"
         }
-        return out + "(medians of \(runs) runs; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list;\n"
+        return out + "(medians of \(runs) runs, each going round all paths; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list;\n"
             + " ratios are medians of per-run ratios to the baselines measured beside each run; vs fewest rules compares ÷XDP_DROP)"
     }
 
