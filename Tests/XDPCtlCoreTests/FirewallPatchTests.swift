@@ -39,7 +39,7 @@ struct FirewallPatchTests {
 
     /// Every patched table must decide as first match over the edited list, edit after edit.
     @Test("differential: 60 random edits patched in turn vs first-match reference", arguments: [
-        (rules: 40, seed: UInt64(21)), (rules: 300, seed: 22), (rules: 1500, seed: 23),
+        (rules: 40, seed: UInt64(21)), (rules: 300, seed: 22), (rules: 1500, seed: 23), (rules: 40, seed: 31),
     ])
     func editsAgainstReference(rules: Int, seed: UInt64) throws {
         var gen = RuleSetGenerator(rng: SeededRandom(seed: seed))
@@ -64,6 +64,10 @@ struct FirewallPatchTests {
             var probes = (0..<400).map { _ in gen.packet(fw) }
             for r in fw.rules[max(0, changed.lowerBound - 2)..<min(fw.rules.count, changed.upperBound + 2)] {
                 probes += (0..<20).map { _ in RuleProfile.packet(hitting: r, rng: &rng) }
+            }
+            // Where the replaced rules decided: the rules they hid there decide now.
+            for r in before.rules[replaced] {
+                probes += (0..<100).map { _ in RuleProfile.packet(hitting: r, rng: &rng) }
             }
             for key in probes {
                 let expected = referenceClassify(fw, key)
