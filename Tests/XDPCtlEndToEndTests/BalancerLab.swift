@@ -85,7 +85,7 @@ final class BalancerLab {
     }
 
     func close() {
-        for p in background where p.isRunning { p.terminate() }
+        background.forEach(stopBounded)
         _ = try? sh([xdpctlBinary, "down", "--pin-root", pinRoot])
         for ns in [client, lb] + backends { _ = try? sh(["ip", "netns", "del", ns]) }
     }
