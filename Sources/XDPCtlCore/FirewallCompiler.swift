@@ -96,7 +96,8 @@ extension FirewallTable {
     }
 
     /// Appends the box and dead nodes after the trees and records them in the header.
-    mutating func appendBoxes(_ boxes: Boxes, inTrees: (Int) -> Bool, dead: [dp_fw_node]) {
+    /// `trees`: 1 + the first tree a box went to, and 1 + the last, which holds it in full.
+    mutating func appendBoxes(_ boxes: Boxes, trees: (Int) -> (entry: UInt8, home: UInt8), dead: [dp_fw_node]) {
         let dir = Int(DP_FW_DIR)
         nodes[0].setBound(dir, high: false, UInt32(nodes.count))
         nodes[0].setBound(dir, high: true, UInt32(boxes.count))
@@ -104,7 +105,8 @@ extension FirewallTable {
         nodes.reserveCapacity(nodes.count + boxes.count + dead.count)
         for r in 0..<boxes.count {
             var n = boxes.node(Int32(r))
-            n.count = inTrees(r) ? 1 : 0
+            (n.shift, n.field) = trees(r)
+            n.count = 1
             nodes.append(n)
         }
         nodes += dead
@@ -175,6 +177,8 @@ public struct FirewallCompiler {
     public var minOccupancy = Int.max
     /// Rules a node keeps before it stops looking for rules shadowed by earlier ones.
     public var shadowCheckLimit = 256
+    /// Boxes the patch trees may hold before a change needs a full compile.
+    public var maxPatchBoxes = 4096
 
     static let fields = Int(DP_FW_NFIELDS.rawValue)
     /// Bits of each key word's domain: addresses 32, ports 17 (DP_FW_NO_PORT = 2^16), proto 8, family 3.
@@ -258,11 +262,16 @@ public struct FirewallCompiler {
         }
         var carried: [Int32] = []
         var tree = 0
+        var entry = [UInt8](repeating: 0, count: boxes.count), home = entry
         for (g, group) in groups.enumerated() {
             var rules = (group + carried).sorted()
             carried = []
             while !rules.isEmpty {
                 let lastTree = tree == roots - 1
+                for r in rules {
+                    if entry[Int(r)] == 0 { entry[Int(r)] = UInt8(1 + tree) }
+                    home[Int(r)] = UInt8(1 + tree)
+                }
                 let spill = try buildTree(1 + tree, rules, boxes, last: lastTree, into: &table, leaves: &leaves)
                 table.setTree(tree..<tree + 1, best: UInt32(rules[0]))
                 tree += 1
@@ -272,7 +281,7 @@ public struct FirewallCompiler {
                 rules = spill
             }
         }
-        table.appendBoxes(boxes, inTrees: { _ in true }, dead: [])
+        table.appendBoxes(boxes, trees: { (entry[$0], home[$0]) }, dead: [])
         return table
     }
 

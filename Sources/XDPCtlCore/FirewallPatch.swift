@@ -4,8 +4,6 @@ extension FirewallCompiler {
     /// Dead boxes a table may carry before a change needs a full compile: each one costs
     /// a pass over the boxes behind it.
     static let maxDead = 64
-    /// Boxes the patch trees may hold before a change needs a full compile.
-    static let maxPatchBoxes = 4096
 
     /// `table` (one this compiler built, or patched) changed to decide as its rule list
     /// does with the rules at `replaced` (rule positions, default excluded) swapped for
@@ -32,8 +30,8 @@ extension FirewallCompiler {
     /// shifts the rules behind it); copies of replaced boxes become dead (they never
     /// match); an action change whose boxes stay alike rewrites the copies' action. The
     /// patch trees are built again from the boxes the trees do not hold: those added since
-    /// the full compile, and those behind a dead box that overlap it, which the compile
-    /// may have left out of the leaves the dead box covered. The first match over the
+    /// the full compile, and those behind a dead box that the compile may have left out of
+    /// the leaves the dead box covered (see deadCopies). The first match over the
     /// trees and the patch trees is then the first match over the new list: a box missing
     /// from a leaf was left out for an earlier box covering its part of the leaf, so a
     /// packet it would decide matches that earlier box too, which decides unless dead.
@@ -106,7 +104,7 @@ extension FirewallCompiler {
         for a in a0..<a1 {
             var n = added.node(Int32(a))
             n.priority = UInt32(b0 + a - a0)
-            n.count = inPlace ? base[b0 + a - a0].count : 0
+            if inPlace { (n.count, n.shift, n.field) = (base[b0 + a - a0].count, base[b0 + a - a0].shift, base[b0 + a - a0].field) }
             base[b0 + a - a0] = n
         }
         base[newBoxCount - 1].action = nodes[0].action
@@ -115,13 +113,18 @@ extension FirewallCompiler {
         // The patch trees: boxes the trees do not hold, and those a dead box may have hidden.
         var members = Set<Int>()
         for b in 0..<newBoxCount - 1 where base[b].count == 0 { members.insert(b) }
-        let roots = (0..<Int(DP_FW_PATCH_TREE)).filter { nodes[0].bound($0, high: false) != .max }.map { Int(nodes[0].bound($0, high: true)) }
-        for (leaf, part, from) in Self.deadCopies(nodes, roots: roots, dead: dead) {
+        let roots = (0..<Int(DP_FW_PATCH_TREE)).filter { nodes[0].bound($0, high: false) != .max }
+        for (leaf, tree, part, from) in Self.deadCopies(nodes, treeNodes: first, roots: roots, dead: dead) {
             // A dead copy has the priority of the box now after it: only live copies hold boxes.
             let copies = Int(nodes[leaf].base)..<Int(nodes[leaf].base) + Int(nodes[leaf].count)
             let held = Set(copies.filter { nodes[$0].bound(family, high: true) != 0 }.map { Int(nodes[$0].priority) })
-            for b in from..<newBoxCount - 1 where base[b].count == 1 && !held.contains(b) && base[b].overlaps(part) { members.insert(b) }
-            guard members.count <= Self.maxPatchBoxes else { return nil }
+            // Only boxes the dead one can have hidden here (see deadCopies); 0: not recorded.
+            let tree = UInt8(1 + tree), (deadEntry, deadHome) = (part.shift, part.field)
+            for b in from..<newBoxCount - 1 where base[b].count == 1 && !held.contains(b) && base[b].overlaps(part) {
+                let home = base[b].field
+                if home == tree || (deadHome == tree && deadEntry <= home && home < tree) || home == 0 || deadHome == 0 { members.insert(b) }
+            }
+            guard members.count <= maxPatchBoxes else { return nil }
         }
         nodes[0].setBound(dir, high: true, UInt32(newBoxCount))
         nodes[0].setBound(dir + 1, high: false, UInt32(dead.count))
@@ -164,17 +167,34 @@ extension FirewallCompiler {
     /// for B at some point x (x in B and in D) is, in the tree D ended up in, copied into
     /// the leaf whose region holds x, unless an earlier box holds x there, which then
     /// decides x as D did. So B needs the patch trees only if it is not in such a leaf and
-    /// meets D's part of the leaf's region: fewer than all boxes after D that meet D (of
-    /// 40 deletes spread over 100,000 firewall-shaped rules, 20 patch rather than 11).
+    /// meets D's part of the leaf's region: fewer than all boxes after D that meet D.
+    /// And only if B and D met in a tree: B's home (the tree that holds it in full) is the
+    /// leaf's, or, when the leaf is in D's home, B's home is one D passed through before
+    /// (from its entry tree on); a box of any other tree was never left out for D. Of 40
+    /// deletes spread over 100,000 firewall-shaped rules, all patch (11 met every box
+    /// after D, 20 did not look at trees).
     ///
     /// The regions are walked level by level from the roots, into the children that meet a
-    /// dead box; a node reached on several paths (children that share a node) gets the
-    /// bounding box of their regions, which only adds boxes to check.
-    static func deadCopies(_ nodes: UnsafeMutableBufferPointer<dp_fw_node>, roots: [Int], dead: [dp_fw_node])
-        -> [(leaf: Int, part: dp_fw_node, from: Int)] {
+    /// dead box and lead to a leaf holding a dead copy; a node reached on several paths
+    /// (children that share a node) gets the bounding box of their regions, which only
+    /// adds boxes to check. The trees are nodes 1..<treeNodes.
+    static func deadCopies(_ nodes: UnsafeMutableBufferPointer<dp_fw_node>, treeNodes: Int, roots: [Int], dead: [dp_fw_node])
+        -> [(leaf: Int, tree: Int, part: dp_fw_node, from: Int)] {
         guard !dead.isEmpty else { return [] }
         let fields = Int(DP_FW_NFIELDS.rawValue), family = Int(DP_FW_F_FAMILY.rawValue)
         let deadAt = Dictionary(grouping: dead.indices, by: { dead[$0].priority })
+        // Which nodes lead to a leaf holding a dead copy, children first (a cut's children
+        // come after it), so the walk skips the rest: a broad dead box meets most of a tree.
+        var leadsToDead = [Bool](repeating: false, count: treeNodes)
+        for i in (1..<treeNodes).reversed() {
+            let n = nodes[i], base = Int(n.base)
+            if n.kind == UInt8(DP_FW_NODE_LEAF.rawValue) {
+                leadsToDead[i] = (base..<base + Int(n.count)).contains { nodes[$0].bound(family, high: true) == 0 && deadAt[nodes[$0].priority] != nil }
+            } else if n.kind == UInt8(DP_FW_NODE_CUT.rawValue) {
+                let children = base..<base + (1 << Int(n.bits)) + (n.guard_mask != 0 ? 1 : 0)
+                leadsToDead[i] = children.contains { $0 < treeNodes && leadsToDead[$0] }
+            }
+        }
         var everything = dp_fw_node()
         for f in 0..<fields { everything.setBound(f, high: true, .max) }
         func union(_ a: dp_fw_node?, _ b: dp_fw_node) -> dp_fw_node {
@@ -185,14 +205,15 @@ extension FirewallCompiler {
             }
             return u
         }
-        var level = Dictionary(roots.map { ($0, everything) }, uniquingKeysWith: union)
-        var out: [(leaf: Int, part: dp_fw_node, from: Int)] = []
+        // Node index: (tree, region). Trees share no cut or leaf nodes.
+        var level = Dictionary(uniqueKeysWithValues: roots.map { (Int(nodes[0].bound($0, high: true)), ($0, everything)) }.filter { leadsToDead[$0.0] })
+        var out: [(leaf: Int, tree: Int, part: dp_fw_node, from: Int)] = []
         for _ in 0...Int(DP_FW_MAX_DEPTH) where !level.isEmpty {
-            var next: [Int: dp_fw_node] = [:]
-            func visit(_ child: Int, _ region: dp_fw_node) {
-                if dead.contains(where: { $0.overlaps(region) }) { next[child] = union(next[child], region) }
+            var next: [Int: (Int, dp_fw_node)] = [:]
+            func visit(_ child: Int, _ region: dp_fw_node, in tree: Int) {
+                if leadsToDead[child], dead.contains(where: { $0.overlaps(region) }) { next[child] = (tree, union(next[child]?.1, region)) }
             }
-            for (i, region) in level {
+            for (i, (t, region)) in level {
                 let n = nodes[i]
                 if n.kind == UInt8(DP_FW_NODE_LEAF.rawValue) {
                     for r in Int(n.base)..<Int(n.base) + Int(n.count) where nodes[r].bound(family, high: true) == 0 {
@@ -202,7 +223,7 @@ extension FirewallCompiler {
                                 part.setBound(f, high: false, max(part.bound(f, high: false), region.bound(f, high: false)))
                                 part.setBound(f, high: true, min(part.bound(f, high: true), region.bound(f, high: true)))
                             }
-                            out.append((i, part, Int(nodes[r].priority)))
+                            out.append((i, t, part, Int(nodes[r].priority)))
                         }
                     }
                 }
@@ -212,9 +233,9 @@ extension FirewallCompiler {
                 let f = Int(n.field), shift = UInt64(n.shift), width = shift + UInt64(n.bits)
                 let lo = UInt64(region.bound(f, high: false)), hi = UInt64(region.bound(f, high: true))
                 let block = n.guard_mask != 0 ? UInt64(n.guard_value) : (lo >> width) << width, end = block + (1 << width) - 1
-                if n.guard_mask != 0 && (lo < block || hi > end) { visit(Int(n.base) + (1 << Int(n.bits)), region) }
+                if n.guard_mask != 0 && (lo < block || hi > end) { visit(Int(n.base) + (1 << Int(n.bits)), region, in: t) }
                 if n.guard_mask == 0 && hi > end { // not within one block: every child, with the whole region
-                    for c in 0..<(1 << Int(n.bits)) { visit(Int(n.base) + c, region) }
+                    for c in 0..<(1 << Int(n.bits)) { visit(Int(n.base) + c, region, in: t) }
                     continue
                 }
                 guard max(lo, block) <= min(hi, end) else { continue }
@@ -223,7 +244,7 @@ extension FirewallCompiler {
                     var child = region
                     child.setBound(f, high: false, UInt32(max(lo, block + (c << shift))))
                     child.setBound(f, high: true, UInt32(min(hi, block + ((c + 1) << shift) - 1)))
-                    visit(Int(n.base) + Int(c), child)
+                    visit(Int(n.base) + Int(c), child, in: t)
                 }
             }
             level = next

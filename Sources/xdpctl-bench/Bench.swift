@@ -245,6 +245,7 @@ struct Bench: ParsableCommand {
                 print("\(profile.rawValue) \(n) rules: \(t.boxCount) boxes, \(t.nodes.count) nodes, \(t.trees) trees, depth \(t.depth), largest leaf \(t.largestLeaf), compiled in \(ContinuousClock.now - start)")
                 print("  per frame (trees / cut nodes / levels / rule checks): " + walkWork(fw, t))
                 print("  patches of the middle rule: " + patchTimes(fw, t))
+                print("  deletes of 40 rules spread over the list, each from this table: " + spreadDeletes(fw, t))
             } catch {
                 print("\(profile.rawValue) \(n) rules: \(error) (after \(ContinuousClock.now - start))")
             }
@@ -279,6 +280,22 @@ struct Bench: ParsableCommand {
             let patched = FirewallCompiler().patch(table, replacing: range, with: rules, slots: slots, defaultAction: fw.defaultAction)
             return "\(name) \(patched == nil ? "needs a full compile" : "in \(ContinuousClock.now - start)")"
         }.joined(separator: ", ")
+    }
+
+    /// How many of 40 single-rule deletes spread over the list patch, and how long the
+    /// patches take: the deletes that need a full compile are the slow one-rule changes.
+    func spreadDeletes(_ fw: Firewall, _ table: FirewallTable) -> String {
+        let slots = sequentialSlots(fw)
+        var times: [Duration] = []
+        for k in 0..<40 {
+            let at = (2 * k + 1) * fw.rules.count / 80
+            let start = ContinuousClock.now
+            if FirewallCompiler().patch(table, replacing: at..<at + 1, with: [], slots: slots, defaultAction: fw.defaultAction) != nil {
+                times.append(ContinuousClock.now - start)
+            }
+        }
+        times.sort()
+        return "\(times.count) patch" + (times.isEmpty ? "" : " in \(times[0])–\(times[times.count - 1])")
     }
 
     func attachFloor(pin: String) throws {

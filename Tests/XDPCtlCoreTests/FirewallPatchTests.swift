@@ -83,6 +83,48 @@ struct FirewallPatchTests {
         #expect(patched >= 50)
     }
 
+    /// Deletes spread over ClassBench-shaped lists, one after another: each patches, and
+    /// each patched table decides as first match over the shortened list where the deleted
+    /// rule decided. Among them are ten planted rules that cover a later rule whole (its
+    /// addresses, any protocol and port), so the compile left that rule out of every leaf
+    /// of its tree: deleting the cover must bring it back. As compiled, the patch trees
+    /// may hold only 64 boxes; `spilling`, the compile moves most rules on to later trees.
+    @Test("30 deletes spread over 4,000 ClassBench-shaped rules all patch, and decide as the reference",
+          arguments: RuleProfile.allCases, [false, true])
+    func spreadDeletesPatch(profile: RuleProfile, spilling: Bool) throws {
+        var fw = profile.rules(count: 4000, seed: 44)
+        var deletes: [String] = []
+        for k in 0..<10 {
+            let covered = 200 + 380 * k
+            var cover = fw.rules[covered]
+            (cover.name, cover.proto, cover.srcPorts, cover.dstPorts) = ("cover-\(k)", nil, [], [])
+            fw.rules.insert(cover, at: covered - 3)
+            deletes += [cover.name, fw.rules[covered - 100].name, fw.rules[covered + 100].name]
+        }
+        let slots = sequentialSlots(fw)
+        var compiler = FirewallCompiler()
+        if spilling {
+            compiler.maxCopies = 4 // most rules move on to later trees, after hiding rules in earlier ones
+        } else {
+            compiler.maxPatchBoxes = 64
+        }
+        var table = try compiler.compile(fw, slots: slots)
+        #expect(spilling ? table.trees > 3 : table.trees == 3)
+        var rng = SeededRandom(seed: 45)
+        for name in deletes {
+            let at = try #require(fw.rules.firstIndex { $0.name == name })
+            let deleted = fw.rules.remove(at: at)
+            table = try #require(compiler.patch(table, replacing: at..<at + 1, with: [], slots: slots, defaultAction: fw.defaultAction),
+                                 "deleting \(name) needed a full compile")
+            for _ in 0..<200 {
+                let key = RuleProfile.packet(hitting: deleted, rng: &rng)
+                let expected = referenceClassify(fw, key).rule.map { slots[fw.rules[$0].name]! } ?? 0
+                let got = table.nodes[table.classify(key.words)].slot
+                try #require(got == expected, "after deleting \(name), \(key): table chose slot \(got), reference \(expected)")
+            }
+        }
+    }
+
     /// An action change keeps every box in its place: nothing dead, no patch tree.
     @Test func actionChangeRewritesInPlace() throws {
         let fw = RuleProfile.acl(count: 2000, seed: 5)

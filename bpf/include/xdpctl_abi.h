@@ -194,10 +194,12 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  * DEAD nodes after them; the patch tree's nodes follow.
  *   BOX:  one RULE node per box of the rule list in priority order (priority =
  *         position; the last is the default); count 1 when the last full compile put
- *         the box in its trees, 0 when only the patch tree holds it.
+ *         the box in its trees, 0 when only the patch tree holds it. For a box the
+ *         trees hold, field is 1 + the tree that holds it in full (the last it went
+ *         to), shift 1 + the first tree it went to (0: not recorded).
  *   DEAD: a box deleted since the full compile whose copies stay in the trees;
- *         priority: the position of the box after it. Boxes behind it that overlap it
- *         go to the patch tree (the compile may have left them out of leaves it covered).
+ *         priority: the position of the box after it. Boxes behind it that the compile
+ *         may have left out of leaves it covered go to the patch tree.
  */
 #define DP_FW_DIR 10
 
