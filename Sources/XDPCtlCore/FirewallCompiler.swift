@@ -40,11 +40,13 @@ public struct FirewallTable: Sendable {
     public func classify(_ key: [UInt32], counting work: inout Work) -> Int {
         let header = nodes[0], trees = min(Int(DP_FW_MAX_TREES), Int(header.count))
         var best = 0
-        // Trees in pairs: both are walked (or skipped) before either's leaf is tried.
+        // Trees in pairs: both are walked (or skipped) before either's leaf is tried, the
+        // leaf with the lower priority first.
         for pair in stride(from: 0, to: trees, by: 2) {
             let walked = (pair..<min(pair + 2, trees)).filter { header.bound($0, high: false) < nodes[best].priority }
             var deepest = 0
             defer { work.levels += deepest }
+            var leaves: [Int] = []
             for tree in walked {
                 var index = Int(header.bound(tree, high: true))
                 work.trees += 1
@@ -54,8 +56,13 @@ public struct FirewallTable: Sendable {
                     work.cuts += 1
                     deepest = max(deepest, depth + 1)
                 }
+                leaves.append(index)
+            }
+            if leaves.count == 2, nodes[leaves[1]].priority < nodes[leaves[0]].priority { leaves.swapAt(0, 1) }
+            for index in leaves {
                 let leaf = nodes[index]
-                guard leaf.kind == UInt8(DP_FW_NODE_LEAF.rawValue), key[Int(leaf.field)] &- leaf.guard_value <= ~leaf.guard_mask else { continue }
+                guard leaf.kind == UInt8(DP_FW_NODE_LEAF.rawValue), leaf.priority < nodes[best].priority,
+                      key[Int(leaf.field)] &- leaf.guard_value <= ~leaf.guard_mask else { continue }
                 for r in Int(leaf.base)..<Int(leaf.base) + min(Int(leaf.count), Int(DP_FW_LEAF_MAX)) {
                     if nodes[r].priority >= nodes[best].priority { break }
                     work.checks += 1
@@ -354,6 +361,7 @@ public struct FirewallCompiler {
             var leaf = dp_fw_node()
             leaf.kind = UInt8(rules.isEmpty ? DP_FW_NODE_EMPTY.rawValue : DP_FW_NODE_LEAF.rawValue)
             leaf.count = UInt32(rules.count)
+            leaf.priority = rules.first.map { boxes.node($0).priority } ?? 0
             if rules.count > 1, let g = leafGuard(rules, boxes, work.region) {
                 leaf.field = UInt8(g.field)
                 leaf.guard_value = g.lo

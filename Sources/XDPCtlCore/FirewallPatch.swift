@@ -79,11 +79,13 @@ extension FirewallCompiler {
         }
         guard dead.count <= Self.maxDead, first + newBoxCount + dead.count <= nodes.count else { return nil }
 
-        // The trees: priorities moved, replaced boxes dead or with their new action.
-        for i in 1..<first where nodes[i].kind == UInt8(DP_FW_NODE_RULE.rawValue) && nodes[i].priority >= b0 {
+        // The trees: priorities moved (a leaf's is its first rule's), replaced boxes dead or
+        // with their new action.
+        let rule = UInt8(DP_FW_NODE_RULE.rawValue), leaf = UInt8(DP_FW_NODE_LEAF.rawValue)
+        for i in 1..<first where (nodes[i].kind == rule || nodes[i].kind == leaf) && nodes[i].priority >= b0 {
             let p = Int(nodes[i].priority)
-            if p >= b1 {
-                nodes[i].priority = UInt32(p + delta)
+            if p >= b1 || nodes[i].kind == leaf {
+                nodes[i].priority = moved(nodes[i].priority)
             } else if inPlace {
                 if nodes[i].bound(family, high: true) != 0 { nodes[i].action = added.action(Int32(a0 + p - b0)) }
             } else {

@@ -179,7 +179,8 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  * priority cannot beat the match so far is skipped without a lookup. Other nodes are:
  *   CUT:  a key word whose guarded bits differ from guard_value goes to child
  *         base + (1 << bits); any other to base + ((key[field] >> shift) & ((1 << bits) - 1))
- *   LEAF: the rules to try are nodes base .. base+count-1, in priority order. Its guard:
+ *   LEAF: the rules to try are nodes base .. base+count-1, in priority order; priority
+ *         is at most theirs (the first rule's; 0 in tables from before). Its guard:
  *         a key with key[field] - guard_value > ~guard_mask matches none of them (every
  *         rule's range in that word lies in guard_value .. guard_value + ~guard_mask;
  *         guard_mask 0, as tables built before the guard have it, guards nothing)
@@ -236,7 +237,7 @@ struct dp_fw_node {
 	__u32 base;  /* CUT: first child; LEAF: first rule; HEADER: dp_rl slot */
 	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX; HEADER: trees */
 	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
-	__u32 priority; /* RULE: position in the expanded rule list, lower wins */
+	__u32 priority; /* RULE: position in the expanded rule list, lower wins; LEAF: its first rule's */
 	__u32 guard_mask;  /* CUT: bits of key[field] that must equal guard_value; LEAF: see above */
 	__u32 guard_value;
 	__u8 action; /* RULE: enum dp_fw_action */

@@ -120,7 +120,8 @@ static __always_inline void fw_try_leaf(void *tree, const struct dp_fw_node *lea
 {
 	__u32 base, count, idx;
 
-	if (!leaf || leaf->kind != DP_FW_NODE_LEAF)
+	/* A leaf's priority is at most its rules': none of them beats a match that good. */
+	if (!leaf || leaf->kind != DP_FW_NODE_LEAF || leaf->priority >= (*best)->priority)
 		return;
 	/* The leaf's guard: a word all its rules' ranges lie within (see xdpctl_abi.h). */
 	if (fw_key_word(leaf, p) - leaf->guard_value > ~leaf->guard_mask)
@@ -168,6 +169,14 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 		__u32 b = t + 1 < header->count && header->lo[t + 1] < best->priority ? header->hi[t + 1] : ~0U;
 
 		fw_find_leaves(tree, a, b, p, &leaf_a, &leaf_b);
+		/* The leaf whose rules come first is tried first: its match leaves fewer of the
+		 * other's rules to check. */
+		if (leaf_a && leaf_b && leaf_b->priority < leaf_a->priority) {
+			const struct dp_fw_node *first = leaf_b;
+
+			leaf_b = leaf_a;
+			leaf_a = first;
+		}
 		fw_try_leaf(tree, leaf_a, p, &best);
 		fw_try_leaf(tree, leaf_b, p, &best);
 	}
