@@ -121,10 +121,12 @@ extension FirewallCompiler {
             let copies = Int(nodes[leaf].base)..<Int(nodes[leaf].base) + Int(nodes[leaf].count)
             let held = Set(copies.filter { nodes[$0].bound(family, high: true) != 0 }.map { Int(nodes[$0].priority) })
             // Only boxes the dead one can have hidden here (see deadCopies); 0: not recorded.
-            let tree = UInt8(1 + tree), (deadEntry, deadHome) = (part.shift, part.field)
+            let leafTree = UInt8(1 + tree), (deadEntry, deadHome) = (part.shift, part.field)
             for b in from..<newBoxCount - 1 where base[b].count == 1 && !held.contains(b) && base[b].overlaps(part) {
                 let home = base[b].field
-                if home == tree || (deadHome == tree && deadEntry <= home && home < tree) || home == 0 || deadHome == 0 { members.insert(b) }
+                if home == leafTree || (deadHome == leafTree && deadEntry <= home && home < leafTree) || home == 0 || deadHome == 0 {
+                    members.insert(b)
+                }
             }
             guard members.count <= maxPatchBoxes else { return nil }
         }
@@ -173,8 +175,8 @@ extension FirewallCompiler {
     /// And only if B and D met in a tree: B's home (the tree that holds it in full) is the
     /// leaf's, or, when the leaf is in D's home, B's home is one D passed through before
     /// (from its entry tree on); a box of any other tree was never left out for D. Of 40
-    /// deletes spread over 100,000 firewall-shaped rules, all patch (11 met every box
-    /// after D, 20 did not look at trees).
+    /// deletes spread over 100,000 firewall-shaped rules, all patch (11 did when every
+    /// box after D that met D was restored, 20 when trees were not looked at).
     ///
     /// The regions are walked level by level from the roots, into the children that meet a
     /// dead box and lead to a leaf holding a dead copy; a node reached on several paths
