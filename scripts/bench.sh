@@ -32,7 +32,9 @@ export XDPCTL_PIN_ROOT="/sys/fs/bpf/xdpctl-$tag"
 cleanup() { "$xdpctl" down >/dev/null 2>&1 || true; ip netns del "$tag" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 ip netns add "$tag"
-for i in 0 1 2 3; do
+# xbench0 carries the veth and apply parts; the others hold the measured programs in
+# the XDP dispatcher (xdpctl-bench --hold-on: XDP_DROP, xdp-filter, one per rule count).
+for i in $(seq 0 9); do
     ip -n "$tag" link add "xbench$i" type veth peer name "xbpeer$i"
     ip -n "$tag" link set "xbench$i" up; ip -n "$tag" link set "xbpeer$i" up
 done
@@ -47,7 +49,7 @@ done
 ip netns exec "$tag" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwarding=1
 
 echo "== program cost"
-"$bench" --netns "$tag" --hold-on xbench1,xbench2,xbench3 --balancer "$@" --json "$out/bench.json"
+"$bench" --netns "$tag" --hold-on "$(seq -s, -f xbench%g 1 9)" --balancer "$@" --json "$out/bench.json"
 
 echo "== veth drop rate"
 python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-9}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"

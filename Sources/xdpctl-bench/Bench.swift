@@ -32,7 +32,7 @@ struct Bench: ParsableCommand {
     @Option(help: "With --emit-config: delete this rule.") var deleteRule: Int?
     @Option(help: "With --emit-config: insert a new rule here (a copy of the rule there, renamed, with its action flipped).") var insertRule: Int?
     @Option(help: "Network namespace to run in (from `ip netns add`).") var netns: String?
-    @Option(help: ArgumentHelp("Three spare interfaces that support native XDP (veths): each measured program is attached to one while it is measured, so PROG_TEST_RUN does not change the kernel's XDP dispatcher, and wait for an RCU grace period, on every call.", valueName: "IF,IF,IF"))
+    @Option(help: ArgumentHelp("Spare interfaces that support native XDP (veths), 2 + one per rule count: XDP_DROP, xdp-filter and our program at each rule count stay attached to one while they are measured, so PROG_TEST_RUN does not change the kernel's XDP dispatcher, and wait for an RCU grace period, on every call.", valueName: "IF,IF,IF,..."))
     var holdOn: String?
     @Flag(help: "Only compile each rule set and print its table's shape (no root needed).") var compileOnly = false
     @Flag(help: "Also measure the load balancer's paths (needs the namespace scripts/bench.sh sets up).") var balancer = false
@@ -139,8 +139,8 @@ struct Bench: ParsableCommand {
         if let netns { try Netns.enter(netns) }
         let holders = try holdOn.map { list in
             let names = list.split(separator: ",").map(String.init)
-            guard names.count == 3, names.allSatisfy({ Netns.ifindex(of: $0) != nil }) else {
-                throw ValidationError("--hold-on takes three existing interfaces, e.g. xb0,xb1,xb2")
+            guard names.count >= 2 + rules.count, names.allSatisfy({ Netns.ifindex(of: $0) != nil }) else {
+                throw ValidationError("--hold-on takes \(2 + rules.count) existing interfaces (2 + one per rule count), e.g. xb0,xb1,xb2,...")
             }
             return names
         }
@@ -155,9 +155,7 @@ struct Bench: ParsableCommand {
         let filter = try loadXDPFilter(root: root + "-xdpfilter")
         let floorLink = try hold(floorFD, on: 0)
         var filterLink = try filter.flatMap { try hold($0.programFD, on: 1) }
-        defer { _ = (floorLink, filterLink) }
-        var ourLink: FileDescriptor?
-        defer { _ = ourLink }
+        defer { withExtendedLifetime((floorLink, filterLink)) {} }
         defer { try? PinRoot(root + "-xdpfilter").removeTree(root + "-xdpfilter") }
         defer { try? PinRoot(root + "-lb").removeTree(root + "-lb") }
 
@@ -199,20 +197,36 @@ struct Bench: ParsableCommand {
 
         // Runs go round every path in turn (run -1 warms caches and clocks up, and is not
         // counted), so a slow spell of the shared machine spreads over all rows instead of
-        // landing on one; each run measures the baselines right beside ours.
+        // landing on one. Within a run, a path's frames are measured one by one at every
+        // rule count of the profile in turn, each beside the baselines: the two sides of a
+        // ratio to the fewest rules are then measured within a millisecond of each other.
         var samples = targets.map { $0.paths.map { _ in (ours: [Double](), floor: [Double](), filter: [Double]()) } }
         for run in -1..<runs {
-            for (t, target) in targets.enumerated() {
-                ourLink = nil
-                ourLink = try hold(target.programFD, on: 2)
-                for (i, (path, packets)) in target.paths.enumerated() {
-                    try target.select(path)
-                    let measured = (try mean(target.programFD, packets), try mean(floorFD, packets),
-                                    try filter.map { try mean($0.programFD, packets) })
-                    guard run >= 0 else { continue }
-                    samples[t][i].ours.append(measured.0)
-                    samples[t][i].floor.append(measured.1)
-                    if let x = measured.2 { samples[t][i].filter.append(x) }
+            for profile in profiles {
+                let members = targets.indices.filter { targets[$0].profile == profile }
+                let links = try members.enumerated().map { slot, t in try hold(targets[t].programFD, on: 2 + slot) }
+                try withExtendedLifetime(links) {
+                    for path in Path.allCases {
+                        let turns = members.compactMap { t in targets[t].paths.firstIndex { $0.0 == path }.map { (t, $0) } }
+                        for (t, _) in turns { try targets[t].select(path) }
+                        var sums = turns.map { _ in (ours: 0.0, floor: 0.0, filter: 0.0, frames: 0) }
+                        for f in 0..<frames {
+                            for (k, (t, i)) in turns.enumerated() where f < targets[t].paths[i].1.count {
+                                let packet = targets[t].paths[i].1[f]
+                                sums[k].ours += try time(targets[t].programFD, packet)
+                                sums[k].floor += try time(floorFD, packet)
+                                sums[k].filter += try filter.map { try time($0.programFD, packet) } ?? 0
+                                sums[k].frames += 1
+                            }
+                        }
+                        guard run >= 0 else { continue }
+                        for (k, (t, i)) in turns.enumerated() {
+                            let n = Double(max(1, sums[k].frames))
+                            samples[t][i].ours.append(sums[k].ours / n)
+                            samples[t][i].floor.append(sums[k].floor / n)
+                            if filter != nil { samples[t][i].filter.append(sums[k].filter / n) }
+                        }
+                    }
                 }
             }
             if run >= 0 { FileOutput.standardError.write("run \(run + 1) of \(runs) measured\n") }
@@ -229,7 +243,7 @@ struct Bench: ParsableCommand {
         fflush(nil) // before the load-balancer rows report progress on stderr
         var balancerRows: [BalancerRow] = []
         if balancer { // its two wrappers take the holds of xdp-filter and of our program
-            (ourLink, filterLink) = (nil, nil)
+            filterLink = nil
             balancerRows = try measureBalancer(floorFD: floorFD, root: root + "-lb", hold: hold)
             print("\n" + renderBalancer(balancerRows))
         }
@@ -386,10 +400,13 @@ struct Bench: ParsableCommand {
                          ipv4: try object.map("filter_ipv4"), ipv6: try object.map("filter_ipv6"))
     }
 
+    /// ns per run of program `fd` on `packet`, averaged over --repeat runs.
+    func time(_ fd: Int32, _ packet: [UInt8]) throws -> Double {
+        Double(try TestRun.run(programFD: fd, packet: packet, repeat: self.repeat).duration)
+    }
+
     func mean(_ fd: Int32, _ packets: [[UInt8]]) throws -> Double {
-        var total = 0.0
-        for p in packets { total += Double(try TestRun.run(programFD: fd, packet: p, repeat: self.repeat).duration) }
-        return total / Double(packets.count)
+        try packets.reduce(0) { try $0 + time(fd, $1) } / Double(packets.count)
     }
 
     static func median(_ xs: [Double]) -> Double { let s = xs.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
@@ -403,12 +420,12 @@ struct Bench: ParsableCommand {
             out += String(format: "%-7@ %6d   %-15@ %8d  %5d  %10.1f  %6.1f  %8.1f", r.profile as NSString, r.rules, r.path.rawValue as NSString, r.nodes, r.trees, r.compileMs, r.ns, r.floor)
                 + "  \(xf)  " + String(format: "%8.2fx", r.perFloor) + "  \(xfRatio)  " + String(format: "%14.2fx", first) + "\n"
         }
-        return out + "(medians of \(runs) runs, each going round all paths; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list;\n"
+        return out + "(medians of \(runs) runs, each going round all paths, a path's frames one at a time at each rule count in turn; each run averages \(frames) frames × \(self.repeat) repeats per path; hits spread over the list;\n"
             + " ratios are medians of per-run ratios: to the baselines measured beside our program, and to the same path's cost at the fewest rules in the same run)"
     }
 
     /// The median over runs of the row's cost against the same profile and path at the
-    /// fewest rules, measured seconds apart in the same run: a spell of the shared machine
+    /// fewest rules, measured frame by frame in turn with it: a spell of the shared machine
     /// that slows our program more than XDP_DROP (~60 ns becoming ~80 while XDP_DROP goes
     /// from ~33 to ~36) then falls on both sides of the ratio.
     func fewest(_ r: Row, _ rows: [Row]) -> Double {
