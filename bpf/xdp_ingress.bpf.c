@@ -91,7 +91,7 @@ SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	struct dp_pkt pkt = {};
-	const struct dp_fw_node *rule;
+	struct fw_match rule;
 	__u32 generation = DP_RL_TABLES;
 
 	switch (parse_packet(ctx, &pkt)) {
@@ -104,10 +104,9 @@ int xdp_ingress(struct xdp_md *ctx)
 	}
 
 	/* No table: no firewall, rate limits or load balancers on this interface. */
-	rule = fw_classify(&pkt, &generation);
-	if (rule) {
-		fw_count(rule, &pkt);
-		if (rule->action == DP_FW_DROP)
+	if (fw_classify(&pkt, &generation, &rule)) {
+		fw_count(&rule, &pkt);
+		if (rule.action == DP_FW_DROP)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
 	} else {
 		generation = DP_RL_TABLES;

@@ -13,14 +13,17 @@ public final class BPFObject {
     /// inner map will have.
     /// `pinPaths`: maps pinned (and reused) elsewhere than `pinRoot`, e.g. maps every
     /// interface's program shares.
+    /// `constants`: the contents of read-only data sections (".rodata.NAME"), which the
+    /// verifier takes as constants.
     public convenience init(_ object: EmbeddedObject, pinRoot: String?, innerMaps: [String: BPFMap] = [:],
-                            pinPaths: [String: String] = [:]) throws(BPFError) {
-        try self.init(name: object.name, bytes: object.bytes, pinRoot: pinRoot, innerMaps: innerMaps, pinPaths: pinPaths)
+                            pinPaths: [String: String] = [:], constants: [String: [UInt8]] = [:]) throws(BPFError) {
+        try self.init(name: object.name, bytes: object.bytes, pinRoot: pinRoot, innerMaps: innerMaps, pinPaths: pinPaths,
+                      constants: constants)
     }
 
     /// Opens and loads an ELF object given as bytes (e.g. another tool's object file).
     public init(name objectName: String, bytes: [UInt8], pinRoot: String?, innerMaps: [String: BPFMap] = [:],
-                pinPaths: [String: String] = [:]) throws(BPFError) {
+                pinPaths: [String: String] = [:], constants: [String: [UInt8]] = [:]) throws(BPFError) {
         name = objectName
         var err: Int32 = 0
         let opened = bytes.withUnsafeBytes { buf in
@@ -40,6 +43,10 @@ public final class BPFObject {
         for (name, path) in pinPaths {
             guard let map = bpf_object__find_map_by_name(handle, name) else { throw BPFError(.findMap(name), errno: ENOENT) }
             try check(bpf_map__set_pin_path(map, path), .pin(path))
+        }
+        for (section, bytes) in constants {
+            guard let map = bpf_object__find_map_by_name(handle, section) else { throw BPFError(.findMap(section), errno: ENOENT) }
+            try check(bytes.withUnsafeBytes { bpf_map__set_initial_value(map, $0.baseAddress, $0.count) }, .createMap(section))
         }
         _ = BPFLog.drain()
         let rc = bpf_object__load(handle)

@@ -74,11 +74,11 @@ public struct FirewallTable: Sendable {
     }
 
     /// The table capacity to load a program with for `nodes` nodes: half as much again
-    /// for rule sets to grow into, in steps of DP_FW_MIN_NODES. Beyond it, apply loads a
-    /// bigger program instance.
+    /// for rule sets to grow into, in steps of DP_FW_MIN_NODES, up to DP_FW_MAX_NODES.
+    /// Beyond it, apply loads a bigger program instance.
     public static func capacity(for nodes: Int) -> Int {
         let step = Int(DP_FW_MIN_NODES)
-        return max(step, (nodes * 3 / 2 + step - 1) / step * step)
+        return min(Int(DP_FW_MAX_NODES), max(step, (nodes * 3 / 2 + step - 1) / step * step))
     }
 
     /// Trees in use, built by the last full compile and by patches since.
@@ -171,7 +171,7 @@ public struct FirewallCompiler {
     /// log2(n) bits wide (at most DP_FW_MAX_CUT_BITS). See widestCut.
     public var maxCutBits = 8
     /// Nodes a table may hold.
-    public var maxNodes = 1 << 22
+    public var maxNodes = Int(DP_FW_MAX_NODES)
     /// Extra leaves a rule may be copied into before it moves to the next tree. Generous:
     /// a copy costs a node, a tree more costs every packet a walk (3 trees instead of 4
     /// for 100,000 ClassBench-shaped acl rules, with fewer nodes).

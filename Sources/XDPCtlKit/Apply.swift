@@ -264,12 +264,12 @@ extension Dataplane {
         do throws(BPFError) {
             if access(dir, F_OK) != 0 && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
             plan.capacity = plan.previous?.firewallCapacity ?? 0
-            // A program from a build whose tables were not mappable takes no mappable ones.
-            var mappable = true
+            // A program from a build whose tables had another shape takes none of this one's.
+            var sameShape = true
             if access(fwPin, F_OK) == 0, let running = try BPFMap.open(pinned: fwPin).innerMap(at: 0) {
-                mappable = try running.info().flags & UInt32(BPF_F_MMAPABLE) != 0
+                sameShape = Self.firewallCapacity(of: running) == plan.capacity
             }
-            let load = !plan.keepsLink || nodes > plan.capacity || !mappable
+            let load = !plan.keepsLink || nodes > plan.capacity || !sameShape
             if load { plan.capacity = max(plan.capacity, FirewallTable.capacity(for: nodes)) }
             // A program loaded ahead serves if its tables are as big; else its pins go.
             let preloaded = plan.preload?.program(forCapacity: plan.capacity)
@@ -295,9 +295,9 @@ extension Dataplane {
                 if let preloaded {
                     plan.program = preloaded
                 } else {
-                    plan.program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: table],
-                                                 pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
-                                                            DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
+                    plan.program = try Self.ingressProgram(pinRoot: dir, table: table,
+                                                           pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
+                                                                      DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
                 }
                 if plan.keepsLink {
                     plan.previousProgram = try XDPLink.program(pinPath: root.link(name))
@@ -330,8 +330,9 @@ extension Dataplane {
         if let spare {
             map = spare
         } else {
+            // One value holding every node (xdpctl_abi.h): the program offsets into it.
             map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_fw_tree", keySize: 4,
-                                    valueSize: MemoryLayout<dp_fw_node>.size, maxEntries: capacity, flags: UInt32(BPF_F_MMAPABLE))
+                                    valueSize: capacity * MemoryLayout<dp_fw_node>.stride, maxEntries: 1, flags: UInt32(BPF_F_MMAPABLE))
         }
         if let table {
             try map.withMappedValues(table.nodes.count, as: dp_fw_node.self, writable: true) { memory in
@@ -339,6 +340,22 @@ extension Dataplane {
             }
         }
         return map
+    }
+
+    /// The capacity (nodes) of firewall table `map`, or nil when it has another shape: a
+    /// table from a build whose programs looked nodes up one by one, or was not mappable.
+    static func firewallCapacity(of map: BPFMap) -> Int? {
+        guard let info = try? map.info(), info.maxEntries == 1, info.flags & UInt32(BPF_F_MMAPABLE) != 0,
+              info.valueSize % MemoryLayout<dp_fw_node>.stride == 0 else { return nil }
+        return info.valueSize / MemoryLayout<dp_fw_node>.stride
+    }
+
+    /// Loads xdp_ingress (maps pinned under `pinRoot`, or at `pinPaths`) for firewall
+    /// tables of `table`'s capacity: the verifier bounds every node offset by it.
+    public static func ingressProgram(pinRoot: String, table: BPFMap, pinPaths: [String: String] = [:]) throws(BPFError) -> BPFObject {
+        guard let capacity = firewallCapacity(of: table) else { throw BPFError(.createMap("dp_fw_tree"), errno: EINVAL) }
+        return try BPFObject(.xdpIngress, pinRoot: pinRoot, innerMaps: [DP_MAP_FW: table], pinPaths: pinPaths,
+                             constants: [DP_FW_RODATA: withUnsafeBytes(of: UInt32(capacity)) { Array($0) }])
     }
 
     /// Counter and table slots by name, as an apply assigns them.

@@ -26,7 +26,7 @@ extension Dataplane {
         do throws(BPFError) {
             let firewall = try BPFMap.open(pinned: root.map(DP_MAP_FW, of: name))
             guard let running = try firewall.innerMap(at: 0), iface.firewallNodes > 0,
-                  try running.info().flags & UInt32(BPF_F_MMAPABLE) != 0 else { return nil }
+                  Self.firewallCapacity(of: running) == iface.firewallCapacity else { return nil }
             // The running table copied into a new one, patched there, swapped in.
             let table = try Self.firewallTable(capacity: iface.firewallCapacity, nil, filling: takeSpare(name, capacity: iface.firewallCapacity))
             let count = try table.withMappedValues(iface.firewallCapacity, as: dp_fw_node.self, writable: true) { (copy) throws(BPFError) -> Int? in
@@ -66,8 +66,7 @@ extension Dataplane {
         let pin = root.spareTable(of: name)
         guard let spare = try? BPFMap.open(pinned: pin) else { return nil }
         unlink(pin)
-        guard let info = try? spare.info(), info.maxEntries == capacity, info.flags & UInt32(BPF_F_MMAPABLE) != 0 else { return nil }
-        return spare
+        return Self.firewallCapacity(of: spare) == capacity ? spare : nil
     }
 
     /// After a swap on interface `name`: keeps `retired`, the table it took out of service,
@@ -79,7 +78,7 @@ extension Dataplane {
         if let retired, capacity > 0 {
             unlink(pin)
             try? retired.pin(at: pin)
-        } else if (try? BPFMap.open(pinned: pin).info().maxEntries) != capacity {
+        } else if (try? BPFMap.open(pinned: pin)).flatMap(Self.firewallCapacity) != capacity {
             unlink(pin)
         }
     }

@@ -26,8 +26,9 @@ final class Preload: @unchecked Sendable {
                 // The template table must outlive the load: libbpf keeps its descriptor, not a
                 // copy. No packet reads it, so it then serves as the spare the first patch fills.
                 let template = try Dataplane.firewallTable(capacity: capacity, nil)
-                let object = try BPFObject(.xdpIngress, pinRoot: root.interface(interface), innerMaps: [DP_MAP_FW: template],
-                                           pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY), DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
+                let object = try Dataplane.ingressProgram(pinRoot: root.interface(interface), table: template,
+                                                          pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
+                                                                     DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
                 try template.pin(at: root.spareTable(of: interface))
                 return object
             })

@@ -58,7 +58,7 @@ extension Bench {
         var firewall = try FirewallCompiler().compile(Firewall(defaultAction: .allow, rules: []), slots: [:])
         firewall.nodes[0].base = 1
         let table = try Dataplane.firewallTable(capacity: Int(DP_FW_MIN_NODES), firewall)
-        let program = try BPFObject(.xdpIngress, pinRoot: root, innerMaps: [DP_MAP_FW: table])
+        let program = try Dataplane.ingressProgram(pinRoot: root, table: table)
         try program.map(DP_MAP_FW).update(UInt32(0), table.fd.raw)
         try Dataplane.installBalancers(Self.balancers, into: program)
         let programFD = try program.programFD(DP_PROG_XDP)

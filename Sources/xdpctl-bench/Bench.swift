@@ -114,7 +114,7 @@ struct Bench: ParsableCommand {
                 try program.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
                 header.base = 1
             }
-            try inner.update(UInt32(0), header)
+            try inner.withMappedValues(1, as: dp_fw_node.self, writable: true) { $0[0] = header }
         }
     }
 
@@ -180,7 +180,7 @@ struct Bench: ParsableCommand {
             try? PinRoot(dir).removeTree(dir)
             mkdir(dir, 0o700)
             let inner = try Dataplane.firewallTable(capacity: FirewallTable.capacity(for: table.nodes.count), table)
-            let program = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: inner])
+            let program = try Dataplane.ingressProgram(pinRoot: dir, table: inner)
             try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
             var paths = framesByPath(fw, table)
             // Rate-limit paths at the smallest rule count: the frames the firewall lets

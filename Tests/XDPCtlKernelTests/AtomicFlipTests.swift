@@ -46,11 +46,7 @@ struct AtomicFlipTests {
         let a = firewall(true), b = firewall(false)
         let slots = Dictionary(uniqueKeysWithValues: (a.rules.map(\.name)).enumerated().map { ($1, UInt32($0 + 1)) })
         let p = try LoadedProgram.load()
-        let tables = try [a, b].map { fw in
-            let t = try LoadedProgram.table(p.capacity)
-            try t.fill(FirewallCompiler().compile(fw, slots: slots).nodes)
-            return t
-        }
+        let tables = try [a, b].map { fw in try LoadedProgram.table(p.capacity, FirewallCompiler().compile(fw, slots: slots)) }
         try p.firewall.update(UInt32(0), tables[0].fd.raw)
         let slotX = slots["x"]!, slotY = slots["y"]!
         let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
@@ -85,11 +81,9 @@ struct AtomicFlipTests {
         let limits = try Dataplane.limitTable(try RateLimitCompiler.compile([limit], slots: ["cap": 1]))
         try p.object.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
         let tables = try [(Firewall(defaultAction: .allow, rules: []), UInt32(1)), (Firewall(defaultAction: .allow, rules: [x]), UInt32(0))].map { fw, slot in
-            var nodes = try FirewallCompiler().compile(fw, slots: ["x": 1]).nodes
-            nodes[0].base = slot
-            let t = try LoadedProgram.table(p.capacity)
-            try t.fill(nodes)
-            return t
+            var table = try FirewallCompiler().compile(fw, slots: ["x": 1])
+            table.nodes[0].base = slot
+            return try LoadedProgram.table(p.capacity, table)
         }
         try p.firewall.update(UInt32(0), tables[0].fd.raw)
         let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))

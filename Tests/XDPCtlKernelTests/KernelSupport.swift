@@ -35,7 +35,7 @@ final class LoadedProgram {
         try root.create()
         let dir = root.interface("test")
         mkdir(dir, 0o700)
-        object = try BPFObject(.xdpIngress, pinRoot: dir, innerMaps: [DP_MAP_FW: try Self.table(capacity)])
+        object = try Dataplane.ingressProgram(pinRoot: dir, table: try Self.table(capacity))
         programFD = try object.programFD(DP_PROG_XDP)
         stats = try object.map(DP_MAP_STATS)
         ruleStats = try object.map(DP_MAP_RULE_STATS)

@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define DP_ABI_VERSION 1
+#define DP_ABI_VERSION 2
 
 /* ---- limits (overridable at build time) -------------------------------------- */
 
@@ -43,11 +43,14 @@
  * DP_FW_PATCH_TREE trees. */
 #define DP_FW_PATCH_TREE (DP_FW_MAX_TREES - 2)
 /* Smallest firewall table. Every table of an interface has the same capacity (nodes),
- * fixed when its program is loaded, so the verifier inlines the per-node lookups; a
- * config that outgrows it gets a bigger program instance, swapped in atomically. */
+ * fixed when its program is loaded (DP_FW_RODATA), so the verifier can bound a node's
+ * offset in the table; a config that outgrows it gets a bigger program instance,
+ * swapped in atomically. */
 #ifndef DP_FW_MIN_NODES
 #define DP_FW_MIN_NODES 4096
 #endif
+/* Largest firewall table: the verifier bounds an offset into a map value by 2^29 bytes. */
+#define DP_FW_MAX_NODES (1 << 22)
 /* Widest cut: a cut node has at most 2^DP_FW_MAX_CUT_BITS children. */
 #define DP_FW_MAX_CUT_BITS 16
 /* Rate-limit match entries per interface (a limit takes one entry per combination of
@@ -166,9 +169,11 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *   source port, destination port (DP_FW_NO_PORT when the packet has no L4 ports: not
  *   TCP/UDP, or a non-first fragment), IP protocol, address family (4 or 6).
  *
- * dp_fw is an ARRAY_OF_MAPS[1] whose one inner map, an ARRAY of dp_fw_node, is the
- * whole compiled rule set of one generation. apply builds a new inner map and swaps
- * the slot, so a packet walks exactly one generation.
+ * dp_fw is an ARRAY_OF_MAPS[1] whose one inner map is the whole compiled rule set of
+ * one generation: an ARRAY with a single value, dp_fw_node[capacity] (node i at byte
+ * i * sizeof(struct dp_fw_node)), so a node is an offset from the table rather than a
+ * lookup of its own. apply builds a new inner map and swaps the slot, so a packet walks
+ * exactly one generation. (ABI version 1 kept one node per array entry.)
  *
  * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
  * slot, action, and priority ~0), its count is the number of trees (0 .. count-1 are in
@@ -203,6 +208,11 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *         may have left out of leaves it covered go to the patch tree.
  */
 #define DP_FW_DIR 10
+
+/* The ELF section of the BPF object holding one __u32: the capacity (nodes) of every
+ * firewall table the program instance will be given. The loader sets it before load;
+ * the verifier takes it as a constant, the bound of every node offset. */
+#define DP_FW_RODATA ".rodata.fw"
 
 enum dp_fw_field {
 	DP_FW_F_SRC0 = 0,

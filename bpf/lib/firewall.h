@@ -14,13 +14,19 @@
 
 #include "common.h"
 
+/* A table is one value holding all its nodes, so a node is an offset from the table,
+ * bounded by dp_fw_nodes, rather than a map lookup of its own. */
 struct dp_fw_tree {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DP_FW_MIN_NODES); /* the interface's capacity, set before load */
+	__uint(max_entries, 1);
 	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct dp_fw_node)); /* libbpf 1.1 cannot size inner values from BTF */
+	/* dp_fw_nodes nodes: the loader gives the real shape (libbpf 1.1 cannot size inner values from BTF) */
+	__uint(value_size, DP_FW_MIN_NODES * sizeof(struct dp_fw_node));
 	__uint(map_flags, BPF_F_MMAPABLE); /* apply reads and writes tables in place */
 };
+
+/* Nodes in every table of this program instance, set by the loader (DP_FW_RODATA). */
+const volatile __u32 dp_fw_nodes SEC(DP_FW_RODATA) = DP_FW_MIN_NODES;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
@@ -64,6 +70,17 @@ static __always_inline int fw_box_matches(const __u32 *lo, const __u32 *hi, cons
 	return 1;
 }
 
+/* Node idx of the table, or NULL past its end. */
+static __always_inline const struct dp_fw_node *fw_node(const struct dp_fw_node *table, __u32 idx)
+{
+	if (idx >= dp_fw_nodes)
+		return NULL;
+	/* The offset comes from the index just checked, not one the compiler kept from
+	 * before, so the verifier knows its bound. */
+	asm volatile("" : "+r"(idx));
+	return &table[idx];
+}
+
 /* The key word a CUT or LEAF node's field names (a field past the key, which no
  * compiled table holds, reads word 0). */
 static __always_inline __u32 fw_key_word(const struct dp_fw_node *n, const struct dp_pkt *p)
@@ -88,7 +105,7 @@ static __always_inline __u32 fw_child(const struct dp_fw_node *n, const struct d
  * follows both chains of dependent loads together; leaves the leaves (or NULL) in
  * *leaf_a and *leaf_b. A root of ~0 is no tree.
  */
-static __always_inline void fw_find_leaves(void *tree, __u32 a, __u32 b, const struct dp_pkt *p,
+static __always_inline void fw_find_leaves(const struct dp_fw_node *table, __u32 a, __u32 b, const struct dp_pkt *p,
 					   const struct dp_fw_node **leaf_a, const struct dp_fw_node **leaf_b)
 {
 	const struct dp_fw_node *na = NULL, *nb = NULL;
@@ -96,14 +113,14 @@ static __always_inline void fw_find_leaves(void *tree, __u32 a, __u32 b, const s
 
 	for (int depth = 0; depth <= DP_FW_MAX_DEPTH && (walk_a || walk_b); depth++) {
 		if (walk_a) {
-			na = bpf_map_lookup_elem(tree, &a);
+			na = fw_node(table, a);
 			if (na && na->kind == DP_FW_NODE_CUT)
 				a = fw_child(na, p);
 			else
 				walk_a = 0;
 		}
 		if (walk_b) {
-			nb = bpf_map_lookup_elem(tree, &b);
+			nb = fw_node(table, b);
 			if (nb && nb->kind == DP_FW_NODE_CUT)
 				b = fw_child(nb, p);
 			else
@@ -114,14 +131,30 @@ static __always_inline void fw_find_leaves(void *tree, __u32 a, __u32 b, const s
 	*leaf_b = walk_b ? NULL : nb;
 }
 
-/* The rule of `leaf` that beats *best, if any, becomes *best. */
-static __always_inline void fw_try_leaf(void *tree, const struct dp_fw_node *leaf, const struct dp_pkt *p,
-					const struct dp_fw_node **best)
+/* What decides a packet: a rule's (or the header's) priority, counter slot and action.
+ * Kept as values rather than a pointer into the table: the verifier then sees every
+ * path through the trees end alike, and prunes them. */
+struct fw_match {
+	__u32 priority;
+	__u32 slot;
+	__u32 action;
+};
+
+static __always_inline void fw_take(struct fw_match *m, const struct dp_fw_node *n)
 {
-	__u32 base, count, idx;
+	m->priority = n->priority;
+	m->slot = n->slot;
+	m->action = n->action;
+}
+
+/* The rule of `leaf` that beats *best, if any, becomes *best. */
+static __always_inline void fw_try_leaf(const struct dp_fw_node *table, const struct dp_fw_node *leaf, const struct dp_pkt *p,
+					struct fw_match *best)
+{
+	__u32 base, count;
 
 	/* A leaf's priority is at most its rules': none of them beats a match that good. */
-	if (!leaf || leaf->kind != DP_FW_NODE_LEAF || leaf->priority >= (*best)->priority)
+	if (!leaf || leaf->kind != DP_FW_NODE_LEAF || leaf->priority >= best->priority)
 		return;
 	/* The leaf's guard: a word all its rules' ranges lie within (see xdpctl_abi.h). */
 	if (fw_key_word(leaf, p) - leaf->guard_value > ~leaf->guard_mask)
@@ -129,37 +162,35 @@ static __always_inline void fw_try_leaf(void *tree, const struct dp_fw_node *lea
 	base = leaf->base;
 	count = leaf->count;
 	for (__u32 i = 0; i < DP_FW_LEAF_MAX && i < count; i++) {
-		const struct dp_fw_node *r;
+		const struct dp_fw_node *r = fw_node(table, base + i);
 
-		idx = base + i;
-		r = bpf_map_lookup_elem(tree, &idx);
-		if (!r || r->priority >= (*best)->priority)
+		if (!r || r->priority >= best->priority)
 			return;
 		if (fw_box_matches(r->lo, r->hi, p->key)) {
-			*best = r;
+			fw_take(best, r);
 			return;
 		}
 	}
 }
 
 /*
- * fw_classify — the rule that decides the packet: the first matching rule, or the
- * header, which carries the default action. NULL when no firewall is configured.
- * *generation is set to the header's dp_rl slot (see xdpctl_abi.h).
+ * fw_classify — fills *best with the rule that decides the packet: the first matching
+ * rule, or the header, which carries the default action. Returns 0 when no firewall is
+ * configured. *generation is set to the header's dp_rl slot (see xdpctl_abi.h).
  */
-static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt *p, __u32 *generation)
+static __always_inline int fw_classify(const struct dp_pkt *p, __u32 *generation, struct fw_match *best)
 {
 	__u32 zero = 0;
-	const struct dp_fw_node *header, *best;
+	const struct dp_fw_node *table, *header;
 	void *tree = bpf_map_lookup_elem(&dp_fw, &zero);
 
 	if (!tree)
-		return NULL;
-	header = bpf_map_lookup_elem(tree, &zero);
+		return 0;
+	header = table = bpf_map_lookup_elem(tree, &zero); /* node 0 */
 	if (!header || header->kind != DP_FW_NODE_HEADER)
-		return NULL;
+		return 0;
 	*generation = header->base;
-	best = header;
+	fw_take(best, header);
 
 	/* Trees in pairs, walked together; a tree whose best priority cannot beat the match
 	 * so far (found in earlier pairs) is skipped. */
@@ -168,7 +199,7 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 		__u32 a = header->lo[t] < best->priority ? header->hi[t] : ~0U;
 		__u32 b = t + 1 < header->count && header->lo[t + 1] < best->priority ? header->hi[t + 1] : ~0U;
 
-		fw_find_leaves(tree, a, b, p, &leaf_a, &leaf_b);
+		fw_find_leaves(table, a, b, p, &leaf_a, &leaf_b);
 		/* The leaf whose rules come first is tried first: its match leaves fewer of the
 		 * other's rules to check. */
 		if (leaf_a && leaf_b && leaf_b->priority < leaf_a->priority) {
@@ -177,14 +208,14 @@ static __always_inline const struct dp_fw_node *fw_classify(const struct dp_pkt 
 			leaf_b = leaf_a;
 			leaf_a = first;
 		}
-		fw_try_leaf(tree, leaf_a, p, &best);
-		fw_try_leaf(tree, leaf_b, p, &best);
+		fw_try_leaf(table, leaf_a, p, best);
+		fw_try_leaf(table, leaf_b, p, best);
 	}
-	return best;
+	return 1;
 }
 
 /* Adds the packet to the rule's hit counters. */
-static __always_inline void fw_count(const struct dp_fw_node *rule, const struct dp_pkt *p)
+static __always_inline void fw_count(const struct fw_match *rule, const struct dp_pkt *p)
 {
 	__u32 slot = rule->slot;
 	struct dp_rule_stats *s = bpf_map_lookup_elem(&dp_rule_stats, &slot);
