@@ -73,12 +73,15 @@ static __always_inline int fw_box_matches(const __u32 *lo, const __u32 *hi, cons
 /* Node idx of the table, or NULL past its end. */
 static __always_inline const struct dp_fw_node *fw_node(const struct dp_fw_node *table, __u32 idx)
 {
+	__u64 i = idx;
+
 	if (idx >= dp_fw_nodes)
 		return NULL;
 	/* The offset comes from the index just checked, not one the compiler kept from
-	 * before, so the verifier knows its bound. */
-	asm volatile("" : "+r"(idx));
-	return &table[idx];
+	 * before, so the verifier knows its bound (and as 64 bits, so that it is not
+	 * zero-extended again). */
+	asm volatile("" : "+r"(i));
+	return &table[i];
 }
 
 /* The key word a CUT or LEAF node's field names (a field past the key, which no
