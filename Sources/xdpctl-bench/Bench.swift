@@ -95,7 +95,7 @@ struct Bench: ParsableCommand {
 
     /// A rule set's compiled table in a program instance of its own, and its frames by path.
     struct Target {
-        var profile: String, rules: Int, root: String, table: FirewallTable, compileMs: Double
+        var profile: String, rules: Int, table: FirewallTable, compileMs: Double
         var inner: BPFMap, program: BPFObject, programFD: Int32
         /// Each path's frames, built once.
         var paths: [(Path, [[UInt8]])]
@@ -161,8 +161,8 @@ struct Bench: ParsableCommand {
 
         // Every rule set gets its own program instance, sized for its table as apply
         // sizes one, and pin directory (maps pinned by name would be shared otherwise).
-        var targets: [Target] = []
-        defer { for t in targets { try? PinRoot(t.root).removeTree(t.root) } }
+        var targets: [Target] = [], dirs: [String] = []
+        defer { for dir in dirs { try? PinRoot(dir).removeTree(dir) } }
         for profile in profiles.compactMap(RuleProfile.init(rawValue:)) { for n in rules {
             let fw = profile.rules(count: n, seed: 42)
             let clock = ContinuousClock()
@@ -179,6 +179,7 @@ struct Bench: ParsableCommand {
             let dir = "\(root)-\(profile.rawValue)-\(n)"
             try? PinRoot(dir).removeTree(dir)
             mkdir(dir, 0o700)
+            dirs.append(dir) // removed at the end, even when the program fails to load
             let inner = try Dataplane.firewallTable(capacity: FirewallTable.capacity(for: table.nodes.count), table)
             let program = try Dataplane.ingressProgram(pinRoot: dir, table: inner)
             try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
@@ -190,7 +191,7 @@ struct Bench: ParsableCommand {
             }
             // xdp-filter gets rules for every frame once; they serve every run.
             if let filter { try filter.match(paths.flatMap(\.1)) }
-            targets.append(Target(profile: profile.rawValue, rules: n, root: dir, table: table, compileMs: compileMs, inner: inner,
+            targets.append(Target(profile: profile.rawValue, rules: n, table: table, compileMs: compileMs, inner: inner,
                                   program: program, programFD: try program.programFD(DP_PROG_XDP),
                                   paths: paths.map { ($0.0, $0.1.map(PacketBuilder().frame)) }))
         } }
