@@ -5,7 +5,7 @@
  *
  * The control plane compiles the ordered rule list into at most DP_FW_MAX_TREES
  * decision trees (HiCuts-style cuts, EffiCuts-style separation of rules that would be
- * copied too often). Per tree a packet does at most DP_FW_MAX_DEPTH array lookups to
+ * copied too often). Per tree a packet reads at most DP_FW_MAX_DEPTH cut nodes to
  * reach a leaf and tries at most DP_FW_LEAF_MAX rules in priority order, stopping at
  * the first rule that cannot beat the best match so far. See xdpctl_abi.h.
  */
