@@ -173,7 +173,9 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  * one generation: an ARRAY with a single value, dp_fw_node[capacity] (node i at byte
  * i * sizeof(struct dp_fw_node)), so a node is an offset from the table rather than a
  * lookup of its own. apply builds a new inner map and swaps the slot, so a packet walks
- * exactly one generation. (ABI version 1 kept one node per array entry.)
+ * exactly one generation. (ABI version 1 kept one node per array entry. dp_fw keeps its
+ * name all the same: apply checks a running table's shape, and never hands a table
+ * of one version's shape to the other's program, nor patches it.)
  *
  * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
  * slot, action, and priority ~0), its count is the number of trees (0 .. count-1 are in

@@ -20,7 +20,8 @@ struct dp_fw_tree {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(__u32));
-	/* dp_fw_nodes nodes: the loader gives the real shape (libbpf 1.1 cannot size inner values from BTF) */
+	/* dp_fw_nodes nodes: the loader gives the real shape (libbpf 1.1 cannot size
+	 * inner values from BTF) */
 	__uint(value_size, DP_FW_MIN_NODES * sizeof(struct dp_fw_node));
 	__uint(map_flags, BPF_F_MMAPABLE); /* apply reads and writes tables in place */
 };
