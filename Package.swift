@@ -28,14 +28,16 @@ let package = Package(
             "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         // The benchmark command (scripts/bench.sh): program cost against baselines in one run.
+        // What tests and the benchmark run the data plane on, which xdpctl does not link: packet
+        // builders, rule-set generators, the first-match reference and the data path's walks
+        // and hashes in Swift, load balancers written straight into a loaded program.
+        .target(name: "XDPCtlWorkloads", dependencies: ["XDPCtlKit"]),
         .executableTarget(name: "xdpctl-bench", dependencies: [
-            "XDPCtlKit", "XDPCtlTestSupport", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "XDPCtlKit", "XDPCtlWorkloads", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], plugins: ["BPFCompiler"]),
 
-        // The first-match reference classifier and rule-set generators, shared by tests and the benchmark.
-        .target(name: "XDPCtlTestSupport", dependencies: ["XDPCtlCore"], path: "Tests/Support"),
-        .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlTestSupport"]),
-        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlTestSupport"], plugins: ["BPFCompiler"]),
+        .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlWorkloads"]),
+        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlWorkloads"], plugins: ["BPFCompiler"]),
         .testTarget(name: "XDPCtlEndToEndTests", dependencies: ["XDPCtlCore"]),
     ]
 )

@@ -6,6 +6,7 @@
 #include "lib/common.h"
 #include "lib/parsing.h"
 #include "lib/stats.h"
+#include "lib/generation.h"
 #include "lib/firewall.h"
 #include "lib/ratelimit.h"
 #include "lib/lb.h"
@@ -24,8 +25,8 @@ struct dp_target {
 	__u32 tag;
 };
 
-/* Load balancing, then reply translation: LB_FORWARD fills *t. `generation`: the table
- * slot, or DP_RL_TABLES for an interface without tables. */
+/* Load balancing, then reply translation: LB_FORWARD fills *t. `generation`: the slot of
+ * the generation's balancers, or DP_GEN_SLOTS when it has none. */
 static __always_inline int dp_balance(const struct dp_pkt *p, __u32 generation, struct dp_target *t)
 {
 	const struct dp_lb_backend *backend;
@@ -68,17 +69,17 @@ static __always_inline int dp_translate(struct xdp_md *ctx, const struct dp_pkt 
 /* Everything after the firewall let the packet through: rate limits, then the load
  * balancer and reply translation. A global function, so the verifier checks it once on
  * its own instead of once for every path through the firewall's trees (loading stays
- * fast); firewall drops, the path under attack, never pay for the call. `generation`: the table slot, or DP_RL_TABLES for an
- * interface without tables. Returns the verdict, counted. */
-__noinline int dp_admitted(struct xdp_md *ctx, const struct dp_pkt *p, __u32 generation)
+ * fast); firewall drops, the path under attack, never pay for the call. `slot` and
+ * `tables`: the packet's generation (see generation.h). Returns the verdict, counted. */
+__noinline int dp_admitted(struct xdp_md *ctx, const struct dp_pkt *p, __u32 slot, __u32 tables)
 {
 	struct dp_target target = {};
 
 	if (!p)
 		return XDP_ABORTED;
-	if (generation < DP_RL_TABLES && !rl_admit(p, generation))
+	if ((tables & DP_GEN_RATE_LIMITS) && !rl_admit(p, slot))
 		return dp_count(p, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
-	switch (dp_balance(p, generation, &target)) {
+	switch (dp_balance(p, tables & DP_GEN_BALANCERS ? slot : DP_GEN_SLOTS, &target)) {
 	case LB_FORWARD:
 		return dp_translate(ctx, p, &target);
 	case LB_NO_BACKEND:
@@ -91,8 +92,8 @@ SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	struct dp_pkt pkt = {};
+	struct dp_generation gen;
 	struct fw_match rule;
-	__u32 generation = DP_RL_TABLES;
 
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
@@ -103,20 +104,18 @@ int xdp_ingress(struct xdp_md *ctx)
 		break;
 	}
 
-	/* No table: no firewall, rate limits or load balancers on this interface. */
-	if (fw_classify(&pkt, &generation, &rule)) {
+	gen_read(&gen);
+	if ((gen.tables & DP_GEN_FIREWALL) && fw_classify(&pkt, gen.slot, &rule)) {
 		fw_count(&rule, &pkt);
 		if (rule.action == DP_FW_DROP)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
-	} else {
-		generation = DP_RL_TABLES;
 	}
 	/* Most packets need nothing more: no rate limits here, and ports that no VIP of this
 	 * interface and no backend use. They skip the call. */
-	if (!bpf_map_lookup_elem(&dp_rl, &generation) && !lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) &&
+	if (!(gen.tables & DP_GEN_RATE_LIMITS) && !lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) &&
 	    !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
 		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
-	return dp_admitted(ctx, &pkt, generation);
+	return dp_admitted(ctx, &pkt, gen.slot, gen.tables);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

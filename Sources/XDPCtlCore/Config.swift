@@ -1,4 +1,4 @@
-/// The config file, version 1, as validated values (see SPEC.md). Every string the
+/// The config file, version 1, as validated values (docs/config.md is the reference). Every string the
 /// file holds has been turned into a typed value; nothing here can be malformed.
 public struct Config: Sendable, Equatable {
     public var interfaces: [InterfaceConfig]

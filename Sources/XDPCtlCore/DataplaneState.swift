@@ -34,15 +34,13 @@ public struct InterfaceState: Sendable, Equatable {
     public var firewallCapacity: Int
     /// Bucket and counter slot per rate-limit name.
     public var limitSlots: [String: UInt32]
-    /// The slot (0 or 1) of dp_rl, dp_lb_vips and dp_lb_ring the running generation uses.
-    public var limitTable: Int
     /// Counter slot per load-balancer name, and backend slot per backend identity
     /// (LoadBalancerCompiler.backendID).
     public var vipSlots: [String: UInt32]
     public var backendSlots: [String: UInt32]
 
     public init(name: String, ifindex: Int32, mode: String, slots: RuleSlots, firewallNodes: Int, firewallTrees: Int,
-                firewallCapacity: Int, limitSlots: [String: UInt32] = [:], limitTable: Int = 0,
+                firewallCapacity: Int, limitSlots: [String: UInt32] = [:],
                 vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:], firewallPatchTrees: Int = 0) {
         self.name = name
         self.ifindex = ifindex
@@ -53,7 +51,6 @@ public struct InterfaceState: Sendable, Equatable {
         self.firewallPatchTrees = firewallPatchTrees
         self.firewallCapacity = firewallCapacity
         self.limitSlots = limitSlots
-        self.limitTable = limitTable
         self.vipSlots = vipSlots
         self.backendSlots = backendSlots
     }
@@ -160,7 +157,7 @@ extension DataplaneState {
                     "name": .string(i.name), "ifindex": .int(i.ifindex), "mode": .string(i.mode),
                     "firewall_nodes": .int(i.firewallNodes), "firewall_trees": .int(i.firewallTrees),
                     "firewall_patch_trees": .int(i.firewallPatchTrees),
-                    "firewall_capacity": .int(i.firewallCapacity), "limit_table": .int(i.limitTable),
+                    "firewall_capacity": .int(i.firewallCapacity),
                     "limit_slots": Self.slotObject(i.limitSlots),
                     "vip_slots": Self.slotObject(i.vipSlots),
                     "backend_slots": Self.slotObject(i.backendSlots),
@@ -211,7 +208,7 @@ extension DataplaneState {
                                              firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
                                              firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0),
                                              firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0),
-                                             limitSlots: try optionalSlots("limit_slots"), limitTable: Int(int(member(m, "limit_table")) ?? 0),
+                                             limitSlots: try optionalSlots("limit_slots"),
                                              vipSlots: try optionalSlots("vip_slots"), backendSlots: try optionalSlots("backend_slots"),
                                              firewallPatchTrees: Int(int(member(m, "firewall_patch_trees")) ?? 0)))
         }

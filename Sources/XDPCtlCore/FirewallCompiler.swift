@@ -21,58 +21,6 @@ public struct FirewallTable: Sendable {
         boxCount = directory.count
     }
 
-    /// Walks the table exactly as fw_classify in bpf/lib/firewall.h does; returns the
-    /// index of the deciding RULE node, or 0 (the header, carrying the default action).
-    public func classify(_ key: [UInt32]) -> Int {
-        var work = Work()
-        return classify(key, counting: &work)
-    }
-
-    /// What a packet costs the data path: trees walked, cut nodes passed, rules checked,
-    /// and levels: cut nodes one after another (a pair of trees walked together costs
-    /// the deeper walk's).
-    public struct Work: Sendable {
-        public var trees = 0, cuts = 0, checks = 0, levels = 0
-        public init() {}
-    }
-
-    /// classify, adding up the work the walk does.
-    public func classify(_ key: [UInt32], counting work: inout Work) -> Int {
-        let header = nodes[0], trees = min(Int(DP_FW_MAX_TREES), Int(header.count))
-        var best = 0
-        // Trees in pairs: both are walked (or skipped) before either's leaf is tried, the
-        // leaf with the lower priority first.
-        for pair in stride(from: 0, to: trees, by: 2) {
-            let walked = (pair..<min(pair + 2, trees)).filter { header.bound($0, high: false) < nodes[best].priority }
-            var deepest = 0
-            defer { work.levels += deepest }
-            var leaves: [Int] = []
-            for tree in walked {
-                var index = Int(header.bound(tree, high: true))
-                work.trees += 1
-                for depth in 0...Int(DP_FW_MAX_DEPTH) where nodes[index].kind == UInt8(DP_FW_NODE_CUT.rawValue) {
-                    let n = nodes[index], word = key[Int(n.field)], bits = UInt32(n.bits)
-                    index = Int(n.base) + Int(word & n.guard_mask != n.guard_value ? 1 << bits : (word >> UInt32(n.shift)) & ((1 << bits) - 1))
-                    work.cuts += 1
-                    deepest = max(deepest, depth + 1)
-                }
-                leaves.append(index)
-            }
-            if leaves.count == 2, nodes[leaves[1]].priority < nodes[leaves[0]].priority { leaves.swapAt(0, 1) }
-            for index in leaves {
-                let leaf = nodes[index]
-                guard leaf.kind == UInt8(DP_FW_NODE_LEAF.rawValue), leaf.priority < nodes[best].priority,
-                      key[Int(leaf.field)] &- leaf.guard_value <= ~leaf.guard_mask else { continue }
-                for r in Int(leaf.base)..<Int(leaf.base) + min(Int(leaf.count), Int(DP_FW_LEAF_MAX)) {
-                    if nodes[r].priority >= nodes[best].priority { break }
-                    work.checks += 1
-                    if nodes[r].matches(key) { best = r; break }
-                }
-            }
-        }
-        return best
-    }
-
     /// The table capacity to load a program with for `nodes` nodes: half as much again
     /// for rule sets to grow into, in steps of DP_FW_MIN_NODES, up to DP_FW_MAX_NODES.
     /// Beyond it, apply loads a bigger program instance.
@@ -121,7 +69,8 @@ extension FirewallTable {
 }
 
 extension dp_fw_node {
-    func bound(_ field: Int, high: Bool) -> UInt32 {
+    /// The inclusive low or high bound of key word `field` (a RULE's box; a HEADER's trees).
+    public func bound(_ field: Int, high: Bool) -> UInt32 {
         withUnsafeBytes(of: high ? hi : lo) { $0.load(fromByteOffset: field * 4, as: UInt32.self) }
     }
 
@@ -145,7 +94,8 @@ extension dp_fw_node {
         return true
     }
 
-    func matches(_ key: [UInt32]) -> Bool {
+    /// Whether a RULE node's box holds `key`.
+    public func matches(_ key: [UInt32]) -> Bool {
         (0..<Int(DP_FW_NFIELDS.rawValue)).allSatisfy { bound($0, high: false) <= key[$0] && key[$0] <= bound($0, high: true) }
     }
 }

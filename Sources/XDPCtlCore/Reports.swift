@@ -125,7 +125,7 @@ public struct InterfaceStats: Sendable, Equatable {
 }
 
 public enum StatsRenderer {
-    /// The `stats --json` document (SPEC.md shape; `firewall_default` added).
+    /// The `stats --json` document (docs/commands.md gives its shape).
     public static func json(_ stats: [InterfaceStats], generation: UInt64?) -> String {
         let ifs: [JSONValue] = stats.map { s in
             var members: [JSONMember] = [

@@ -58,9 +58,6 @@ extension Dataplane {
         var limitSlots: [String: UInt32]
         var freshLimitSlots: [UInt32]
         var limits: [dp_rl_entry]?
-        /// The slot of dp_rl, dp_lb_vips and dp_lb_ring this generation's tables go to: the
-        /// one the running generation does not use.
-        var limitTable: Int
         /// Load-balancer counter slots by name and backend slots by identity, the ones new
         /// in this apply, the backend slots it frees, and the compiled tables (nil: none).
         var vipSlots: [String: UInt32] = [:]
@@ -84,23 +81,21 @@ extension Dataplane {
         /// The interface's program, loaded ahead while the rule sets compiled (a new interface).
         var preload: Preload?
         /// The running table pin, moved aside while a bigger program replaces it.
-        var setAside: String?
+        var setAside: [String] = []
         /// The running program, to swap back if the apply fails after replacing it.
         var previousProgram: FileDescriptor?
-        var firewallMap: BPFMap?
         var ruleStats: BPFMap?
-        var inner: BPFMap?
-        var previousInner: BPFMap?
-        /// dp_rl, dp_lb_vips and dp_lb_ring: the tables to put in slot limitTable, and what was there.
-        var slotted: [SlottedTable] = []
+        /// The interface's generation root and table maps, and the new generation's tables.
+        var maps: GenerationMaps?
+        var tables: [GenerationTable: BPFMap] = [:]
+        /// The slot the new generation fills (the one the running generation does not
+        /// use), the running generation's, and its root record to flip back to.
+        var slot: UInt32 = 0
+        var runningSlot: UInt32?
+        var previousRecord: BPFMap?
+        /// The running firewall table: the spare once the new generation runs.
+        var previousFirewall: BPFMap?
         var mode = XDPAttachMode.native
-    }
-
-    /// A map-in-map slot that the firewall header selects, with its new and previous table.
-    struct SlottedTable {
-        var outer: BPFMap
-        var inner: BPFMap?
-        var previous: BPFMap?
     }
 
     /// Makes the kernel match `text`. Atomic per interface: a packet sees the old rule set or
@@ -180,11 +175,11 @@ extension Dataplane {
         }
         let generation = (old?.generation ?? 0) + 1
         let replies = Replies(root: root, new: LoadBalancerCompiler.replies(config), old: oldConfig.map(LoadBalancerCompiler.replies) ?? [])
-        try commit(&plans, old: old, created: created, replies: replies) { plans throws(BPFError) in
+        try commit(&plans, generation: generation, old: old, created: created, replies: replies) { plans throws(BPFError) in
             let interfaces = plans.map { p in
                 InterfaceState(name: p.config.name, ifindex: p.ifindex, mode: p.mode.rawValue, slots: RuleSlots(p.slots),
                                firewallNodes: p.table?.nodes.count ?? 0, firewallTrees: p.table?.trees ?? 0,
-                               firewallCapacity: p.capacity, limitSlots: p.limitSlots, limitTable: p.limitTable,
+                               firewallCapacity: p.capacity, limitSlots: p.limitSlots,
                                vipSlots: p.vipSlots, backendSlots: p.backendSlots)
             }
             try root.writeState(DataplaneState(generation: generation, netns: netns, configText: text, interfaces: interfaces).encoded)
@@ -213,9 +208,8 @@ extension Dataplane {
             let (vipSlots, freshVips) = InterfaceState.assignSlots(iface.loadBalancers.map(\.name), previous: previous?.vipSlots ?? [:])
             let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)
             let (backendSlots, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
-            let limitTable = previous.map { 1 - $0.limitTable } ?? 0
             let compiled = Self.compile(iface, at: i, slots: Slots(rules: slots, limits: limitSlots, vips: vipSlots, backends: backendSlots),
-                                        limitTable: limitTable, compiler: compiler)
+                                        compiler: compiler)
             errors += compiled.errors
             let (table, limits) = (compiled.table, compiled.limits)
             var keepsLink = false
@@ -226,7 +220,7 @@ extension Dataplane {
             var plan = InterfacePlan(config: iface, ifindex: ifindex, previous: previous, slots: slots,
                                      freshSlots: fresh, resetDefault: oldDefault != iface.firewall?.defaultAction,
                                      table: table, limitSlots: limitSlots, freshLimitSlots: freshLimits, limits: limits,
-                                     limitTable: limitTable, keepsLink: keepsLink)
+                                     keepsLink: keepsLink)
             plan.vipSlots = vipSlots
             plan.freshVipSlots = freshVips
             plan.backendSlots = backendSlots
@@ -259,16 +253,20 @@ extension Dataplane {
         let name = plan.config.name
         let dir = root.interface(name)
         let created = access(dir, F_OK) != 0 || plan.preload != nil
-        let fwPin = root.map(DP_MAP_FW, of: name)
         let nodes = plan.table?.nodes.count ?? 0
         do throws(BPFError) {
             if access(dir, F_OK) != 0 && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
             plan.capacity = plan.previous?.firewallCapacity ?? 0
-            // A program from a build whose tables had another shape takes none of this one's.
-            var sameShape = true
-            if access(fwPin, F_OK) == 0, let running = try BPFMap.open(pinned: fwPin).innerMap(at: 0) {
-                sameShape = Self.firewallCapacity(of: running) == plan.capacity
-            }
+            // The running generation, read from the running program's root. A program from
+            // a build whose tables had another shape takes none of this one's; one from
+            // before generation roots (ABI 2) has none.
+            let pinned = plan.preload == nil && access(root.map(DP_MAP_GEN, of: name), F_OK) == 0 ? try GenerationMaps(pinDirectory: dir) : nil
+            let running = try pinned?.running()
+            plan.runningSlot = running?.slot
+            plan.slot = running.map { 1 - $0.slot } ?? 0
+            plan.previousFirewall = try running.flatMap { r throws(BPFError) in try pinned!.table(.firewall, slot: r.slot) }
+            var sameShape = pinned != nil
+            if let running = plan.previousFirewall { sameShape = Self.firewallCapacity(of: running) == plan.capacity }
             let load = !plan.keepsLink || nodes > plan.capacity || !sameShape
             if load { plan.capacity = max(plan.capacity, FirewallTable.capacity(for: nodes)) }
             // A program loaded ahead serves if its tables are as big; else its pins go.
@@ -284,13 +282,15 @@ extension Dataplane {
             }
             let spare = load || plan.table == nil ? nil : takeSpare(name, capacity: plan.capacity)
             let table = try Self.firewallTable(capacity: plan.capacity, plan.table, filling: spare)
-            if plan.table != nil { plan.inner = table }
+            if plan.table != nil { plan.tables[.firewall] = table }
             if load {
-                // A program instance sized for this table (counter maps are reused from
-                // their pins); the running table's pin steps aside until commit.
-                if preloaded == nil && access(fwPin, F_OK) == 0 {
-                    plan.setAside = fwPin + "_old"
-                    if rename(fwPin, plan.setAside!) != 0 { throw BPFError(.pin(fwPin), errno: errno) }
+                // A program instance sized for this table, with a root of its own (counters
+                // and the other table maps are reused from their pins). The running
+                // program's root and table pins step aside until commit: it runs on them,
+                // untouched, until the link switches programs.
+                for pin in [DP_MAP_GEN, DP_MAP_FW].map({ root.map($0, of: name) }) where preloaded == nil && access(pin, F_OK) == 0 {
+                    if rename(pin, pin + "_old") != 0 { throw BPFError(.pin(pin), errno: errno) }
+                    plan.setAside.append(pin)
                 }
                 if let preloaded {
                     plan.program = preloaded
@@ -302,22 +302,17 @@ extension Dataplane {
                 if plan.keepsLink {
                     plan.previousProgram = try XDPLink.program(pinPath: root.link(name))
                 }
-            } else {
-                plan.previousInner = try BPFMap.open(pinned: fwPin).innerMap(at: 0)
             }
-            plan.firewallMap = try BPFMap.open(pinned: fwPin)
+            // The new generation goes to a new program's maps, else the running one's.
+            let maps = if let program = plan.program { try GenerationMaps(program) } else { try GenerationMaps(pinDirectory: dir) }
+            plan.maps = maps
+            plan.previousRecord = try maps.record()
             plan.ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
-            // These maps keep one shape, so every program instance shares the pinned ones.
-            let inners = [DP_MAP_RL: try plan.limits.map(Self.limitTable),
-                          DP_MAP_LB_VIPS: try plan.balancers.map(Self.vipTable), DP_MAP_LB_RING: try plan.balancers.map(Self.ringTable)]
-            plan.slotted = []
-            for (map, inner) in inners {
-                let outer = try BPFMap.open(pinned: root.map(map, of: name))
-                plan.slotted.append(SlottedTable(outer: outer, inner: inner, previous: try outer.innerMap(at: UInt32(plan.limitTable))))
-            }
+            if let limits = plan.limits { plan.tables[.rateLimits] = try Self.limitTable(limits) }
+            if let balancers = plan.balancers { plan.tables.merge(try Self.balancerTables(balancers)) { $1 } }
         } catch {
             restore(plan)
-            plan.setAside = nil
+            plan.setAside = []
             throw .kernel(error)
         }
         return created
@@ -382,15 +377,12 @@ extension Dataplane {
 
     /// The interface's firewall table, rate-limit entries and load-balancer tables as
     /// apply installs them (nil: none), and what stops them from fitting.
-    static func compile(_ iface: InterfaceConfig, at i: Int, slots: Slots, limitTable: Int, compiler: FirewallCompiler)
+    static func compile(_ iface: InterfaceConfig, at i: Int, slots: Slots, compiler: FirewallCompiler)
         -> (table: FirewallTable?, limits: [dp_rl_entry]?, balancers: LoadBalancerTables?, errors: [ConfigError]) {
         var table: FirewallTable?, limits: [dp_rl_entry]?, balancers: LoadBalancerTables?, errors: [ConfigError] = []
-        // Rate limits and load balancers need a firewall table too: its header names their slot.
-        let needsTable = !iface.rateLimits.isEmpty || !iface.loadBalancers.isEmpty
-        if let fw = iface.firewall ?? (needsTable ? Firewall(defaultAction: .allow, rules: []) : nil) {
+        if let fw = iface.firewall {
             do {
                 table = try compiler.compile(fw, slots: slots.rules)
-                table?.nodes[0].base = UInt32(limitTable)
             } catch {
                 errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
             }
@@ -411,25 +403,25 @@ extension Dataplane {
     }
 
     /// A dp_rl table holding `entries`.
-    static func limitTable(_ entries: [dp_rl_entry]) throws(BPFError) -> BPFMap {
+    public static func limitTable(_ entries: [dp_rl_entry]) throws(BPFError) -> BPFMap {
         let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4,
                                     valueSize: MemoryLayout<dp_rl_entry>.size, maxEntries: RateLimitCompiler.capacity + 1)
         try map.fill(entries)
         return map
     }
 
-    /// Puts a set-aside table pin back (the apply did not go through).
+    /// Puts set-aside pins back (the apply did not go through).
     func restore(_ plan: InterfacePlan) {
-        guard let aside = plan.setAside else { return }
-        let pin = root.map(DP_MAP_FW, of: plan.config.name)
-        unlink(pin)
-        rename(aside, pin)
+        for pin in plan.setAside {
+            unlink(pin)
+            rename(pin + "_old", pin)
+        }
     }
 
     /// Flips every interface to its new generation, attaches new interfaces, records the
     /// state and detaches the interfaces the file no longer names. On failure before the
     /// state is recorded, flips back and detaches what it attached.
-    func commit(_ plans: inout [InterfacePlan], old: DataplaneState?, created: [String], replies: Replies,
+    func commit(_ plans: inout [InterfacePlan], generation: UInt64, old: DataplaneState?, created: [String], replies: Replies,
                 record: ([InterfacePlan]) throws(BPFError) -> Void) throws(DataplaneError) {
         var flipped: [Int] = []
         var attached: [Int] = []
@@ -444,10 +436,10 @@ extension Dataplane {
                 }
                 try resetLimitSlots(p)
                 try fillBackendSlots(p)
-                // Limits and balancers go to the slot no packet reads; the firewall swap switches all.
+                // Every table goes to the slot no packet reads; one update of the root switches them all.
                 flipped.append(i)
-                for t in p.slotted { try setTree(t.outer, t.inner, slot: p.limitTable) }
-                try setTree(p.firewallMap!, p.inner)
+                try p.maps!.stage(p.tables, slot: p.slot)
+                try p.maps!.flip(id: generation, slot: p.slot, tables: p.tables.keys)
             }
             for i in plans.indices {
                 let name = plans[i].config.name
@@ -465,8 +457,8 @@ extension Dataplane {
             try record(plans)
         } catch {
             for i in flipped {
-                try? setTree(plans[i].firewallMap!, plans[i].previousInner)
-                for t in plans[i].slotted { try? setTree(t.outer, t.previous, slot: plans[i].limitTable) }
+                try? plans[i].maps!.restore(plans[i].previousRecord)
+                try? plans[i].maps!.clear(slot: plans[i].slot)
                 try? writeVipPorts(plans[i], plans[i].oldVipPorts)
             }
             for i in attached { try? XDPLink.detach(pinPath: root.link(plans[i].config.name), interface: plans[i].config.name) }
@@ -480,11 +472,18 @@ extension Dataplane {
             for name in created { try? root.removeTree(root.interface(name)) }
             throw .kernel(error)
         }
-        for p in plans {
-            if let aside = p.setAside { unlink(aside) }
-            keepSpare(p.previousInner, of: p.config.name, capacity: p.inner == nil ? 0 : p.capacity)
-        }
         do {
+            for p in plans {
+                for pin in p.setAside { unlink(pin + "_old") }
+                // ABI 2's firewall map, left by a program this apply replaced.
+                unlink(root.map("dp_fw", of: p.config.name))
+                // The old slot is emptied, and its firewall table kept as the spare, once
+                // the flip has returned; a replaced program may still be finishing a packet
+                // on it, so its old slot waits for the next apply to refill it.
+                guard p.program == nil else { keepSpare(nil, of: p.config.name, capacity: p.tables[.firewall] == nil ? 0 : p.capacity); continue }
+                if let old = p.runningSlot { try p.maps!.clear(slot: old) }
+                keepSpare(p.previousFirewall, of: p.config.name, capacity: p.tables[.firewall] == nil ? 0 : p.capacity)
+            }
             for p in plans where p.oldVipPorts != p.vipPorts { try writeVipPorts(p, p.vipPorts) }
             for p in plans { try retireBackends(p) }
             try replies.write(replies.new, removingOthers: true)
@@ -548,15 +547,6 @@ extension Dataplane {
             guard var entry: dp_lb_backend = try backends.lookup(slot) else { continue }
             entry.epoch = 0
             try backends.update(slot, entry)
-        }
-    }
-
-    /// Points a slot of dp_fw (or dp_rl) at a table, or empties it (no firewall: every packet passes).
-    func setTree(_ outer: BPFMap, _ inner: BPFMap?, slot: Int = 0) throws(BPFError) {
-        if let inner {
-            try outer.update(UInt32(slot), inner.fd.raw)
-        } else {
-            try outer.delete(UInt32(slot))
         }
     }
 

@@ -39,7 +39,7 @@ public final class Dataplane {
     /// compiling them as apply would; changes nothing.
     public static func capacityProblems(_ config: Config) -> [ConfigError] {
         config.interfaces.enumerated().flatMap { i, iface in
-            compile(iface, at: i, slots: Slots(fresh: iface), limitTable: 0, compiler: FirewallCompiler()).errors
+            compile(iface, at: i, slots: Slots(fresh: iface), compiler: FirewallCompiler()).errors
         }
     }
 
@@ -65,12 +65,6 @@ public final class Dataplane {
         do { return try DataplaneState(encoded: bytes) } catch { throw .state(error.description) }
     }
 
-    func requireState() throws(DataplaneError) -> DataplaneState {
-        guard let s = try state() else {
-            throw .state("nothing is applied under \(root.path) (run `xdpctl apply -f FILE`, or pass the --pin-root that apply used)")
-        }
-        return s
-    }
 
     /// The config of a state, decoded again (it was valid when applied).
     func config(of state: DataplaneState) throws(DataplaneError) -> Config {

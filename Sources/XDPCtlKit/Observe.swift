@@ -84,8 +84,9 @@ public struct StatusReport: Sendable {
 }
 
 extension Dataplane {
-    public func status() throws(DataplaneError) -> StatusReport {
-        let state = try requireState()
+    /// What is attached where; nil when nothing is applied under the pin root.
+    public func status() throws(DataplaneError) -> StatusReport? {
+        guard let state = try state() else { return nil }
         try enterRecordedNetns(state)
         let config = try config(of: state)
         let interfaces = state.interfaces.map { s in
@@ -97,10 +98,11 @@ extension Dataplane {
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
             let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
                         DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_LB_CT, DP_MAP_LB_HALF].compactMap(open)
-            // The outer maps and the tables the running generation uses.
-            let tables = [(DP_MAP_FW, 0), (DP_MAP_RL, s.limitTable), (DP_MAP_LB_VIPS, s.limitTable), (DP_MAP_LB_RING, s.limitTable)].flatMap { name, slot in
-                open(name).map { outer in [outer, (try? outer.innerMap(at: UInt32(slot))) ?? nil].compactMap { $0 } } ?? []
-            }
+            // The root, the table maps and the tables the running generation uses.
+            let generation = try? GenerationMaps(pinDirectory: root.interface(s.name))
+            let tables = generation.map { g in
+                [g.root] + GenerationTable.allCases.map(g.map) + Array(((try? g.runningTables()) ?? [:]).values)
+            } ?? []
             let spare = (try? BPFMap.open(pinned: root.spareTable(of: s.name)))?.memoryBytes() ?? 0
             let memory = (maps + tables).reduce(spare) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
@@ -118,9 +120,10 @@ extension Dataplane {
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
     }
 
-    /// Counters of every attached interface (or one), summed over CPUs.
-    public func stats(interface: String? = nil) throws(DataplaneError) -> (generation: UInt64, interfaces: [InterfaceStats]) {
-        let state = try requireState()
+    /// Counters of every attached interface (or one), summed over CPUs; nil when nothing
+    /// is applied under the pin root.
+    public func stats(interface: String? = nil) throws(DataplaneError) -> (generation: UInt64, interfaces: [InterfaceStats])? {
+        guard let state = try state() else { return nil }
         let config = try config(of: state)
         var out: [InterfaceStats] = []
         for s in state.interfaces where interface == nil || s.name == interface {
@@ -199,9 +202,9 @@ extension Dataplane {
     }
 
     /// The connection tables of every interface with load balancers: established
-    /// connections, then half-open flows.
-    public func conntrack() throws(DataplaneError) -> [ConnectionEntry] {
-        let state = try requireState()
+    /// connections, then half-open flows; nil when nothing is applied under the pin root.
+    public func conntrack() throws(DataplaneError) -> [ConnectionEntry]? {
+        guard let state = try state() else { return nil }
         let config = try config(of: state)
         var now = timespec()
         clock_gettime(CLOCK_MONOTONIC, &now)

@@ -24,10 +24,12 @@ extension Dataplane {
 
         let name = iface.name
         do throws(BPFError) {
-            let firewall = try BPFMap.open(pinned: root.map(DP_MAP_FW, of: name))
-            guard let running = try firewall.innerMap(at: 0), iface.firewallNodes > 0,
+            let maps = try GenerationMaps(pinDirectory: root.interface(name))
+            var tables = try maps.runningTables()
+            guard let gen = try maps.running(), let running = tables[.firewall], iface.firewallNodes > 0,
                   Self.firewallCapacity(of: running) == iface.firewallCapacity else { return nil }
-            // The running table copied into a new one, patched there, swapped in.
+            // The running table copied into a new one and patched there: the new generation
+            // has it and the running generation's other tables.
             let table = try Self.firewallTable(capacity: iface.firewallCapacity, nil, filling: takeSpare(name, capacity: iface.firewallCapacity))
             let count = try table.withMappedValues(iface.firewallCapacity, as: dp_fw_node.self, writable: true) { (copy) throws(BPFError) -> Int? in
                 try running.withMappedValues(iface.firewallNodes, as: dp_fw_node.self, writable: false) { _ = copy.update(fromContentsOf: $0) }
@@ -37,18 +39,23 @@ extension Dataplane {
             guard let count else { return nil }
             let ruleStats = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: name))
             for slot in fresh { try ruleStats.updatePerCPU(slot, dp_rule_stats()) }
-            try setTree(firewall, table)
+            var state = old
+            state.generation += 1
+            tables[.firewall] = table
+            let previous = try maps.record()
+            try maps.stage(tables, slot: 1 - gen.slot)
+            try maps.flip(id: state.generation, slot: 1 - gen.slot, tables: tables.keys)
             iface.slots = slots
             iface.firewallNodes = count
             (iface.firewallTrees, iface.firewallPatchTrees) = try table.withMappedValues(1, as: dp_fw_node.self, writable: false) { $0[0].trees }
-            var state = old
-            state.generation += 1
             state.configText = text
             state.interfaces[edit.interface] = iface
             do { try root.writeState(state.encoded) } catch {
-                try? setTree(firewall, running)
+                try? maps.restore(previous)
+                try? maps.clear(slot: 1 - gen.slot)
                 throw error
             }
+            try maps.clear(slot: gen.slot)
             keepSpare(running, of: name, capacity: iface.firewallCapacity)
             return ApplyResult(generation: state.generation, changed: true, changes: ConfigDiff.rules(name, removed, added), patched: true)
         } catch {
@@ -71,7 +78,7 @@ extension Dataplane {
 
     /// After a swap on interface `name`: keeps `retired`, the table it took out of service,
     /// as the spare, or else the spare there is if it has `capacity` nodes (0: none). No
-    /// packet reads `retired` any more: an update of dp_fw returns only once every program
+    /// packet reads `retired` any more: an update of dp_gen returns only once every program
     /// run that could hold the old table has ended (synchronize_rcu).
     func keepSpare(_ retired: BPFMap?, of name: String, capacity: Int) {
         let pin = root.spareTable(of: name)

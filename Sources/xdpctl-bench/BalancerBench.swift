@@ -5,7 +5,7 @@ import Foundation
 import XDPCtlBPF
 import XDPCtlCore
 import XDPCtlKit
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 
 /// Program cost of the load balancer's paths. "non-VIP pass" is traffic to a port no VIP
 /// uses (the port filter stops it), "non-VIP, VIP port" traffic to a VIP's port on
@@ -55,12 +55,9 @@ extension Bench {
     /// Measures every path; `hold` keeps a program attached while it is measured.
     func measureBalancer(floorFD: Int32, root: String, hold: (Int32, Int) throws -> FileDescriptor?) throws -> [BalancerRow] {
         mkdir(root, 0o700)
-        var firewall = try FirewallCompiler().compile(Firewall(defaultAction: .allow, rules: []), slots: [:])
-        firewall.nodes[0].base = 1
-        let table = try Dataplane.firewallTable(capacity: Int(DP_FW_MIN_NODES), firewall)
-        let program = try Dataplane.ingressProgram(pinRoot: root, table: table)
-        try program.map(DP_MAP_FW).update(UInt32(0), table.fd.raw)
-        try Dataplane.installBalancers(Self.balancers, into: program)
+        // An interface with load balancers and no firewall.
+        let program = try Dataplane.ingressProgram(pinRoot: root, table: try Dataplane.firewallTable(capacity: Int(DP_FW_MIN_NODES), nil))
+        try GenerationMaps(program).install(try Dataplane.installBalancers(Self.balancers, into: program).tables, id: 1)
         let programFD = try program.programFD(DP_PROG_XDP)
 
         /// A restore_frame wrapper in front of `target`, kept attached on hold slot `slot`.

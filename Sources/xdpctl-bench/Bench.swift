@@ -5,7 +5,7 @@ import Foundation
 import XDPCtlBPF
 import XDPCtlCore
 import XDPCtlKit
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 
 /// Program cost per packet under BPF_PROG_TEST_RUN, per firewall path and rule count,
 /// against baselines measured on the same frames in the same run: a trivial XDP_DROP
@@ -100,21 +100,17 @@ struct Bench: ParsableCommand {
         /// Each path's frames, built once.
         var paths: [(Path, [[UInt8]])]
 
-        /// Sets the tables up for `path`: a rate-limit path puts its limit in dp_rl slot 1
-        /// and points the table's header there; the firewall paths point it at no slot.
-        /// Each limit has buckets of its own (its limit slot), so one path's leaves none
-        /// drained or full for the next.
+        /// Installs the generation `path` runs under: the rule set, and for a rate-limit
+        /// path its limit. Each limit has buckets of its own (its limit slot), so one
+        /// path's leaves none drained or full for the next.
         func select(_ path: Path) throws {
-            var header = table.nodes[0]
+            var tables: [GenerationTable: BPFMap] = [.firewall: inner]
             if let limit = path.limit {
-                let limits = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_rl_table", keySize: 4, valueSize: MemoryLayout<dp_rl_entry>.size,
-                                               maxEntries: RateLimitCompiler.capacity + 1)
                 let slot = UInt32(Path.allCases.firstIndex(of: path)!)
-                try limits.fill(try RateLimitCompiler.compile([limit], slots: [limit.name: slot]))
-                try program.map(DP_MAP_RL).update(UInt32(1), limits.fd.raw)
-                header.base = 1
+                tables[.rateLimits] = try Dataplane.limitTable(try RateLimitCompiler.compile([limit], slots: [limit.name: slot]))
             }
-            try inner.withMappedValues(1, as: dp_fw_node.self, writable: true) { $0[0] = header }
+            let maps = try GenerationMaps(program)
+            try maps.install(tables, id: (try maps.running()?.id ?? 0) + 1)
         }
     }
 
@@ -182,7 +178,6 @@ struct Bench: ParsableCommand {
             dirs.append(dir) // removed at the end, even when the program fails to load
             let inner = try Dataplane.firewallTable(capacity: FirewallTable.capacity(for: table.nodes.count), table)
             let program = try Dataplane.ingressProgram(pinRoot: dir, table: inner)
-            try program.map(DP_MAP_FW).update(UInt32(0), inner.fd.raw)
             var paths = framesByPath(fw, table)
             // Rate-limit paths at the smallest rule count: the frames the firewall lets
             // through to its default, with each limit in turn in the table's dp_rl slot.

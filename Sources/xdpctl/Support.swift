@@ -73,6 +73,12 @@ func report<T>(file: String? = nil, _ body: () throws -> T) throws -> T {
     }
 }
 
+/// What `status`, `stats` and `conntrack` print when nothing is applied under the pin
+/// root: not an error (as `nft list ruleset` on an empty ruleset).
+func outputNothingApplied(_ dataplane: Dataplane, json: Bool) {
+    output(json ? #"{"interfaces": []}"# : "nothing applied under \(dataplane.root.path)")
+}
+
 func output(_ text: String) {
     FileOutput.standardOutput.write(text.hasSuffix("\n") ? text : text + "\n")
 }

@@ -6,7 +6,7 @@ struct XDPCtl: ParsableCommand {
         commandName: "xdpctl",
         abstract: "Program the xdpctl XDP data plane: firewall, rate limits, L4 load balancing, counters.",
         discussion: """
-            xdpctl reads one JSON config file (see SPEC.md), validates it, and makes the kernel \
+            xdpctl reads one JSON config file (docs/config.md), validates it, and makes the kernel \
             match it: XDP programs attached to every interface the file names, rule tables \
             compiled and swapped in atomically, counters per interface, rule and CPU.
 
@@ -22,7 +22,7 @@ struct XDPCtl: ParsableCommand {
               xdpctl apply -f /etc/xdpctl.json
               xdpctl stats --json --interface eth0
               xdpctl conntrack --json
-              xdpctl --netns lab status
+              xdpctl status --netns lab
               xdpctl down
             """,
         subcommands: [Validate.self, Diff.self, Apply.self, Status.self, Stats.self, Conntrack.self, Down.self]

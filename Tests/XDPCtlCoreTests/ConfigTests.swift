@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlCore
 
 let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()

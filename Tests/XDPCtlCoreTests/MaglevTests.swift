@@ -1,5 +1,5 @@
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlCore
 
 @Suite("Maglev tables")

@@ -82,6 +82,14 @@ struct EndToEndTests {
         #expect(access(lab.pinRoot, F_OK) != 0, "pins removed")
         let link = try sh(["ip", "-n", lab.server, "link", "show", lab.serverIf])
         #expect(!link.out.contains("xdp"), "no XDP program left: \(link.out)")
+
+        // Nothing applied is not an error.
+        for command in ["status", "stats", "conntrack"] {
+            let text = try lab.xdpctl(command)
+            #expect(text.status == 0 && text.out == "nothing applied under \(lab.pinRoot)\n", "\(command): \(text)")
+            let json = try lab.xdpctl(command, "--json")
+            #expect(json.status == 0 && json.out == "{\"interfaces\": []}\n", "\(command) --json: \(json)")
+        }
     }
 
     @Test("rule counters survive an apply that keeps the rule; xdp_mode switches and status shows it")

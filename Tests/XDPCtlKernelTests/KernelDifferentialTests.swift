@@ -1,6 +1,6 @@
 import CXDPCtlABI
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlCore
 
 @Suite("XDP program vs reference classifier", .serialized)

@@ -2,7 +2,7 @@ import CLibBPF
 import CXDPCtlABI
 import Glibc
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
 @testable import XDPCtlKit
@@ -14,7 +14,9 @@ final class LoadedProgram {
     let programFD: Int32
     let stats: BPFMap
     let ruleStats: BPFMap
-    let firewall: BPFMap
+    let generations: GenerationMaps
+    /// The tables of the generation installed last.
+    var tables: [GenerationTable: BPFMap] = [:]
     var table: FirewallTable?
 
     let capacity: Int
@@ -39,7 +41,7 @@ final class LoadedProgram {
         programFD = try object.programFD(DP_PROG_XDP)
         stats = try object.map(DP_MAP_STATS)
         ruleStats = try object.map(DP_MAP_RULE_STATS)
-        firewall = try object.map(DP_MAP_FW)
+        generations = try GenerationMaps(object)
     }
 
     deinit { try? root.removeTree(root.path) }
@@ -48,22 +50,28 @@ final class LoadedProgram {
         try Dataplane.firewallTable(capacity: capacity, table)
     }
 
-    /// Installs a rule set whose header points at dp_rl slot `limitTable`.
-    func install(_ fw: Firewall, limitTable: UInt32 = 0) throws {
-        var table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
-        table.nodes[0].base = limitTable
-        let inner = try Self.table(capacity, table)
-        try firewall.update(UInt32(0), inner.fd.raw)
+    /// Installs a new generation: the last one's tables, with `changes` (nil: removed).
+    func flip(_ changes: [GenerationTable: BPFMap]) throws {
+        tables.merge(changes) { $1 }
+        try generations.install(tables, id: (try generations.running()?.id ?? 0) + 1)
+    }
+
+    /// Installs a generation with this rule set (and the last one's other tables).
+    func install(_ fw: Firewall) throws {
+        let table = try FirewallCompiler().compile(fw, slots: sequentialSlots(fw))
+        try flip([.firewall: try Self.table(capacity, table)])
         self.table = table
     }
 
-    /// Compiles and installs rate limits with slots 1, 2, ... in order into dp_rl slot 1,
-    /// then swaps in the firewall (an empty one if none was installed) pointing at it.
-    func installLimits(_ limits: [RateLimit], firewall: Firewall = Firewall(defaultAction: .allow, rules: [])) throws {
+    /// Installs a generation with rate limits (slots 1, 2, ... in order) and, if given, a
+    /// firewall in front of them.
+    func installLimits(_ limits: [RateLimit], firewall: Firewall? = nil) throws {
         let slots = Dictionary(uniqueKeysWithValues: limits.enumerated().map { ($1.name, UInt32($0 + 1)) })
-        let table = try Dataplane.limitTable(try RateLimitCompiler.compile(limits, slots: slots))
-        try object.map(DP_MAP_RL).update(UInt32(1), table.fd.raw)
-        try install(firewall, limitTable: 1)
+        if let firewall {
+            table = try FirewallCompiler().compile(firewall, slots: sequentialSlots(firewall))
+            tables[.firewall] = try Self.table(capacity, table!)
+        }
+        try flip([.rateLimits: try Dataplane.limitTable(try RateLimitCompiler.compile(limits, slots: slots))])
     }
 
     /// Packets the limit in `slot` passed and dropped, over all CPUs.

@@ -2,7 +2,7 @@ import CXDPCtlABI
 import Foundation
 import Glibc
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
 @testable import XDPCtlKit
@@ -91,11 +91,11 @@ final class FIBNamespace {
 }
 
 extension LoadedProgram {
-    /// Installs load balancers in generation slot 1 and an empty firewall naming it.
+    /// Installs a generation with load balancers (and the last one's other tables).
     @discardableResult
     func installBalancers(_ lbs: [LoadBalancer]) throws -> [String: UInt32] {
-        let slots = try Dataplane.installBalancers(lbs, into: object)
-        try install(Firewall(defaultAction: .allow, rules: []), limitTable: 1)
+        let (slots, tables) = try Dataplane.installBalancers(lbs, into: object)
+        try flip(tables)
         return slots
     }
 

@@ -1,7 +1,7 @@
 import CXDPCtlABI
 import Foundation
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
 @testable import XDPCtlKit
@@ -33,7 +33,7 @@ struct PatchApplyTests {
             var rng = SeededRandom(seed: 10)
             /// Map ids of the running firewall table and of the spare one.
             func tables() throws -> (running: UInt32, spare: UInt32?) {
-                let running = try #require(try BPFMap.open(pinned: dp.root.map(DP_MAP_FW, of: "xlba")).innerMap(at: 0))
+                let running = try #require(try GenerationMaps(pinDirectory: dp.root.interface("xlba")).runningTables()[.firewall])
                 return (try running.info().id, try? BPFMap.open(pinned: dp.root.spareTable(of: "xlba")).info().id)
             }
             func apply() throws -> ApplyResult {

@@ -1,6 +1,6 @@
 import CXDPCtlABI
 import Testing
-import XDPCtlTestSupport
+import XDPCtlWorkloads
 @testable import XDPCtlBPF
 @testable import XDPCtlCore
 

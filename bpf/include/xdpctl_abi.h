@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define DP_ABI_VERSION 2
+#define DP_ABI_VERSION 3
 
 /* ---- limits (overridable at build time) -------------------------------------- */
 
@@ -102,9 +102,10 @@
 
 /* ---- map names (<= 15 characters; the BPF variables carry exactly these names) --- */
 
+#define DP_MAP_GEN        "dp_gen"
 #define DP_MAP_STATS      "dp_stats"
 #define DP_MAP_RULE_STATS "dp_rule_stats"
-#define DP_MAP_FW         "dp_fw"
+#define DP_MAP_FW         "dp_fw_v3"
 #define DP_MAP_RL         "dp_rl"
 #define DP_MAP_RL_BUCKETS "dp_rl_buckets"
 #define DP_MAP_RL_SOURCES "dp_rl_sources"
@@ -143,6 +144,41 @@ enum dp_reason {
 	DP_REASON__MAX
 };
 
+/* ---- generations: one root names every table an interface's packets read ----------
+ *
+ * The tables compiled from the config (firewall, rate limits, load-balancer VIPs and
+ * Maglev rings; NAT next) are replaced, never edited, by an apply. Each kind has an
+ * ARRAY_OF_MAPS[DP_GEN_SLOTS] per interface (dp_fw_v3, dp_rl, dp_lb_vips, dp_lb_ring).
+ * dp_gen, the interface's root, is an ARRAY_OF_MAPS[1] whose one inner map, an ARRAY[1],
+ * holds the running generation: which slot of every table map holds its tables, and
+ * which of them it has. A packet reads the root once, at its start, and then reads only
+ * that slot.
+ *
+ * An apply fills the slot the running generation does not use (a new table where a
+ * feature changed, the running table itself where it did not), then points dp_gen at a
+ * new record: one map update, atomic for every packet. The update returns once every
+ * program run that could hold the old record has ended (synchronize_rcu), so the apply
+ * then empties the old slot. An interface with no tables (only a name in the config)
+ * has no record, or one with tables 0: every packet passes, replies are translated.
+ *
+ * Stateful maps (counters, buckets, connection tables) are not part of a generation:
+ * they live across applies, keyed by slots that apply keeps per name.
+ */
+#define DP_GEN_SLOTS 2
+
+enum dp_gen_table {
+	DP_GEN_FIREWALL = 1 << 0,   /* dp_fw_v3[slot] */
+	DP_GEN_RATE_LIMITS = 1 << 1, /* dp_rl[slot] */
+	DP_GEN_BALANCERS = 1 << 2,  /* dp_lb_vips[slot] and dp_lb_ring[slot] */
+};
+
+struct dp_generation {
+	__u64 id;     /* the apply that made it (status shows it) */
+	__u32 slot;   /* 0 .. DP_GEN_SLOTS-1 */
+	__u32 tables; /* enum dp_gen_table bits */
+};
+_Static_assert(sizeof(struct dp_generation) == 16, "dp_generation changed: bump DP_ABI_VERSION and rename dp_gen");
+
 /* ---- dp_stats: PERCPU_ARRAY[1], one per interface ------------------------------- */
 
 struct dp_if_stats {
@@ -169,20 +205,17 @@ _Static_assert(sizeof(struct dp_rule_stats) == 16, "dp_rule_stats changed: bump 
  *   source port, destination port (DP_FW_NO_PORT when the packet has no L4 ports: not
  *   TCP/UDP, or a non-first fragment), IP protocol, address family (4 or 6).
  *
- * dp_fw is an ARRAY_OF_MAPS[1] whose one inner map is the whole compiled rule set of
- * one generation: an ARRAY with a single value, dp_fw_node[capacity] (node i at byte
- * i * sizeof(struct dp_fw_node)), so a node is an offset from the table rather than a
- * lookup of its own. apply builds a new inner map and swaps the slot, so a packet walks
- * exactly one generation. (ABI version 1 kept one node per array entry. dp_fw keeps its
- * name all the same: apply checks a running table's shape, and never hands a table
- * of one version's shape to the other's program, nor patches it.)
+ * dp_fw_v3 is an ARRAY_OF_MAPS[DP_GEN_SLOTS] (see generations above) whose inner maps
+ * each hold the whole compiled rule set of one generation: an ARRAY with a single value,
+ * dp_fw_node[capacity] (node i at byte i * sizeof(struct dp_fw_node)), so a node is an
+ * offset from the table rather than a lookup of its own. (ABI version 2 had one slot,
+ * whose header named the other tables' slot, as dp_fw; version 1 kept one node per
+ * array entry.)
  *
  * Node 0 is the HEADER: it is also the rule that applies when no tree matches (its
  * slot, action, and priority ~0), its count is the number of trees (0 .. count-1 are in
  * use), and for each tree t, lo[t] is a lower bound of the priorities in the tree (~0
- * when the tree is empty) and hi[t] the index of its root. Its base is the
- * dp_rl slot holding the same generation's rate limits, so one swap of the firewall
- * table switches both. A tree whose best
+ * when the tree is empty) and hi[t] the index of its root. A tree whose best
  * priority cannot beat the match so far is skipped without a lookup. Other nodes are:
  *   CUT:  a key word whose guarded bits differ from guard_value goes to child
  *         base + (1 << bits); any other to base + ((key[field] >> shift) & ((1 << bits) - 1))
@@ -246,7 +279,7 @@ struct dp_fw_node {
 	__u8 field;  /* CUT, LEAF: enum dp_fw_field */
 	__u8 shift;  /* CUT */
 	__u8 bits;   /* CUT: 0 .. DP_FW_MAX_CUT_BITS */
-	__u32 base;  /* CUT: first child; LEAF: first rule; HEADER: dp_rl slot */
+	__u32 base;  /* CUT: first child; LEAF: first rule */
 	__u32 count; /* LEAF: rules in the leaf, 1 .. DP_FW_LEAF_MAX; HEADER: trees */
 	__u32 slot;  /* RULE: counter slot in dp_rule_stats */
 	__u32 priority; /* RULE: position in the expanded rule list, lower wins; LEAF: its first rule's */
@@ -258,15 +291,14 @@ struct dp_fw_node {
 	__u32 hi[DP_FW_NFIELDS];
 };
 _Static_assert(sizeof(struct dp_fw_node) == 32 + 8 * DP_FW_NFIELDS,
-	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw");
+	       "dp_fw_node changed: bump DP_ABI_VERSION and rename dp_fw_v3");
 _Static_assert(DP_FW_MAX_TREES <= DP_FW_DIR, "the header keeps one lo/hi pair per tree, then the directory");
 
 /* ---- rate limits: token buckets over traffic the firewall allowed -----------------
  *
- * dp_rl is an ARRAY_OF_MAPS[DP_RL_TABLES] whose inner maps, ARRAYs of
- * DP_RL_MAX_ENTRIES + 1 dp_rl_entry, hold an interface's limits. The firewall table's
- * header names the slot of its generation: apply fills the slot no packet uses, then
- * swaps the firewall table, so the firewall and the limits (and any rate change) switch
+ * dp_rl is an ARRAY_OF_MAPS[DP_GEN_SLOTS] whose inner maps, ARRAYs of
+ * DP_RL_MAX_ENTRIES + 1 dp_rl_entry, hold an interface's limits, one generation each
+ * (see generations above), so the firewall and the limits (and any rate change) switch
  * for every packet at once. Entry 0 is the header (count:
  * entries in use); entries 1..count are match boxes in file order, each carrying its
  * limit's parameters. A packet is charged to the first entry it matches (first match,
@@ -293,9 +325,6 @@ enum dp_rl_scope {
 	DP_RL_PER_RULE = 1,
 	DP_RL_PER_SOURCE = 2
 };
-
-/* dp_rl slots: the running generation's and the next one's. */
-#define DP_RL_TABLES 2
 
 /* TATs, packet costs and windows count 2^-DP_RL_TIME_BITS ns; byte costs count
  * 2^-(DP_RL_TIME_BITS + DP_RL_BYTE_BITS) ns per byte. */
@@ -348,8 +377,7 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
 
 /* ---- load balancers: VIPs over Maglev tables, a connection table, NAT ------------
  *
- * Per interface, per generation (the slot the firewall header's base names, as for
- * rate limits): dp_lb_vips[slot] is a HASH from the VIP endpoint to its dp_lb_vip, and
+ * Per interface, per generation (see generations above): dp_lb_vips[slot] is a HASH from the VIP endpoint to its dp_lb_vip, and
  * dp_lb_ring[slot] an ARRAY of backend slots holding every VIP's Maglev table one after
  * the other (ring_start, ring_size). A flow goes to ring[ring_start + hash % ring_size].
  *
@@ -435,13 +463,13 @@ _Static_assert(sizeof(struct dp_lb_stats) == 32, "dp_lb_stats changed: bump DP_A
 /* ---- forwarding: the next hops the FIB gave, remembered -------------------------
  *
  * What bpf_fib_lookup() answered for a destination (egress interface and MAC addresses)
- * is remembered per CPU for DP_FWD_CACHE_TICKS and serves packets up to the longest one the
+ * is remembered for DP_FWD_CACHE_TICKS and serves packets up to the longest one the
  * FIB approved (the helper checks the egress MTU); then the FIB is asked again, so a
  * route or neighbour change takes effect within that time. Toward a backend it is kept
- * in dp_lb_hops (PERCPU_ARRAY[DP_LB_MAX_BACKENDS] by backend slot, valid while its tag is
- * the slot's epoch); toward anything else (replies to clients) in dp_fwd_cache (LRU_HASH
- * [DP_FWD_CACHE_ENTRIES] by destination address). Both are the program's own, not
- * pinned. Source-based policy routing is not followed.
+ * per CPU in dp_lb_hops (PERCPU_ARRAY[DP_LB_MAX_BACKENDS] by backend slot, valid while its
+ * tag is the slot's epoch); toward anything else (replies to clients) in dp_fwd_cache
+ * (LRU_HASH[DP_FWD_CACHE_ENTRIES] by destination address, shared by the CPUs). Both are
+ * the program's own, not pinned. Source-based policy routing is not followed.
  */
 struct dp_fwd_key {
 	__u32 addr[4];  /* the packet's destination, network order */

@@ -31,11 +31,11 @@ const volatile __u32 dp_fw_nodes SEC(DP_FW_RODATA) = DP_FW_MIN_NODES;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, 1);
+	__uint(max_entries, DP_GEN_SLOTS);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct dp_fw_tree);
-} dp_fw SEC(".maps");
+} dp_fw_v3 SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -178,22 +178,21 @@ static __always_inline void fw_try_leaf(const struct dp_fw_node *table, const st
 }
 
 /*
- * fw_classify — fills *best with the rule that decides the packet: the first matching
- * rule, or the header, which carries the default action. Returns 0 when no firewall is
- * configured. *generation is set to the header's dp_rl slot (see xdpctl_abi.h).
+ * fw_classify — fills *best with the rule of generation slot `slot` that decides the
+ * packet: the first matching rule, or the header, which carries the default action.
+ * Returns 0 when the slot holds no firewall.
  */
-static __always_inline int fw_classify(const struct dp_pkt *p, __u32 *generation, struct fw_match *best)
+static __always_inline int fw_classify(const struct dp_pkt *p, __u32 slot, struct fw_match *best)
 {
 	__u32 zero = 0;
 	const struct dp_fw_node *table, *header;
-	void *tree = bpf_map_lookup_elem(&dp_fw, &zero);
+	void *tree = bpf_map_lookup_elem(&dp_fw_v3, &slot);
 
 	if (!tree)
 		return 0;
 	header = table = bpf_map_lookup_elem(tree, &zero); /* node 0 */
 	if (!header || header->kind != DP_FW_NODE_HEADER)
 		return 0;
-	*generation = header->base;
 	fw_take(best, header);
 
 	/* Trees in pairs, walked together; a tree whose best priority cannot beat the match

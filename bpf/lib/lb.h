@@ -20,7 +20,7 @@ struct dp_lb_vip_table {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, DP_RL_TABLES);
+	__uint(max_entries, DP_GEN_SLOTS);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct dp_lb_vip_table);
@@ -37,7 +37,7 @@ struct dp_lb_ring_table {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, DP_RL_TABLES);
+	__uint(max_entries, DP_GEN_SLOTS);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct dp_lb_ring_table);
@@ -194,8 +194,8 @@ static __always_inline void lb_count(void *map, __u32 slot,
 	}
 }
 
-/* Balances a packet addressed to a VIP of this interface's generation `generation`:
- * on LB_FORWARD, *backend and *slot name where it goes. */
+/* Balances a packet addressed to a VIP of the generation in slot `generation` (none:
+ * DP_GEN_SLOTS): on LB_FORWARD, *backend and *slot name where it goes. */
 static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 generation,
 					       const struct dp_lb_backend **backend, __u32 *slot)
 {

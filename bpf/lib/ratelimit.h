@@ -21,7 +21,7 @@ struct dp_rl_table {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
-	__uint(max_entries, DP_RL_TABLES);
+	__uint(max_entries, DP_GEN_SLOTS);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 	__array(values, struct dp_rl_table);
@@ -95,14 +95,13 @@ static __always_inline int rl_bucket_admits(const struct dp_rl_entry *e, const s
 }
 
 /*
- * rl_admit — whether the rate limits in dp_rl slot `generation` (the firewall header's)
- * let the packet through. Counts it as passed or dropped under the limit it matched; a
+ * rl_admit — whether the rate limits in generation slot `slot` let the packet through. Counts it as passed or dropped under the limit it matched; a
  * packet matching no limit passes uncounted.
  */
-static __always_inline int rl_admit(const struct dp_pkt *p, __u32 generation)
+static __always_inline int rl_admit(const struct dp_pkt *p, __u32 slot)
 {
 	__u32 zero = 0;
-	void *table = bpf_map_lookup_elem(&dp_rl, &generation);
+	void *table = bpf_map_lookup_elem(&dp_rl, &slot);
 	const struct dp_rl_entry *header;
 	__u32 count;
 

@@ -22,7 +22,7 @@ struct Conntrack: ParsableCommand {
 
     func run() throws {
         let dataplane = try kernel.dataplane()
-        let entries = try report { try dataplane.conntrack() }
+        guard let entries = try report({ try dataplane.conntrack() }) else { return outputNothingApplied(dataplane, json: json) }
         output(json ? ConntrackRenderer.json(entries) : ConntrackRenderer.text(entries))
     }
 }

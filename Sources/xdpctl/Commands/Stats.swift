@@ -22,17 +22,18 @@ struct Stats: ParsableCommand {
 
     func run() throws {
         let dataplane = try kernel.dataplane()
+        guard let first = try report({ try dataplane.stats(interface: interface) }) else { return outputNothingApplied(dataplane, json: json) }
         guard let watch else {
-            let (generation, stats) = try report { try dataplane.stats(interface: interface) }
-            output(json ? StatsRenderer.json(stats, generation: generation) : StatsRenderer.text(stats))
+            output(json ? StatsRenderer.json(first.interfaces, generation: first.generation) : StatsRenderer.text(first.interfaces))
             return
         }
-        var (_, previous) = try report { try dataplane.stats(interface: interface) }
+        var previous = first.interfaces
         var clock = ContinuousClock.now
         var reports = 0
         while count.map({ reports < $0 }) ?? true {
             Thread.sleep(forTimeInterval: watch)
-            let (generation, current) = try report { try dataplane.stats(interface: interface) }
+            // An apply may come and go between ticks; `down` ends the watch.
+            guard let (generation, current) = try report({ try dataplane.stats(interface: interface) }) else { return outputNothingApplied(dataplane, json: json) }
             let now = ContinuousClock.now
             let elapsed = Double((now - clock).components.seconds) + Double((now - clock).components.attoseconds) / 1e18
             let rates = current.map { c in c.rates(since: previous.first { $0.name == c.name } ?? InterfaceStats(name: c.name, ifindex: c.ifindex), seconds: elapsed) }

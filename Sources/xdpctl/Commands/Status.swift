@@ -10,7 +10,7 @@ struct Status: ParsableCommand {
 
     func run() throws {
         let dataplane = try kernel.dataplane()
-        let status = try report { try dataplane.status() }
+        guard let status = try report({ try dataplane.status() }) else { return outputNothingApplied(dataplane, json: json) }
         output(json ? status.json : status.text)
     }
 }
