@@ -51,12 +51,16 @@ ip netns exec "$tag" sysctl -qw net.ipv4.ip_forward=1 net.ipv6.conf.all.forwardi
 echo "== program cost"
 "$bench" --netns "$tag" --hold-on "$(seq -s, -f xbench%g 1 9)" --balancer "$@" --json "$out/bench.json"
 
+# Parts 2 and 3 drive traffic with live-frames test runs, which some kernels refuse
+# (EPERM under a BPF LSM policy): they then say so, and the apply timings still run.
 echo "== veth drop rate"
-python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-9}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json"
+python3 scripts/bench_veth.py --xdpctl "$xdpctl" --bench "$bench" --runs "${VETH_RUNS:-9}" --frames "${VETH_FRAMES:-5000000}" --json "$out/bench.json" \
+    || echo "== veth drop rate: NOT MEASURED (the generator failed; see docs/benchmarks.md)"
 python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot: $out/bench.png, data: $out/bench.json)"
 
 echo "== rate-limit precision"
-python3 scripts/bench_ratelimit.py --xdpctl "$xdpctl" --bench "$bench" --windows "${RATELIMIT_WINDOWS:-3}" --json "$out/bench.json"
+python3 scripts/bench_ratelimit.py --xdpctl "$xdpctl" --bench "$bench" --windows "${RATELIMIT_WINDOWS:-3}" --json "$out/bench.json" \
+    || echo "== rate-limit precision: NOT MEASURED (the generator failed; see docs/benchmarks.md)"
 
 rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 "$bench" --emit-config "$rules" --interface xbench0 > "$work/a.json"
