@@ -23,7 +23,11 @@ let package = Package(
         .target(name: "XDPCtlBPF", dependencies: ["CLibBPF", "CLibXDP", "CXDPCtlShims", "CXDPCtlABI"],
                 plugins: ["BPFCompiler"]),
         // The data plane as the commands see it: apply, status, stats, down.
-        .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF"]),
+        // -disable-cmo: swiftc 6.3.1 crashes optimizing a client's calls into this module's
+        // generic map accessors ("Conformance of 'dp_generation' to 'BitwiseCopyable' not
+        // found in referenced module 'CXDPCtlABI'"); its clients make coarse calls, so
+        // inlining across the boundary buys nothing.
+        .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF"], swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
         .executableTarget(name: "xdpctl", dependencies: [
             "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

@@ -23,6 +23,8 @@ extension Dataplane {
               fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
 
         let name = iface.name
+        // A program from before generation roots (ABI 2) is replaced by a full apply.
+        guard access(root.map(DP_MAP_GEN, of: name), F_OK) == 0 else { return nil }
         do throws(BPFError) {
             let maps = try GenerationMaps(pinDirectory: root.interface(name))
             var tables = try maps.runningTables()
