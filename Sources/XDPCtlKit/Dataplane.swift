@@ -39,7 +39,7 @@ public final class Dataplane {
     /// compiling them as apply would; changes nothing.
     public static func capacityProblems(_ config: Config) -> [ConfigError] {
         config.interfaces.enumerated().flatMap { i, iface in
-            compile(iface, at: i, slots: Slots(fresh: iface), compiler: FirewallCompiler()).errors
+            InterfaceTables(iface, at: i, slots: Slots(fresh: iface), compiler: FirewallCompiler()).errors
         }
     }
 
@@ -58,13 +58,33 @@ public final class Dataplane {
 
     // MARK: state
 
+    /// What the last apply recorded; nil when nothing is applied under the pin root.
     public func state() throws(DataplaneError) -> DataplaneState? {
+        try state(config: true)
+    }
+
+    /// The state as the reports read it: every interface with its summary and its rule
+    /// slots in rule-list order, without the config text. States written before format 3
+    /// have neither: their config is decoded for them.
+    func reportState() throws(DataplaneError) -> DataplaneState? {
+        guard var state = try state(config: false) else { return nil }
+        guard state.interfaces.contains(where: { $0.summary == nil }) else { return state }
+        guard let full = try self.state(config: true) else { return nil }
+        let config = try config(of: full)
+        for (i, s) in full.interfaces.enumerated() {
+            guard let iface = config.interfaces.first(where: { $0.name == s.name }) else { continue }
+            state.interfaces[i].summary = InterfaceSummary(iface)
+            state.interfaces[i].slots = RuleSlots(iface.firewall?.rules.map(\.name) ?? [], slots: s.slots.byName)
+        }
+        return state
+    }
+
+    private func state(config: Bool) throws(DataplaneError) -> DataplaneState? {
         let bytes: [UInt8]?
         do { bytes = try root.readState() } catch { throw .kernel(error) }
         guard let bytes else { return nil }
-        do { return try DataplaneState(encoded: bytes) } catch { throw .state(error.description) }
+        do { return try DataplaneState(encoded: bytes, config: config) } catch { throw .state(error.description) }
     }
-
 
     /// The config of a state, decoded again (it was valid when applied).
     func config(of state: DataplaneState) throws(DataplaneError) -> Config {

@@ -18,8 +18,9 @@ extension Dataplane {
               let added = RuleEdit.rules(text, edit.newBytes), let removed = RuleEdit.rules(old.configText, edit.oldBytes) else { return nil }
         if added == removed { return ApplyResult(generation: old.generation, changed: false, changes: []) }
         var iface = old.interfaces[edit.interface]
-        // nil: a name the edit brings in is used outside it (names are unique in a list).
-        guard let (slots, addedSlots, fresh) = iface.slots.replacing(removed.map(\.name), with: added.map(\.name)),
+        // nil: the slots keep no order (a state of an older build), or a name the edit brings
+        // in is used outside it (names are unique in a list).
+        guard let (slots, addedSlots, fresh) = iface.slots.replacing(edit.replaced, with: added.map(\.name)),
               fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
 
         let name = iface.name
@@ -32,7 +33,7 @@ extension Dataplane {
                   Self.firewallCapacity(of: running) == iface.firewallCapacity else { return nil }
             // The running table copied into a new one and patched there: the new generation
             // has it and the running generation's other tables.
-            let table = try Self.firewallTable(capacity: iface.firewallCapacity, nil, filling: takeSpare(name, capacity: iface.firewallCapacity))
+            let table = try Self.firewallTable(capacity: iface.firewallCapacity, nil, filling: root.takeSpare(name, capacity: iface.firewallCapacity))
             let count = try table.withMappedValues(iface.firewallCapacity, as: dp_fw_node.self, writable: true) { (copy) throws(BPFError) -> Int? in
                 try running.withMappedValues(iface.firewallNodes, as: dp_fw_node.self, writable: false) { _ = copy.update(fromContentsOf: $0) }
                 let defaultAction: RuleAction = copy[0].action == UInt8(DP_FW_DROP.rawValue) ? .drop : .allow
@@ -58,37 +59,10 @@ extension Dataplane {
                 throw error
             }
             try maps.clear(slot: gen.slot)
-            keepSpare(running, of: name, capacity: iface.firewallCapacity)
+            root.keepSpare(running, of: name, capacity: iface.firewallCapacity)
             return ApplyResult(generation: state.generation, changed: true, changes: ConfigDiff.rules(name, removed, added), patched: true)
         } catch {
             throw .kernel(error)
-        }
-    }
-}
-
-extension Dataplane {
-    /// Interface `name`'s spare table when it has `capacity` nodes, unpinned, so a spare pin
-    /// never names a table packets read. Its nodes are stale: fill every node you refer to.
-    /// Filling it rather than a new table saves allocating and zeroing the memory, which
-    /// can take 100-400 ms for 125 MB in a virtual machine that returns freed pages to its host.
-    func takeSpare(_ name: String, capacity: Int) -> BPFMap? {
-        let pin = root.spareTable(of: name)
-        guard let spare = try? BPFMap.open(pinned: pin) else { return nil }
-        unlink(pin)
-        return Self.firewallCapacity(of: spare) == capacity ? spare : nil
-    }
-
-    /// After a swap on interface `name`: keeps `retired`, the table it took out of service,
-    /// as the spare, or else the spare there is if it has `capacity` nodes (0: none). No
-    /// packet reads `retired` any more: an update of dp_gen returns only once every program
-    /// run that could hold the old table has ended (synchronize_rcu).
-    func keepSpare(_ retired: BPFMap?, of name: String, capacity: Int) {
-        let pin = root.spareTable(of: name)
-        if let retired, capacity > 0 {
-            unlink(pin)
-            try? retired.pin(at: pin)
-        } else if (try? BPFMap.open(pinned: pin)).flatMap(Self.firewallCapacity) != capacity {
-            unlink(pin)
         }
     }
 }

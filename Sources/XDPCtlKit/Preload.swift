@@ -27,8 +27,7 @@ final class Preload: @unchecked Sendable {
                 // copy. No packet reads it, so it then serves as the spare the first patch fills.
                 let template = try Dataplane.firewallTable(capacity: capacity, nil)
                 let object = try Dataplane.ingressProgram(pinRoot: root.interface(interface), table: template,
-                                                          pinPaths: [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY),
-                                                                     DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)])
+                                                          pinPaths: Dataplane.sharedPins(root))
                 try template.pin(at: root.spareTable(of: interface))
                 return object
             })

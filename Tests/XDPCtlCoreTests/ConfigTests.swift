@@ -139,6 +139,20 @@ struct ConfigDiffTests {
 
 @Suite("State and reports")
 struct StateTests {
+    /// What the reports read instead of the config survives the state's round trip.
+    @Test func summaryRoundTrips() throws {
+        let config = try ConfigDecoder.decode(#"{"version": 1, "interfaces": [{"name": "eth0", "xdp_mode": "generic", "firewall": {"default_action": "drop", "rules": [{"name": "r", "action": "allow"}]}, "rate_limits": [{"name": "b", "per": "rule", "packets_per_second": 5}, {"name": "a", "per": "rule", "packets_per_second": 5}], "load_balancers": [{"name": "web", "vip": "2001:db8::10", "proto": "tcp", "port": 80, "backends": [{"address": "2001:db8::2", "port": 8080, "weight": 3, "state": "draining"}]}]}]}"#)
+        let summary = InterfaceSummary(config.interfaces[0])
+        #expect(summary.xdpMode == "generic" && summary.defaultAction == "drop" && summary.limits == ["b", "a"])
+        #expect(summary.balancers.map(\.vip) == ["2001:db8::10"] && summary.balancers[0].backends.map(\.state) == ["draining"])
+        let s = DataplaneState(generation: 1, netns: nil, configText: "{}", interfaces: [
+            InterfaceState(name: "eth0", ifindex: 3, mode: "generic", slots: RuleSlots(["r"], slots: ["r": 1]), firewallNodes: 1, firewallTrees: 1,
+                           firewallCapacity: 4096, summary: summary),
+        ])
+        let back = try DataplaneState(encoded: s.encoded, config: false)
+        #expect(back.interfaces[0].summary == summary && back.configText == "" && back.interfaces[0].slots.ordered)
+    }
+
     @Test func stateRoundTrips() throws {
         let s = DataplaneState(generation: 7, netns: "lab", configText: "{\"version\": 1,\n\"interfaces\": []}",
                                interfaces: [InterfaceState(name: "eth0", ifindex: 3, mode: "native", slots: RuleSlots(["a b": 1, "c\"": 2, "x\ty": 12]),
@@ -156,20 +170,27 @@ struct StateTests {
         #expect(try DataplaneState(encoded: old).interfaces[0].slots.byName == ["a": 1, "b": 2])
     }
 
-    /// Edited slots as text (read from a state) and as a table agree with assignSlots.
+    /// Slot lines spliced by an edit (as built, and as read back from a state) agree with
+    /// assignSlots, and keep the rule list's order.
     @Test func slotEditsMatchAssignSlots() throws {
         let names = (0..<50).map { "r\($0)" }
         let (table, _) = InterfaceState.assignSlots(names, previous: [:])
         let stored = try DataplaneState(encoded: DataplaneState(generation: 1, netns: nil, configText: "", interfaces: [
-            InterfaceState(name: "eth0", ifindex: 1, mode: "native", slots: RuleSlots(table), firewallNodes: 0, firewallTrees: 0, firewallCapacity: 0),
+            InterfaceState(name: "eth0", ifindex: 1, mode: "native", slots: RuleSlots(names, slots: table), firewallNodes: 0, firewallTrees: 0, firewallCapacity: 0),
         ]).encoded).interfaces[0].slots
-        let edited = names[..<10] + ["new1"] + names[12...] + ["r10"] // r11 gone, r10 moved, new1 added
-        let (expected, expectedFresh) = InterfaceState.assignSlots(Array(edited), previous: table)
-        for slots in [RuleSlots(table), stored] {
-            let (after, added, fresh) = try #require(slots.replacing(["r10", "r11"], with: ["new1", "r10"]))
+        // Rules 10 and 11 became new1 and r10: r11 is gone, r10 keeps its slot, new1 is new.
+        let edited = Array(names[..<10]) + ["new1", "r10"] + names[12...]
+        let (expected, expectedFresh) = InterfaceState.assignSlots(edited, previous: table)
+        for slots in [RuleSlots(names, slots: table), stored] {
+            let (after, added, fresh) = try #require(slots.replacing(10..<12, with: ["new1", "r10"]))
             #expect(after.byName == expected && fresh == expectedFresh && added == ["new1": expected["new1"]!, "r10": 11])
-            #expect(slots.replacing(["r10"], with: ["r12"]) == nil) // r12 is used outside the edit
+            #expect(after.inOrder.map(\.name) == edited, "the lines follow the rule list")
+            #expect(slots.replacing(10..<11, with: ["r12"]) == nil) // r12 is used outside the edit
+            #expect(try #require(slots.replacing(0..<0, with: ["first"])).slots.inOrder.map(\.name) == ["first"] + names)
+            #expect(try #require(slots.replacing(50..<50, with: ["last"])).slots.inOrder.map(\.name) == names + ["last"])
+            #expect(slots.replacing(49..<51, with: ["x"]) == nil, "past the list")
         }
+        #expect(RuleSlots(table).replacing(10..<12, with: ["x"]) == nil, "slots that keep no order are not spliced")
     }
 
     @Test func slotsSurviveAndFreedSlotsAreNotReusedAtOnce() {

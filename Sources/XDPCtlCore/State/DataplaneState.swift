@@ -38,10 +38,14 @@ public struct InterfaceState: Sendable, Equatable {
     /// (LoadBalancerCompiler.backendID).
     public var vipSlots: [String: UInt32]
     public var backendSlots: [String: UInt32]
+    /// What the reports show of the interface's config (nil in states written before
+    /// format 3: the reports then decode the config).
+    public var summary: InterfaceSummary?
 
     public init(name: String, ifindex: Int32, mode: String, slots: RuleSlots, firewallNodes: Int, firewallTrees: Int,
                 firewallCapacity: Int, limitSlots: [String: UInt32] = [:],
-                vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:], firewallPatchTrees: Int = 0) {
+                vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:], firewallPatchTrees: Int = 0,
+                summary: InterfaceSummary? = nil) {
         self.name = name
         self.ifindex = ifindex
         self.mode = mode
@@ -53,6 +57,7 @@ public struct InterfaceState: Sendable, Equatable {
         self.limitSlots = limitSlots
         self.vipSlots = vipSlots
         self.backendSlots = backendSlots
+        self.summary = summary
     }
 
     /// Slots for `rules`: a rule keeps the slot its name had, a new name takes the lowest
@@ -92,10 +97,10 @@ public struct InterfaceState: Sendable, Equatable {
 }
 
 extension DataplaneState {
-    /// Stored form: a JSON header, the rules' counter slots as text, then the config
-    /// file's bytes as they were. Each part is what costs least to write and read back at
-    /// 100,000 rules: a config would cost more to escape and parse back than to copy, and
-    /// so would 100,000 slots as JSON members.
+    /// Stored form: a JSON header, the rules' counter slots as text (in rule-list order),
+    /// then the config file's bytes as they were. Each part is what costs least to write
+    /// and read back at 100,000 rules: a config would cost more to escape and parse back
+    /// than to copy, and so would 100,000 slots as JSON members.
     public var encoded: [UInt8] {
         let header = Array(json.utf8)
         var slots: [UInt8] = []
@@ -113,7 +118,9 @@ extension DataplaneState {
         return out
     }
 
-    public init(encoded bytes: [UInt8]) throws(DecodeError) {
+    /// Decodes a stored state; without `config`, leaves `configText` empty (the reports
+    /// need only the header and the slots).
+    public init(encoded bytes: [UInt8], config: Bool = true) throws(DecodeError) {
         func length(at offset: Int) throws(DecodeError) -> Int {
             guard offset + 8 <= bytes.count else { throw DecodeError.unreadable }
             let n = bytes.withUnsafeBytes { Int(UInt64(littleEndian: $0.loadUnaligned(fromByteOffset: offset, as: UInt64.self))) }
@@ -122,24 +129,25 @@ extension DataplaneState {
         }
         let headerLength = try length(at: 0)
         let header = Array(bytes[8..<8 + headerLength])
-        guard header.starts(with: Array(#"{"format":2"#.utf8)) else {
+        let format: Int = header.starts(with: Array(#"{"format":3"#.utf8)) ? 3 : header.starts(with: Array(#"{"format":2"#.utf8)) ? 2 : 1
+        guard format > 1 else {
             // Written before the slots had their own part: they are in the header.
-            try self.init(json: header, slots: nil, configText: String(decoding: bytes[(8 + headerLength)...], as: UTF8.self))
+            try self.init(json: header, slots: nil, ordered: false, configText: String(decoding: bytes[(8 + headerLength)...], as: UTF8.self))
             return
         }
         let slotsLength = try length(at: 8 + headerLength)
         let slotsStart = 16 + headerLength
-        try self.init(json: header, slots: bytes[slotsStart..<slotsStart + slotsLength],
-                      configText: String(decoding: bytes[(slotsStart + slotsLength)...], as: UTF8.self))
+        try self.init(json: header, slots: bytes[slotsStart..<slotsStart + slotsLength], ordered: format >= 3,
+                      configText: config ? String(decoding: bytes[(slotsStart + slotsLength)...], as: UTF8.self) : "")
     }
 
     /// Per interface, the slots of the text form `encoded` writes.
-    static func slots(_ text: ArraySlice<UInt8>) -> [RuleSlots] {
+    static func slots(_ text: ArraySlice<UInt8>, ordered: Bool) -> [RuleSlots] {
         var out: [RuleSlots] = []
         var start = text.startIndex, i = text.startIndex
         while i < text.endIndex {
             if text[i] == UInt8(ascii: "\n") && (i == start || text[i - 1] == UInt8(ascii: "\n")) {
-                out.append(RuleSlots(lines: text[start..<i]))
+                out.append(RuleSlots(lines: text[start..<i], ordered: ordered))
                 start = i + 1
             }
             i += 1
@@ -149,7 +157,7 @@ extension DataplaneState {
 
     var json: String {
         JSONOutput.render(.obj([
-            "format": .int(2),
+            "format": .int(3),
             "generation": .int(generation),
             "netns": netns.map { .string($0) } ?? .null,
             "interfaces": .array(interfaces.map { i in
@@ -161,6 +169,7 @@ extension DataplaneState {
                     "limit_slots": Self.slotObject(i.limitSlots),
                     "vip_slots": Self.slotObject(i.vipSlots),
                     "backend_slots": Self.slotObject(i.backendSlots),
+                    "summary": i.summary?.json ?? .null,
                 ])
             }),
         ]))
@@ -175,10 +184,10 @@ extension DataplaneState {
         static let unreadable = DecodeError(description: "the pinned xdpctl state is unreadable; run `xdpctl down` and apply again")
     }
 
-    init(json: [UInt8], slots slotText: ArraySlice<UInt8>?, configText config: String) throws(DecodeError) {
+    init(json: [UInt8], slots slotText: ArraySlice<UInt8>?, ordered: Bool, configText config: String) throws(DecodeError) {
         let bad = DecodeError.unreadable
         guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
-        let ruleSlots = slotText.map(Self.slots)
+        let ruleSlots = slotText.map { Self.slots($0, ordered: ordered) }
         func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
         func int(_ v: JSONValue?) -> Int64? { if case .number(let n) = v { return Int64(n) }; return nil }
         func str(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
@@ -210,7 +219,8 @@ extension DataplaneState {
                                              firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0),
                                              limitSlots: try optionalSlots("limit_slots"),
                                              vipSlots: try optionalSlots("vip_slots"), backendSlots: try optionalSlots("backend_slots"),
-                                             firewallPatchTrees: Int(int(member(m, "firewall_patch_trees")) ?? 0)))
+                                             firewallPatchTrees: Int(int(member(m, "firewall_patch_trees")) ?? 0),
+                                             summary: InterfaceSummary(json: member(m, "summary"))))
         }
         self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
     }

@@ -1,0 +1,130 @@
+import CXDPCtlABI
+
+/// Decides what an apply does from the config, what the last apply recorded and what
+/// the kernel says about the interfaces: which programs to load or keep, which slots
+/// and tables each interface's new generation gets, what to attach and detach. Pure:
+/// it compiles the tables and touches nothing (XDPCtlKit runs the plan).
+public struct ApplyPlanner {
+    /// The file to apply, and the namespace the apply works in.
+    public var config: Config
+    public var netns: String?
+    /// What the last apply recorded, and its config (nil: nothing applied).
+    public var old: DataplaneState?
+    public var oldConfig: Config?
+    /// Interface indexes in the apply's namespace, by name (a name missing: no such interface).
+    public var ifindexes: [String: Int32]
+    /// What the kernel says about the interfaces the last apply attached, by name.
+    public var facts: [String: InterfaceFacts]
+    /// Interfaces whose firewall is compiled afresh even when unchanged (apply
+    /// --full-compile over tables that patches left with patch trees).
+    public var recompile: [String] = []
+    public var compiler = FirewallCompiler()
+
+    public init(config: Config, netns: String?, old: DataplaneState?, oldConfig: Config?,
+                ifindexes: [String: Int32], facts: [String: InterfaceFacts]) {
+        self.config = config
+        self.netns = netns
+        self.old = old
+        self.oldConfig = oldConfig
+        self.ifindexes = ifindexes
+        self.facts = facts
+    }
+
+    /// The plan; errors name the place in the file of everything that stops it (an
+    /// interface that does not exist, tables that do not fit).
+    public func plan() throws(ConfigErrors) -> ApplyPlan {
+        let generation = (old?.generation ?? 0) + 1
+        var errors: [ConfigError] = []
+        var interfaces: [InterfacePlan] = []
+        for (i, iface) in config.interfaces.enumerated() {
+            guard let ifindex = ifindexes[iface.name] else {
+                let place = netns.map { "network namespace \($0)" } ?? "this network namespace"
+                errors.append(ConfigError(path: "interfaces[\(i)].name", message: "no interface \"\(iface.name)\" in \(place)"))
+                continue
+            }
+            do throws(ConfigErrors) {
+                interfaces.append(try plan(iface, at: i, ifindex: ifindex, generation: generation))
+            } catch {
+                errors += error.errors
+            }
+        }
+        if !errors.isEmpty { throw ConfigErrors(errors: errors) }
+        let named = Set(config.interfaces.map(\.name))
+        let changes = ConfigDiff.changes(from: oldConfig, to: config)
+            + interfaces.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
+            + recompile.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
+        return ApplyPlan(generation: generation, interfaces: interfaces,
+                         detach: (old?.interfaces ?? []).map(\.name).filter { !named.contains($0) },
+                         replies: LoadBalancerCompiler.replies(config), oldReplies: oldConfig.map(LoadBalancerCompiler.replies) ?? [],
+                         changes: changes)
+    }
+
+    func plan(_ iface: InterfaceConfig, at i: Int, ifindex: Int32, generation: UInt64) throws(ConfigErrors) -> InterfacePlan {
+        let previous = old?.interface(iface.name)
+        let oldIface = oldConfig?.interfaces.first { $0.name == iface.name }
+        let (rules, freshRules) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots.byName ?? [:])
+        let (limits, freshLimits) = InterfaceState.assignSlots(iface.rateLimits.map(\.name), previous: previous?.limitSlots ?? [:])
+        let (vips, freshVips) = InterfaceState.assignSlots(iface.loadBalancers.map(\.name), previous: previous?.vipSlots ?? [:])
+        let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)
+        let (backends, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
+        let slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends)
+        let tables = InterfaceTables(iface, at: i, slots: slots, compiler: compiler)
+        if !tables.errors.isEmpty { throw ConfigErrors(errors: tables.errors) }
+
+        // The program: the running one serves while its link is intact on this ifindex
+        // in an accepted mode, its tables have this build's shape and the new table fits.
+        let fact = previous.flatMap { facts[$0.name] }
+        var keepsLink = false
+        if let previous, let fact, old?.netns == netns, previous.ifindex == ifindex, fact.linkIntact {
+            keepsLink = iface.xdpMode == .auto || iface.xdpMode.rawValue == previous.mode
+        }
+        var capacity = previous?.firewallCapacity ?? 0
+        let nodes = tables.firewall?.nodes.count ?? 0
+        let sameShape = fact.map { $0.hasRoot && ($0.firewallCapacity == nil || $0.firewallCapacity == capacity) } ?? false
+        let loadsProgram = !keepsLink || nodes > capacity || !sameShape
+        if loadsProgram { capacity = max(capacity, FirewallTable.capacity(for: nodes)) }
+        let runningSlot = fact?.hasRoot == true ? fact?.runningSlot : nil
+
+        let kept = Set(backendIDs)
+        return InterfacePlan(
+            config: iface, ifindex: ifindex, previous: previous,
+            keepsLink: keepsLink, loadsProgram: loadsProgram, capacity: capacity,
+            slot: runningSlot.map { 1 - $0 } ?? 0, runningSlot: runningSlot,
+            firewall: tables.firewall, limits: tables.limits, balancers: tables.balancers,
+            slots: slots, freshRuleSlots: freshRules, freshLimitSlots: freshLimits, freshVipSlots: freshVips,
+            freshBackendSlots: freshBackends, resetDefault: oldIface?.firewall?.defaultAction != iface.firewall?.defaultAction,
+            removedBackendSlots: (previous?.backendSlots ?? [:]).filter { !kept.contains($0.key) }.map(\.value).sorted(),
+            oldVipPorts: LoadBalancerCompiler.vipPorts(oldIface?.loadBalancers ?? []),
+            vipPorts: LoadBalancerCompiler.vipPorts(iface.loadBalancers),
+            epoch: UInt32(truncatingIfNeeded: generation))
+    }
+}
+
+/// An interface's tables as an apply installs them (nil: the interface has none of that
+/// kind), compiled with `slots`, and what stops them from fitting, by place in the file.
+public struct InterfaceTables {
+    public var firewall: FirewallTable?
+    public var limits: [dp_rl_entry]?
+    public var balancers: LoadBalancerTables?
+    public var errors: [ConfigError] = []
+
+    public init(_ iface: InterfaceConfig, at i: Int, slots: Slots, compiler: FirewallCompiler) {
+        if let fw = iface.firewall {
+            do { firewall = try compiler.compile(fw, slots: slots.rules) } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+            }
+        }
+        if let top = slots.limits.values.max(), top >= DP_RL_MAX_LIMITS {
+            errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: "rate limits need slot \(top); at most \(DP_RL_MAX_LIMITS) fit (apply with fewer limits first)"))
+        } else if !iface.rateLimits.isEmpty {
+            do { limits = try RateLimitCompiler.compile(iface.rateLimits, slots: slots.limits) } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].rate_limits", message: error.message))
+            }
+        }
+        if !iface.loadBalancers.isEmpty {
+            do { balancers = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: slots.vips, backendSlots: slots.backends) } catch {
+                errors.append(ConfigError(path: "interfaces[\(i)].load_balancers", message: error.message))
+            }
+        }
+    }
+}

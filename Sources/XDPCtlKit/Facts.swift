@@ -1,0 +1,35 @@
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+extension Dataplane {
+    /// The indexes of the interfaces `config` names, in the namespace the commands work in.
+    func ifindexes(_ config: Config) -> [String: Int32] {
+        var out: [String: Int32] = [:]
+        for iface in config.interfaces { out[iface.name] = Netns.ifindex(of: iface.name) }
+        return out
+    }
+
+    /// What the kernel says about the interfaces `state` records: whether their links are
+    /// intact, and their running generations (ApplyPlanner decides from these).
+    func facts(_ state: DataplaneState?) -> [String: InterfaceFacts] {
+        var out: [String: InterfaceFacts] = [:]
+        for iface in state?.interfaces ?? [] {
+            let dir = root.interface(iface.name)
+            // A program from before generation roots (ABI 2) has none.
+            let maps = access(root.map(DP_MAP_GEN, of: iface.name), F_OK) == 0 ? try? GenerationMaps(pinDirectory: dir) : nil
+            let running = (try? maps?.running()) ?? nil
+            let table = running.flatMap { r in (try? maps?.table(.firewall, slot: r.slot)) ?? nil }
+            out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: running?.slot, hasRoot: maps != nil,
+                                             firewallCapacity: table.map { Self.firewallCapacity(of: $0) ?? 0 })
+        }
+        return out
+    }
+
+    /// The interface's pinned link still runs a program on the ifindex it was attached to.
+    func linkIntact(_ iface: InterfaceState) -> Bool {
+        guard let link = try? XDPLink.info(pinPath: root.link(iface.name)) else { return false }
+        return link.programID != 0 && link.ifindex == UInt32(iface.ifindex)
+    }
+}

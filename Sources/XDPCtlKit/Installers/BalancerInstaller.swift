@@ -1,0 +1,112 @@
+import CLibBPF
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// The load balancers' part of an apply: the VIP and Maglev tables; new backends' slots
+/// (filled before any table names them) and removed ones' (retired after the flip); and
+/// the VIP port filter, which holds both generations' ports while either may run.
+struct BalancerInstaller: Installer {
+    let root: PinRoot
+
+    func build(_ stage: InterfaceStage) throws(BPFError) -> [GenerationTable: BPFMap] {
+        guard let balancers = stage.plan.balancers else { return [:] }
+        return try Dataplane.balancerTables(balancers)
+    }
+
+    /// Backends new in this apply get their slot filled (epoch: this generation) and their
+    /// counters zeroed before any table names them; so do new VIPs' counters.
+    func prepare(_ stage: InterfaceStage) throws(BPFError) {
+        let plan = stage.plan
+        try writeVipPorts(stage, plan.oldVipPorts.union(plan.vipPorts))
+        guard let tables = plan.balancers else { return }
+        let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: stage.name))
+        let backendStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_BSTATS, of: stage.name))
+        for slot in plan.freshBackendSlots {
+            var entry = tables.backends[slot]!
+            entry.epoch = plan.epoch
+            try backendStats.updatePerCPU(slot, dp_lb_stats())
+            try backends.update(slot, entry)
+        }
+        let vipStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_VSTATS, of: stage.name))
+        for slot in plan.freshVipSlots { try vipStats.updatePerCPU(slot, dp_lb_stats()) }
+    }
+
+    func undo(_ stage: InterfaceStage) {
+        try? writeVipPorts(stage, stage.plan.oldVipPorts)
+    }
+
+    /// The port filter narrows to the new ports; removed backends' slots get epoch 0, so
+    /// their connections are balanced afresh.
+    func retire(_ stage: InterfaceStage) throws(BPFError) {
+        let plan = stage.plan
+        if plan.oldVipPorts != plan.vipPorts { try writeVipPorts(stage, plan.vipPorts) }
+        guard !plan.removedBackendSlots.isEmpty else { return }
+        let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: stage.name))
+        for slot in plan.removedBackendSlots {
+            guard var entry: dp_lb_backend = try backends.lookup(slot) else { continue }
+            entry.epoch = 0
+            try backends.update(slot, entry)
+        }
+    }
+
+    /// Sets the interface's VIP port filter to `ports` (nothing to do when it stays empty).
+    func writeVipPorts(_ stage: InterfaceStage, _ ports: Set<UInt16>) throws(BPFError) {
+        guard !(stage.plan.oldVipPorts.isEmpty && stage.plan.vipPorts.isEmpty) else { return }
+        try BPFMap.open(pinned: root.map(DP_MAP_LB_VPORTS, of: stage.name)).fill(LoadBalancerCompiler.portWords(ports))
+    }
+}
+
+/// The reply translations (backend endpoint to VIP endpoint) an apply installs, shared
+/// by every interface: new ones go in before the flips, stale ones leave after them.
+struct Replies {
+    var root: PinRoot
+    var new: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
+    var old: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
+
+    /// Writes `entries`; with `removingOthers`, removes every other entry, else leaves
+    /// them (and the source ports they listen on: `alsoListed`) in place.
+    func write(_ entries: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)], removingOthers: Bool = false,
+               alsoListed: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)] = []) throws(BPFError) {
+        let path = root.shared(DP_MAP_LB_REPLY)
+        // The maps appear with the first program loaded; without them there is nothing to translate.
+        guard access(path, F_OK) == 0 else { return }
+        let map = try BPFMap.open(pinned: path)
+        let ports = try BPFMap.open(pinned: root.shared(DP_MAP_LB_RPORTS))
+        for e in entries { try map.update(e.backend, e.vip) }
+        try ports.fill(LoadBalancerCompiler.portWords(Set((entries + alsoListed).map(\.backend.port))))
+        guard removingOthers else { return }
+        let keep = Set(entries.map { Endpoint($0.backend) })
+        for key in try map.keys(as: dp_lb_endpoint.self) where !keep.contains(Endpoint(key)) { try map.delete(key) }
+    }
+
+    /// An endpoint as a hashable value.
+    struct Endpoint: Hashable {
+        var bytes: [UInt8]
+        init(_ e: dp_lb_endpoint) { bytes = withUnsafeBytes(of: e, Array.init) }
+    }
+}
+
+extension Dataplane {
+    /// The generation tables holding `tables`: the VIPs and their Maglev tables.
+    public static func balancerTables(_ tables: LoadBalancerTables) throws(BPFError) -> [GenerationTable: BPFMap] {
+        [.vips: try vipTable(tables), .ring: try ringTable(tables)]
+    }
+
+    /// A dp_lb_vips table holding `tables`' VIPs.
+    static func vipTable(_ tables: LoadBalancerTables) throws(BPFError) -> BPFMap {
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_HASH, name: "dp_lb_vip_table", keySize: MemoryLayout<dp_lb_endpoint>.size,
+                                    valueSize: MemoryLayout<dp_lb_vip>.size, maxEntries: Int(DP_LB_MAX_VIPS))
+        for (key, value) in tables.vips { try map.update(key, value) }
+        return map
+    }
+
+    /// A dp_lb_ring table holding `tables`' Maglev tables.
+    static func ringTable(_ tables: LoadBalancerTables) throws(BPFError) -> BPFMap {
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_lb_ring_table", keySize: 4, valueSize: 4,
+                                    maxEntries: max(1, tables.ring.count), flags: UInt32(BPF_F_INNER_MAP))
+        try map.fill(tables.ring)
+        return map
+    }
+}

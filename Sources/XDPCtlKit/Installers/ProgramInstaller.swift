@@ -1,0 +1,130 @@
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// The program's part of an apply: the pin directory, the program instance the plan
+/// loads (or the one loaded ahead), and the attachment.
+struct ProgramInstaller {
+    let root: PinRoot
+
+    /// Before the tables are built: the pin directory, the capacity of the program that
+    /// will run, and the running generation's record and firewall table.
+    func choose(_ stage: InterfaceStage) throws(BPFError) {
+        let dir = stage.dir
+        stage.createdDirectory = access(dir, F_OK) != 0 || stage.preload != nil
+        if access(dir, F_OK) != 0 && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
+        if let running = stage.plan.runningSlot {
+            stage.previousFirewall = try GenerationMaps(pinDirectory: dir).table(.firewall, slot: running)
+        }
+        // A program loaded ahead serves if its tables are as big; else its pins go.
+        guard let preload = stage.preload else { return }
+        stage.preload = nil
+        if let program = preload.program(forCapacity: stage.capacity) {
+            stage.program = program
+            stage.capacity = preload.capacity
+        } else {
+            preload.wait()
+            try root.removeTree(dir)
+            if mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
+        }
+    }
+
+    /// After the tables are built: loads the program the plan wants (with the firewall
+    /// table as the shape of every table it will get) and opens the maps the new
+    /// generation goes to.
+    func load(_ stage: InterfaceStage) throws(BPFError) {
+        let name = stage.name
+        if stage.plan.loadsProgram && stage.program == nil {
+            // A program instance with a root and a firewall map of its own (counters and
+            // the other table maps are reused from their pins). The running program's root
+            // and table pins step aside until commit: it runs on them, untouched, until
+            // the link switches programs.
+            for pin in [DP_MAP_GEN, DP_MAP_FW].map({ root.map($0, of: name) }) where access(pin, F_OK) == 0 {
+                if rename(pin, pin + "_old") != 0 { throw BPFError(.pin(pin), errno: errno) }
+                stage.setAside.append(pin)
+            }
+            stage.program = try Dataplane.ingressProgram(pinRoot: stage.dir, table: stage.firewallTable!,
+                                                         pinPaths: Dataplane.sharedPins(root))
+        }
+        if stage.plan.loadsProgram && stage.plan.keepsLink {
+            stage.previousProgram = try XDPLink.program(pinPath: root.link(name))
+        }
+        let maps = if let program = stage.program { try GenerationMaps(program) } else { try GenerationMaps(pinDirectory: stage.dir) }
+        stage.maps = maps
+        stage.previousRecord = try maps.record()
+    }
+
+    /// After the flip: the new program runs on the interface, replacing the running one
+    /// in one step, or attached anew (`auto` falls back to generic).
+    func attach(_ stage: InterfaceStage) throws(BPFError) {
+        let name = stage.name
+        if stage.plan.keepsLink {
+            stage.mode = XDPAttachMode(rawValue: stage.plan.previous!.mode) ?? .native
+            if let program = stage.program {
+                try XDPLink.replaceProgram(pinPath: root.link(name), programFD: try program.programFD(DP_PROG_XDP), interface: name)
+                stage.replaced = true
+            }
+            return
+        }
+        let link = root.link(name)
+        try XDPLink.detach(pinPath: link, interface: name)
+        let prog = try stage.program!.programFD(DP_PROG_XDP)
+        let modes: [XDPAttachMode] = switch stage.plan.config.xdpMode {
+        case .native: [.native]
+        case .generic: [.generic]
+        case .auto: [.native, .generic]
+        }
+        var lastError: BPFError?
+        for mode in modes {
+            do {
+                try XDPLink.attach(programFD: prog, ifindex: stage.plan.ifindex, interface: name, mode: mode, pinPath: link)
+                stage.mode = mode
+                stage.attached = true
+                return
+            } catch {
+                lastError = error
+                if error.errno == EBUSY || error.errno == EEXIST { break }
+            }
+        }
+        throw lastError!
+    }
+
+    /// The apply failed: detaches what it attached, puts the running program back, and
+    /// removes what it pinned.
+    func undo(_ stage: InterfaceStage) {
+        let name = stage.name
+        if stage.attached { try? XDPLink.detach(pinPath: root.link(name), interface: name) }
+        if stage.replaced, let old = stage.previousProgram {
+            try? XDPLink.replaceProgram(pinPath: root.link(name), programFD: old.raw, interface: name)
+        }
+        for pin in stage.setAside {
+            unlink(pin)
+            rename(pin + "_old", pin)
+        }
+        stage.preload?.wait()
+        if stage.createdDirectory || stage.plan.previous == nil { try? root.removeTree(stage.dir) }
+    }
+
+    /// The apply went through: the pins the running program stood on go.
+    func retire(_ stage: InterfaceStage) {
+        for pin in stage.setAside { unlink(pin + "_old") }
+        // ABI 2's firewall map, left by a program this apply replaced.
+        unlink(root.map("dp_fw", of: stage.name))
+    }
+}
+
+extension Dataplane {
+    /// Loads xdp_ingress (maps pinned under `pinRoot`, or at `pinPaths`) for firewall
+    /// tables of `table`'s capacity: the verifier bounds every node offset by it.
+    public static func ingressProgram(pinRoot: String, table: BPFMap, pinPaths: [String: String] = [:]) throws(BPFError) -> BPFObject {
+        guard let capacity = firewallCapacity(of: table) else { throw BPFError(.createMap("dp_fw_tree"), errno: EINVAL) }
+        return try BPFObject(.xdpIngress, pinRoot: pinRoot, innerMaps: [DP_MAP_FW: table], pinPaths: pinPaths,
+                             constants: [DP_FW_RODATA: withUnsafeBytes(of: UInt32(capacity)) { Array($0) }])
+    }
+
+    /// The maps every interface's program shares, pinned at the pin root.
+    static func sharedPins(_ root: PinRoot) -> [String: String] {
+        [DP_MAP_LB_REPLY: root.shared(DP_MAP_LB_REPLY), DP_MAP_LB_RPORTS: root.shared(DP_MAP_LB_RPORTS)]
+    }
+}

@@ -1,0 +1,120 @@
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// What `status` shows of one interface.
+public struct InterfaceStatus: Sendable {
+    public var name: String
+    public var ifindex: Int32
+    /// The mode the kernel reports now (nil: no program attached any more).
+    public var mode: String?
+    public var requestedMode: String
+    public var programID: UInt32
+    public var linkIntact: Bool
+    public var firewallRules: Int
+    public var firewallNodes: Int
+    public var firewallTrees: Int
+    public var firewallPatchTrees: Int
+    public var firewallCapacity: Int
+    public var slotsUsed: Int
+    public var rateLimits: Int
+    /// Per-source buckets in use (all limits together).
+    public var sourceBuckets: Int
+    public var loadBalancers: Int
+    /// Entries in the connection table and the half-open table.
+    public var connections: Int
+    public var halfOpen: Int
+    /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
+    public var mapMemory: Int
+    /// The part of it the spare firewall table takes (the table the last swap retired,
+    /// which the next patch fills).
+    public var spareMemory: Int
+}
+
+public struct StatusReport: Sendable {
+    public var pinRoot: String
+    public var netns: String?
+    public var generation: UInt64
+    public var interfaces: [InterfaceStatus]
+
+    public var json: String {
+        JSONOutput.render(.obj([
+            "pin_root": .string(pinRoot),
+            "netns": netns.map { .string($0) } ?? .null,
+            "generation": .int(generation),
+            "interfaces": .array(interfaces.map { i in
+                .obj([
+                    "name": .string(i.name), "ifindex": .int(i.ifindex),
+                    "mode": i.mode.map { .string($0) } ?? .null, "xdp_mode": .string(i.requestedMode),
+                    "program_id": .int(i.programID), "attached": .bool(i.linkIntact),
+                    "firewall": .obj(["rules": .int(i.firewallRules), "tree_nodes": .int(i.firewallNodes),
+                                      "tree_capacity": .int(i.firewallCapacity), "trees": .int(i.firewallTrees),
+                                      "patch_trees": .int(i.firewallPatchTrees)]),
+                    "rate_limits": .obj(["limits": .int(i.rateLimits), "source_buckets": .int(i.sourceBuckets),
+                                         "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
+                    "load_balancers": .obj(["balancers": .int(i.loadBalancers), "connections": .int(i.connections),
+                                            "connections_max": .int(Int(DP_LB_CT_MAX)), "half_open": .int(i.halfOpen),
+                                            "half_open_max": .int(Int(DP_LB_HALF_OPEN_MAX))]),
+                    "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
+                                  "memory_bytes": .int(i.mapMemory), "spare_table_bytes": .int(i.spareMemory)]),
+                ])
+            }),
+        ]), indent: "  ")
+    }
+
+    public var text: String {
+        var out = "pin root \(pinRoot)\(netns.map { ", network namespace \($0)" } ?? ""), config generation \(generation)\n"
+        for i in interfaces {
+            let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
+            out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
+            let patched = i.firewallPatchTrees == 0 ? "" : " + \(i.firewallPatchTrees) patch tree\(i.firewallPatchTrees == 1 ? "" : "s") (apply --full-compile merges them)"
+            out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees\(patched), \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
+            if i.rateLimits > 0 {
+                out += "  limits    \(i.rateLimits) rate limit\(i.rateLimits == 1 ? "" : "s"), \(i.sourceBuckets)/\(DP_RL_MAX_SOURCES) per-source buckets\n"
+            }
+            if i.loadBalancers > 0 {
+                out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_LB_CT_MAX) connections, \(i.halfOpen)/\(DP_LB_HALF_OPEN_MAX) half-open\n"
+            }
+            out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\(i.spareMemory == 0 ? "" : " (\(i.spareMemory / 1024) KiB of it a spare table for the next change)")\n"
+        }
+        if interfaces.isEmpty { out += "no interfaces\n" }
+        return out
+    }
+}
+
+extension Dataplane {
+    /// What is attached where; nil when nothing is applied under the pin root.
+    public func status() throws(DataplaneError) -> StatusReport? {
+        guard let state = try reportState() else { return nil }
+        try enterRecordedNetns(state)
+        let interfaces = state.interfaces.map { s in
+            let link = try? XDPLink.info(pinPath: root.link(s.name))
+            let live = linkIntact(s)
+            let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
+            let summary = s.summary
+            let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
+            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
+                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_LB_CT, DP_MAP_LB_HALF].compactMap(open)
+            // The root, the table maps and the tables the running generation uses.
+            let generation = try? GenerationMaps(pinDirectory: root.interface(s.name))
+            let tables = generation.map { g in
+                [g.root] + GenerationTable.allCases.map(g.map) + Array(((try? g.runningTables()) ?? [:]).values)
+            } ?? []
+            let spare = (try? BPFMap.open(pinned: root.spareTable(of: s.name)))?.memoryBytes() ?? 0
+            let memory = (maps + tables).reduce(spare) { $0 + $1.memoryBytes() }
+            return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
+                                   requestedMode: summary?.xdpMode ?? "auto",
+                                   programID: link?.programID ?? 0, linkIntact: live, firewallRules: s.slots.count,
+                                   firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallPatchTrees: s.firewallPatchTrees,
+                                   firewallCapacity: s.firewallCapacity,
+                                   slotsUsed: s.slots.count + 1, rateLimits: summary?.limits.count ?? 0,
+                                   sourceBuckets: (try? open(DP_MAP_RL_SOURCES)?.keys(as: dp_rl_source_key.self).count) ?? 0,
+                                   loadBalancers: summary?.balancers.count ?? 0,
+                                   connections: (try? open(DP_MAP_LB_CT)?.keys(as: dp_lb_flow.self).count) ?? 0,
+                                   halfOpen: (try? open(DP_MAP_LB_HALF)?.keys(as: dp_lb_flow.self).count) ?? 0,
+                                   mapMemory: memory, spareMemory: spare)
+        }
+        return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
+    }
+}

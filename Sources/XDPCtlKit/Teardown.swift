@@ -1,0 +1,23 @@
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+extension Dataplane {
+    /// Detaches everything under the pin root and removes the pins.
+    public func down() throws(DataplaneError) -> [String] {
+        guard access(root.path, F_OK) == 0 else { return [] }
+        let lock: FileDescriptor
+        do { lock = try root.lock() } catch { throw .kernel(error) }
+        defer { withExtendedLifetime(lock) {} }
+        let names = root.interfaceNames()
+        do {
+            for name in names {
+                try XDPLink.detach(pinPath: root.link(name), interface: name)
+                try root.removeTree(root.interface(name))
+            }
+            try root.removeTree(root.path)
+        } catch { throw .kernel(error) }
+        return names
+    }
+}

@@ -1,0 +1,89 @@
+import XDPCtlBPF
+import XDPCtlCore
+
+/// Runs an ApplyPlan as one transaction: stage every interface's new generation where
+/// no packet reads it, prepare the state it reads, flip each interface's root, attach,
+/// record; on any failure before the record, roll everything back, here and only here.
+/// Then retire what only the old generations used, and detach the interfaces the file
+/// no longer names.
+struct Transaction {
+    let root: PinRoot
+    let plan: ApplyPlan
+    let stages: [InterfaceStage]
+    let programs: ProgramInstaller
+    /// The features, in the order they are staged and prepared (NAT next).
+    let installers: [any Installer]
+    let replies: Replies
+
+    init(root: PinRoot, plan: ApplyPlan, preloads: [String: Preload]) {
+        self.root = root
+        self.plan = plan
+        stages = plan.interfaces.map { p in
+            let stage = InterfaceStage(p, dir: root.interface(p.config.name))
+            stage.preload = preloads[p.config.name]
+            return stage
+        }
+        programs = ProgramInstaller(root: root)
+        installers = [FirewallInstaller(root: root), RateLimitInstaller(root: root), BalancerInstaller(root: root)]
+        replies = Replies(root: root, new: plan.replies, old: plan.oldReplies)
+    }
+
+    /// Runs the plan; `record` writes the state (the last step that can roll back).
+    func run(record: ([InterfaceStage]) throws(BPFError) -> Void) throws(DataplaneError) {
+        var wroteReplies = false
+        do throws(BPFError) {
+            for stage in stages {
+                try programs.choose(stage)
+                for installer in installers { stage.tables.merge(try installer.build(stage)) { $1 } }
+                try programs.load(stage)
+            }
+            try replies.write(replies.new, alsoListed: replies.old)
+            wroteReplies = true
+            for stage in stages {
+                stage.prepared = true
+                for installer in installers { try installer.prepare(stage) }
+            }
+            for stage in stages {
+                let maps = stage.maps!
+                stage.flipped = true
+                try maps.stage(stage.tables, slot: stage.plan.slot)
+                try maps.flip(id: plan.generation, slot: stage.plan.slot, tables: stage.tables.keys)
+            }
+            for stage in stages { try programs.attach(stage) }
+            try record(stages)
+        } catch {
+            rollBack(replies: wroteReplies)
+            throw .kernel(error)
+        }
+        do { try retire() } catch { throw .kernel(error) }
+    }
+
+    /// Puts back what the running generations read, in the reverse order of the steps.
+    private func rollBack(replies wroteReplies: Bool) {
+        for stage in stages.reversed() {
+            if stage.flipped, let maps = stage.maps {
+                try? maps.restore(stage.previousRecord)
+                try? maps.clear(slot: stage.plan.slot)
+            }
+            if stage.prepared { for installer in installers.reversed() { installer.undo(stage) } }
+            programs.undo(stage)
+        }
+        if wroteReplies { try? replies.write(replies.old, removingOthers: true) }
+    }
+
+    private func retire() throws(BPFError) {
+        for stage in stages {
+            programs.retire(stage)
+            // Once the flip has returned no packet reads the old slot, which is emptied; a
+            // replaced program may still be finishing a packet on it, so there it waits
+            // for the next apply to refill it.
+            if stage.program == nil, let old = stage.plan.runningSlot { try stage.maps!.clear(slot: old) }
+            for installer in installers { try installer.retire(stage) }
+        }
+        try replies.write(replies.new, removingOthers: true)
+        for gone in plan.detach {
+            try XDPLink.detach(pinPath: root.link(gone), interface: gone)
+            try root.removeTree(root.interface(gone))
+        }
+    }
+}
