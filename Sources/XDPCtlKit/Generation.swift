@@ -76,19 +76,25 @@ public struct GenerationMaps: Sendable {
     }
 
     /// Fills slot `slot` with `tables`; the kinds missing from it are emptied there.
-    /// No packet reads the slot until a flip names it.
+    /// No packet reads the slot until a flip names it. A table the slot holds already
+    /// stays without an update: every update of a map of maps waits for an RCU grace
+    /// period (8 ms here), and the spare a patch fills is the table the slot holds.
     public func stage(_ tables: [GenerationTable: BPFMap], slot: UInt32) throws(BPFError) {
         for kind in GenerationTable.allCases {
+            let held: UInt32? = try outer[kind]!.lookup(slot)
             if let table = tables[kind] {
-                try outer[kind]!.update(slot, table.fd.raw)
-            } else {
+                let id = try table.info().id
+                if held != id { try outer[kind]!.update(slot, table.fd.raw) }
+            } else if held != nil {
                 try outer[kind]!.delete(slot)
             }
         }
     }
 
     /// Makes the generation of `tables`, staged in `slot`, the running one: one update
-    /// of the root, which returns once no program run holds the previous record.
+    /// of the root, which returns once no program run holds the previous record. The
+    /// slot the previous generation used keeps its tables (no packet reads them) until
+    /// the next apply stages over them.
     public func flip(id: UInt64, slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
         var gen = dp_generation()
         gen.id = id
@@ -117,7 +123,7 @@ public struct GenerationMaps: Sendable {
         try flip(id: id, slot: slot, tables: tables.keys)
     }
 
-    /// Empties every table map's slot `slot` (after a flip away from it: no packet reads it).
+    /// Empties every table map's slot `slot` (an apply that failed after staging it).
     func clear(slot: UInt32) throws(BPFError) {
         for kind in GenerationTable.allCases { try outer[kind]!.delete(slot) }
     }

@@ -58,7 +58,6 @@ extension Dataplane {
                 try? maps.clear(slot: 1 - gen.slot)
                 throw error
             }
-            try maps.clear(slot: gen.slot)
             root.keepSpare(running, of: name, capacity: iface.firewallCapacity)
             return ApplyResult(generation: state.generation, changed: true, changes: ConfigDiff.rules(name, removed, added), patched: true)
         } catch {

@@ -74,10 +74,6 @@ struct Transaction {
     private func retire() throws(BPFError) {
         for stage in stages {
             programs.retire(stage)
-            // Once the flip has returned no packet reads the old slot, which is emptied; a
-            // replaced program may still be finishing a packet on it, so there it waits
-            // for the next apply to refill it.
-            if stage.program == nil, let old = stage.plan.runningSlot { try stage.maps!.clear(slot: old) }
             for installer in installers { try installer.retire(stage) }
         }
         try replies.write(replies.new, removingOthers: true)
