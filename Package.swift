@@ -8,6 +8,8 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-system", from: "1.8.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
     ],
     targets: [
         // C: libraries from pkg-config, the shared ABI header, and the few C idioms Swift can't express.
@@ -20,16 +22,20 @@ let package = Package(
         // Swift, no C: config model and validation, the firewall compiler, renderers.
         .target(name: "XDPCtlCore", dependencies: ["CXDPCtlABI"]),
         // Typed layer over libbpf/libxdp; embeds the BPF objects built from bpf/.
-        .target(name: "XDPCtlBPF", dependencies: ["CLibBPF", "CLibXDP", "CXDPCtlShims", "CXDPCtlABI"],
+        .target(name: "XDPCtlBPF", dependencies: [
+                    "CLibBPF", "CLibXDP", "CXDPCtlShims", "CXDPCtlABI",
+                    .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
+                ],
                 plugins: ["BPFCompiler"]),
         // The data plane as the commands see it: apply, status, stats, down.
         // -disable-cmo: swiftc 6.3.1 crashes optimizing a client's calls into this module's
         // generic map accessors ("Conformance of 'dp_generation' to 'BitwiseCopyable' not
         // found in referenced module 'CXDPCtlABI'"); its clients make coarse calls, so
         // inlining across the boundary buys nothing.
-        .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF"], swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
+        .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF", .product(name: "SystemPackage", package: "swift-system")],
+                swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
         .executableTarget(name: "xdpctl", dependencies: [
-            "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
         ]),
         // The benchmark command (scripts/bench.sh): program cost against baselines in one run.
         // What tests and the benchmark run the data plane on, which xdpctl does not link: packet

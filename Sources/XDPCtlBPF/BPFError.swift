@@ -1,4 +1,4 @@
-import Glibc
+import SystemPackage
 
 /// A failed libbpf/libxdp/kernel call: what was being done, and the errno the kernel gave.
 public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
@@ -49,42 +49,43 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
     }
 
     public let operation: Operation
-    /// Positive errno value.
-    public let errno: Int32
+    /// What the kernel (or libbpf) said.
+    public let errno: Errno
     /// Lines of the verifier log, filled when a program fails to load.
     public var log: [String] = []
 
+    /// `errno`: an errno value, positive or negated (libbpf's convention).
     public init(_ operation: Operation, errno: Int32, log: [String] = []) {
         self.operation = operation
-        self.errno = errno < 0 ? -errno : errno
+        self.errno = Errno(rawValue: errno < 0 ? -errno : errno)
         self.log = log
     }
 
     public var description: String {
-        var text = "\(operation): \(String(cString: strerror(errno))) [errno \(errno)]"
+        var text = "\(operation): \(errno) [errno \(errno.rawValue)]"
         if let hint { text += " — \(hint)" }
-        if let last = log.last(where: { !$0.isEmpty }) { text += "\n  verifier: \(last)" }
+        if let last = log.last(where: { !$0.isEmpty }) { text += "\n  libbpf: \(last)" }
         return text
     }
 
     /// The domain knowledge behind an errno, in words an operator knows.
     var hint: String? {
         switch (operation, errno) {
-        case (.attachXDP(_, "native"), EOPNOTSUPP), (.attachXDP(_, "native"), EINVAL):
+        case (.attachXDP(_, "native"), .notSupported), (.attachXDP(_, "native"), .invalidArgument):
             return "the driver lacks native XDP; use xdp_mode \"generic\" or \"auto\""
-        case (.attachXDP, EBUSY), (.attachXDP, EEXIST):
+        case (.attachXDP, .resourceBusy), (.attachXDP, .fileExists):
             return "another XDP program is attached to this interface (see `ip link show`); detach it first"
-        case (.attachXDP, ENODEV), (.queryXDP, ENODEV):
+        case (.attachXDP, .operationNotSupportedByDevice), (.queryXDP, .operationNotSupportedByDevice):
             return "no such interface"
-        case (.mapUpdate, E2BIG):
+        case (.mapUpdate, .argListTooLong):
             return "the map is full"
-        case (.createMap, ENOMEM), (.loadObject, ENOMEM):
+        case (.createMap, .noMemory), (.loadObject, .noMemory):
             return "not enough kernel memory for the maps (check `ulimit -l` and the rule count)"
-        case (.enterNetns, ENOENT):
+        case (.enterNetns, .noSuchFileOrDirectory):
             return "no such network namespace (see `ip netns list`)"
-        case (_, EPERM), (_, EACCES):
+        case (_, .notPermitted), (_, .permissionDenied):
             return "needs root (CAP_BPF and CAP_NET_ADMIN)"
-        case (.openPin, ENOENT):
+        case (.openPin, .noSuchFileOrDirectory):
             return "nothing is pinned there; has `xdpctl apply` run with this --pin-root?"
         default:
             return nil

@@ -1,14 +1,15 @@
 import CLibBPF
 import Foundation
 import Glibc
+import SystemPackage
 
 /// A BPF map by descriptor, with typed element access. `Key` and `Value` are ABI structs
 /// from xdpctl_abi.h (explicitly padded, so Swift's field-wise copies are exact).
 public struct BPFMap: Sendable {
     public let name: String
-    public let fd: FileDescriptor
+    public let fd: OwnedDescriptor
 
-    public init(name: String, fd: FileDescriptor) {
+    public init(name: String, fd: OwnedDescriptor) {
         self.name = name
         self.fd = fd
     }
@@ -16,7 +17,7 @@ public struct BPFMap: Sendable {
     /// Opens a pinned map.
     public static func open(pinned path: String) throws(BPFError) -> BPFMap {
         let fd = try checkFD(bpf_obj_get(path), .openPin(path))
-        return BPFMap(name: String(path.split(separator: "/").last ?? ""), fd: FileDescriptor(fd))
+        return BPFMap(name: String(path.split(separator: "/").last ?? ""), fd: OwnedDescriptor(fd))
     }
 
     /// Creates an unpinned map (used for the inner maps of a new generation).
@@ -26,7 +27,7 @@ public struct BPFMap: Sendable {
         opts.pointer.pointee.map_flags = flags
         let fd = try checkFD(bpf_map_create(type, name, UInt32(keySize), UInt32(valueSize),
                                             UInt32(maxEntries), opts.pointer), .createMap(name))
-        return BPFMap(name: name, fd: FileDescriptor(fd))
+        return BPFMap(name: name, fd: OwnedDescriptor(fd))
     }
 
     public func pin(at path: String) throws(BPFError) {
@@ -151,20 +152,17 @@ extension BPFMap {
         guard let id: UInt32 = try lookup(index) else { return nil }
         let fd = bpf_map_get_fd_by_id(id)
         if fd == -ENOENT { return nil }
-        return BPFMap(name: "\(name)[\(index)]", fd: FileDescriptor(try checkFD(fd, .openPin("map id \(id)"))))
+        return BPFMap(name: "\(name)[\(index)]", fd: OwnedDescriptor(try checkFD(fd, .openPin("map id \(id)"))))
     }
 
     /// Kernel memory charged to the map ("memlock" in its fdinfo), in bytes.
     public func memoryBytes() -> Int {
-        let path = "/proc/self/fdinfo/\(fd.raw)"
-        guard let file = fopen(path, "r") else { return 0 }
-        defer { fclose(file) }
-        var line = [CChar](repeating: 0, count: 256)
-        while fgets(&line, Int32(line.count), file) != nil {
-            let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            if text.hasPrefix("memlock:") {
-                return Int(text.dropFirst("memlock:".count).trimmingCharacters(in: .whitespacesAndNewlines)) ?? 0
-            }
+        guard let file = try? FileDescriptor.open(FilePath("/proc/self/fdinfo/\(fd.raw)"), .readOnly) else { return 0 }
+        defer { try? file.close() }
+        var bytes = [UInt8](repeating: 0, count: 4096)
+        guard let count = try? bytes.withUnsafeMutableBytes({ try file.read(into: $0) }) else { return 0 }
+        for line in String(decoding: bytes[..<count], as: UTF8.self).split(separator: "\n") where line.hasPrefix("memlock:") {
+            return Int(line.dropFirst("memlock:".count).filter(\.isNumber)) ?? 0
         }
         return 0
     }

@@ -73,6 +73,6 @@ public final class BPFObject {
         let fd = try checkFD(bpf_map__fd(map), .findMap(name))
         let copy = dup(fd)
         if copy < 0 { throw BPFError(.findMap(name), errno: Glibc.errno) }
-        return BPFMap(name: name, fd: FileDescriptor(copy))
+        return BPFMap(name: name, fd: OwnedDescriptor(copy))
     }
 }

@@ -1,34 +1,43 @@
 import CXDPCtlShims
 import Glibc
+import Logging
 import Synchronization
 
-/// Where libbpf and libxdp messages go. By default they are kept quiet and the last
-/// lines are attached to errors; `--verbose` prints them. libbpf calls the sink from
-/// whichever thread is loading, so the buffer is behind a lock.
+/// Where libbpf and libxdp messages go: to swift-log, as "xdpctl.libbpf" at debug level
+/// (`xdpctl --verbose` shows them), and the last lines are attached to errors. libbpf
+/// calls the sink from whichever thread is loading, so the buffer is behind a lock.
 public enum BPFLog {
-    static let state = Mutex<(lines: [String], echo: Bool)>(([], false))
+    static let lines = Mutex<[String]>([])
+    static let logger = Logger(label: "xdpctl.libbpf")
 
-    /// Installs the sink; with `verbose`, messages up to debug level are printed to stderr.
+    /// Installs the sink; with `verbose`, libbpf passes its debug messages too.
     public static func install(verbose: Bool) {
-        state.withLock { $0.echo = verbose }
         xdpctl_set_log_sink({ _, line in
             guard let line else { return }
-            let text = String(cString: line)
-            let echo = BPFLog.state.withLock { s in
-                s.lines.append(text)
-                if s.lines.count > 200 { s.lines.removeFirst(100) }
-                return s.echo
+            let text = String(cString: line).trimmingSuffix()
+            BPFLog.lines.withLock { lines in
+                lines.append(text)
+                if lines.count > 200 { lines.removeFirst(100) }
             }
-            if echo { FileOutput.standardError.write("libbpf: \(text)\n") }
+            BPFLog.logger.debug("\(text)")
         }, verbose ? 2 : 1)
     }
 
     /// Takes the collected lines (used to attach the verifier log to a load error).
     static func drain() -> [String] {
-        state.withLock { s in
-            defer { s.lines.removeAll() }
-            return s.lines
+        lines.withLock { lines in
+            defer { lines.removeAll() }
+            return lines
         }
+    }
+}
+
+extension String {
+    /// Without the line break libbpf ends its messages with.
+    func trimmingSuffix() -> String {
+        var s = Substring(self)
+        while s.last == "\n" { s = s.dropLast() }
+        return String(s)
     }
 }
 

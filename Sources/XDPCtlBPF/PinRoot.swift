@@ -1,6 +1,7 @@
 import CLibBPF
 import CXDPCtlShims
 import Glibc
+import SystemPackage
 
 /// The bpffs directory that holds everything xdpctl keeps in the kernel:
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
@@ -37,11 +38,15 @@ public struct PinRoot: Sendable {
 
     /// Holds an exclusive lock on the pin root for the life of the returned descriptor,
     /// so two applies (or an apply and a down) never interleave.
-    public func lock() throws(BPFError) -> FileDescriptor {
-        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        if fd < 0 { throw BPFError(.lockPinRoot(path), errno: errno) }
-        let handle = FileDescriptor(fd)
-        if flock(fd, LOCK_EX) != 0 { throw BPFError(.lockPinRoot(path), errno: errno) }
+    public func lock() throws(BPFError) -> OwnedDescriptor {
+        let handle: OwnedDescriptor
+        do {
+            handle = OwnedDescriptor(try FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec], retryOnInterrupt: true))
+        } catch {
+            throw BPFError(.lockPinRoot(path), errno: (error as? Errno)?.rawValue ?? EIO)
+        }
+        // swift-system has no flock().
+        if flock(handle.raw, LOCK_EX) != 0 { throw BPFError(.lockPinRoot(path), errno: errno) }
         return handle
     }
 
@@ -106,14 +111,14 @@ public struct PinRoot: Sendable {
     public func stateID() -> UInt32? {
         let fd = bpf_obj_get(state)
         guard fd >= 0 else { return nil }
-        return try? BPFMap(name: "dp_state", fd: FileDescriptor(fd)).info().id
+        return try? BPFMap(name: "dp_state", fd: OwnedDescriptor(fd)).info().id
     }
 
     /// The state bytes, or nil when nothing was applied under this root.
     public func readState() throws(BPFError) -> [UInt8]? {
         let fd = bpf_obj_get(state)
         if fd == -ENOENT { return nil }
-        let map = BPFMap(name: "dp_state", fd: FileDescriptor(try checkFD(fd, .openPin(state))))
+        let map = BPFMap(name: "dp_state", fd: OwnedDescriptor(try checkFD(fd, .openPin(state))))
         let (_, chunk, entries, _, flags) = try map.info()
         if flags & UInt32(BPF_F_MMAPABLE) != 0 {
             return try map.withMappedBytes(entries * chunk, writable: false) { memory in

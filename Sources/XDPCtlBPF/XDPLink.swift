@@ -25,7 +25,7 @@ public enum XDPLink {
     }
 
     /// Attaches `programFD` to `ifindex` in `mode` for as long as the returned link is open.
-    public static func hold(programFD: Int32, ifindex: Int32, interface: String, mode: XDPAttachMode) throws(BPFError) -> FileDescriptor {
+    public static func hold(programFD: Int32, ifindex: Int32, interface: String, mode: XDPAttachMode) throws(BPFError) -> OwnedDescriptor {
         let opts = LibBPFOptions<bpf_link_create_opts>()
         opts.pointer.pointee.flags = mode.flags
         let fd = bpf_link_create(programFD, ifindex, BPF_XDP, opts.pointer)
@@ -36,20 +36,20 @@ public enum XDPLink {
             }
             throw error
         }
-        return FileDescriptor(fd)
+        return OwnedDescriptor(fd)
     }
 
     /// Swaps the program behind a pinned link in one step: a packet runs the old program
     /// or the new one.
     public static func replaceProgram(pinPath: String, programFD: Int32, interface: String) throws(BPFError) {
-        let link = FileDescriptor(try checkFD(bpf_obj_get(pinPath), .openPin(pinPath)))
+        let link = OwnedDescriptor(try checkFD(bpf_obj_get(pinPath), .openPin(pinPath)))
         try check(bpf_link_update(link.raw, programFD, nil), .attachXDP(interface: interface, mode: "replace"))
     }
 
     /// The program a pinned link runs, as an owned descriptor.
-    public static func program(pinPath: String) throws(BPFError) -> FileDescriptor {
+    public static func program(pinPath: String) throws(BPFError) -> OwnedDescriptor {
         let id = try info(pinPath: pinPath).programID
-        return FileDescriptor(try checkFD(bpf_prog_get_fd_by_id(id), .linkInfo(pinPath)))
+        return OwnedDescriptor(try checkFD(bpf_prog_get_fd_by_id(id), .linkInfo(pinPath)))
     }
 
     /// Detaches the pinned link at `pinPath` and removes the pin. A link whose interface
@@ -57,7 +57,7 @@ public enum XDPLink {
     public static func detach(pinPath: String, interface: String) throws(BPFError) {
         let fd = bpf_obj_get(pinPath)
         if fd >= 0 {
-            let link = FileDescriptor(fd)
+            let link = OwnedDescriptor(fd)
             let rc = bpf_link_detach(link.raw)
             if rc < 0 && rc != -ENOLINK && rc != -EINVAL { throw BPFError(.detach(interface), errno: -rc) }
         } else if fd != -ENOENT {
@@ -68,7 +68,7 @@ public enum XDPLink {
 
     /// What the pinned link is attached to: program id and ifindex (0 when detached).
     public static func info(pinPath: String) throws(BPFError) -> (programID: UInt32, ifindex: UInt32) {
-        let link = FileDescriptor(try checkFD(bpf_obj_get(pinPath), .openPin(pinPath)))
+        let link = OwnedDescriptor(try checkFD(bpf_obj_get(pinPath), .openPin(pinPath)))
         var info = bpf_link_info()
         var len = UInt32(MemoryLayout<bpf_link_info>.size)
         try check(bpf_obj_get_info_by_fd(link.raw, &info, &len), .linkInfo(pinPath))

@@ -28,7 +28,7 @@ extension Dataplane {
             return ApplyResult(generation: running.generation, changed: false, changes: [])
         }
         // A change inside one firewall's rule list patches the running table.
-        var lock: FileDescriptor?
+        var lock: OwnedDescriptor?
         defer { withExtendedLifetime(lock) {} }
         if patching, let running, let edit = RuleEdit(from: running.configText, to: text) {
             lock = try lockRoot()
@@ -82,7 +82,7 @@ extension Dataplane {
     }
 
     /// Holds the pin root's lock until the descriptor closes.
-    func lockRoot() throws(DataplaneError) -> FileDescriptor {
+    func lockRoot() throws(DataplaneError) -> OwnedDescriptor {
         do { return try root.lock() } catch { throw .kernel(error) }
     }
 

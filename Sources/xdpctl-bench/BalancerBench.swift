@@ -53,7 +53,7 @@ extension Bench {
     }
 
     /// Measures every path; `hold` keeps a program attached while it is measured.
-    func measureBalancer(floorFD: Int32, root: String, hold: (Int32, Int) throws -> FileDescriptor?) throws -> [BalancerRow] {
+    func measureBalancer(floorFD: Int32, root: String, hold: (Int32, Int) throws -> OwnedDescriptor?) throws -> [BalancerRow] {
         mkdir(root, 0o700)
         // An interface with load balancers and no firewall.
         let program = try Dataplane.ingressProgram(pinRoot: root, table: try Dataplane.firewallTable(capacity: Int(DP_FW_MIN_NODES), nil))
@@ -61,7 +61,7 @@ extension Bench {
         let programFD = try program.programFD(DP_PROG_XDP)
 
         /// A restore_frame wrapper in front of `target`, kept attached on hold slot `slot`.
-        func wrapper(_ target: Int32, slot: Int) throws -> (object: BPFObject, fd: Int32, link: FileDescriptor?) {
+        func wrapper(_ target: Int32, slot: Int) throws -> (object: BPFObject, fd: Int32, link: OwnedDescriptor?) {
             let object = try BPFObject(.restoreFrame, pinRoot: nil)
             try object.map("restore_target").update(UInt32(0), target)
             let fd = try object.programFD("restore_run")
@@ -69,7 +69,7 @@ extension Bench {
         }
         let ours = try wrapper(programFD, slot: 2), floorWrapped = try wrapper(floorFD, slot: 1)
 
-        func mean(_ w: (object: BPFObject, fd: Int32, link: FileDescriptor?), _ frames: [[UInt8]], vary: Bool) throws -> Double {
+        func mean(_ w: (object: BPFObject, fd: Int32, link: OwnedDescriptor?), _ frames: [[UInt8]], vary: Bool) throws -> Double {
             let state = try w.object.map("restore_frame")
             var total = 0.0
             for f in frames {

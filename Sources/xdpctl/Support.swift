@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Logging
 import XDPCtlBPF
 import XDPCtlKit
 
@@ -17,7 +18,7 @@ struct KernelOptions: ParsableArguments {
         valueName: "NAME"))
     var netns: String?
 
-    @Flag(help: "Print libbpf and libxdp messages.")
+    @Flag(help: "Print libbpf and libxdp messages (through swift-log, on standard error).")
     var verbose = false
 
     var resolvedPinRoot: String {
@@ -25,7 +26,12 @@ struct KernelOptions: ParsableArguments {
     }
 
     func dataplane() throws -> Dataplane {
-        try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = verbose ? .debug : .warning
+            return handler
+        }
+        return try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
     }
 }
 

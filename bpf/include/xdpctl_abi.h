@@ -154,12 +154,14 @@ enum dp_reason {
  * which of them it has. A packet reads the root once, at its start, and then reads only
  * that slot.
  *
- * An apply fills the slot the running generation does not use (a new table where a
- * feature changed, the running table itself where it did not), then points dp_gen at a
- * new record: one map update, atomic for every packet. The update returns once every
- * program run that could hold the old record has ended (synchronize_rcu), so the apply
- * then empties the old slot. An interface with no tables (only a name in the config)
- * has no record, or one with tables 0: every packet passes, replies are translated.
+ * An apply fills the slot the running generation does not use (new tables, or for a
+ * firewall patch the patched table beside the running generation's others), then points
+ * dp_gen at a new record: one map update, atomic for every packet. The update returns
+ * once every program run that could hold the old record has ended (synchronize_rcu).
+ * The old slot keeps its tables, which no packet reads, until the next apply stages
+ * over them; its firewall table is the spare that apply fills. An interface with no
+ * tables (only a name in the config) has no record, or one with tables 0: every packet
+ * passes, replies are translated.
  *
  * Stateful maps (counters, buckets, connection tables) are not part of a generation:
  * they live across applies, keyed by slots that apply keeps per name.
@@ -377,8 +379,8 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
 
 /* ---- load balancers: VIPs over Maglev tables, a connection table, NAT ------------
  *
- * Per interface, per generation (see generations above): dp_lb_vips[slot] is a HASH from the VIP endpoint to its dp_lb_vip, and
- * dp_lb_ring[slot] an ARRAY of backend slots holding every VIP's Maglev table one after
+ * Per interface, per generation (see generations above): dp_lb_vips[slot] is a HASH
+ * from the VIP endpoint to its dp_lb_vip, and dp_lb_ring[slot] an ARRAY of backend slots holding every VIP's Maglev table one after
  * the other (ring_start, ring_size). A flow goes to ring[ring_start + hash % ring_size].
  *
  * dp_lb_backends is an ARRAY[DP_LB_MAX_BACKENDS], written in place: apply fills a

@@ -16,7 +16,7 @@ final class InterfaceStage {
     /// Pins moved aside (to PIN_old) while a new program instance takes their names.
     var setAside: [String] = []
     /// The running program, to put back if the apply fails after replacing it.
-    var previousProgram: FileDescriptor?
+    var previousProgram: OwnedDescriptor?
     /// This apply created the interface's pin directory.
     var createdDirectory = false
     var mode = XDPAttachMode.native

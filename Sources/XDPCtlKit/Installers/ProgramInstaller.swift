@@ -1,5 +1,6 @@
 import CXDPCtlABI
 import Glibc
+import SystemPackage
 import XDPCtlBPF
 import XDPCtlCore
 
@@ -84,7 +85,7 @@ struct ProgramInstaller {
                 return
             } catch {
                 lastError = error
-                if error.errno == EBUSY || error.errno == EEXIST { break }
+                if error.errno == .resourceBusy || error.errno == .fileExists { break }
             }
         }
         throw lastError!
