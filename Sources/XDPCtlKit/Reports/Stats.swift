@@ -40,13 +40,17 @@ extension Dataplane {
         }
         if !summary.balancers.isEmpty { stats.loadBalancers = try balancerCounters(summary.balancers, s) }
         if let defaultAction = summary.defaultAction {
-            let ruleMap = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: s.name))
-            func counter(_ name: String, _ slot: UInt32) throws(BPFError) -> InterfaceStats.Counter {
-                let per = try ruleMap.lookupPerCPU(slot, as: dp_rule_stats.self)
+            // Every rule's counters in a few batches, not a system call per rule.
+            let rules = s.slots.inOrder
+            let cpus = BPFMap.possibleCPUs
+            let all = try BPFMap.open(pinned: root.map(DP_MAP_RULE_STATS, of: s.name))
+                .lookupPerCPU(keys: Int(rules.map(\.slot).max() ?? 0) + 1, as: dp_rule_stats.self)
+            func counter(_ name: String, _ slot: UInt32) -> InterfaceStats.Counter {
+                let per = all[Int(slot) * cpus..<(Int(slot) + 1) * cpus]
                 return .init(name: name, packets: per.reduce(0) { $0 + $1.packets }, bytes: per.reduce(0) { $0 + $1.bytes })
             }
-            for rule in s.slots.inOrder { stats.rules.append(try counter(rule.name, rule.slot)) }
-            stats.defaultAction = try counter(defaultAction, 0)
+            stats.rules = rules.map { counter($0.name, $0.slot) }
+            stats.defaultAction = counter(defaultAction, 0)
         }
         return stats
     }
