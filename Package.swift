@@ -37,11 +37,11 @@ let package = Package(
         .executableTarget(name: "xdpctl", dependencies: [
             "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
         ]),
-        // The benchmark command (scripts/bench.sh): program cost against baselines in one run.
         // What tests and the benchmark run the data plane on, which xdpctl does not link: packet
         // builders, rule-set generators, the first-match reference and the data path's walks
         // and hashes in Swift, load balancers written straight into a loaded program.
         .target(name: "XDPCtlWorkloads", dependencies: ["XDPCtlKit"]),
+        // The benchmark command (scripts/bench.sh): program cost against baselines in one run.
         .executableTarget(name: "xdpctl-bench", dependencies: [
             "XDPCtlKit", "XDPCtlWorkloads", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], plugins: ["BPFCompiler"]),

@@ -114,6 +114,7 @@ public struct BPFMap: Sendable {
         guard count > 0 else { return [] }
         let values = UnsafeMutableRawBufferPointer.allocate(byteCount: count * cpus * size, alignment: 8)
         defer { values.deallocate() }
+        values.initializeMemory(as: UInt8.self, repeating: 0)
         var keys = [UInt32](repeating: 0, count: count)
         let opts = LibBPFOptions<bpf_map_batch_opts>()
         var done = 0, position: UInt32 = 0, next: UInt32 = 0
@@ -134,7 +135,7 @@ public struct BPFMap: Sendable {
         var out = [Value]()
         out.reserveCapacity(count * cpus)
         for i in 0..<count * cpus { out.append(values.load(fromByteOffset: i * size, as: Value.self)) }
-        // An array's batch comes back in key order; a key past `done` was not read.
+        // An array's batch comes back in key order; keys past `done` (past the map's end) read as zero.
         precondition(keys.prefix(done).enumerated().allSatisfy { UInt32($0.offset) == $0.element }, "batch keys out of order")
         return out
     }

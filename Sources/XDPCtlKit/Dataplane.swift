@@ -67,16 +67,18 @@ public final class Dataplane {
     /// slots in rule-list order, without the config text. States written before format 3
     /// have neither: their config is decoded for them.
     func reportState() throws(DataplaneError) -> DataplaneState? {
-        guard var state = try state(config: false) else { return nil }
-        guard state.interfaces.contains(where: { $0.summary == nil }) else { return state }
-        guard let full = try self.state(config: true) else { return nil }
+        guard let state = try state(config: false) else { return nil }
+        guard state.interfaces.contains(where: { $0.summary == nil }), var full = try self.state(config: true) else { return state }
         let config = try config(of: full)
         for (i, s) in full.interfaces.enumerated() {
             guard let iface = config.interfaces.first(where: { $0.name == s.name }) else { continue }
-            state.interfaces[i].summary = InterfaceSummary(iface)
-            state.interfaces[i].slots = RuleSlots(iface.firewall?.rules.map(\.name) ?? [], slots: s.slots.byName)
+            let slots = s.slots.byName
+            let names = (iface.firewall?.rules ?? []).map(\.name).filter { slots[$0] != nil }
+            full.interfaces[i].summary = InterfaceSummary(iface)
+            full.interfaces[i].slots = RuleSlots(names, slots: slots)
         }
-        return state
+        full.configText = ""
+        return full
     }
 
     private func state(config: Bool) throws(DataplaneError) -> DataplaneState? {

@@ -17,14 +17,26 @@ extension Dataplane {
         var out: [String: InterfaceFacts] = [:]
         for iface in state?.interfaces ?? [] {
             let dir = root.interface(iface.name)
-            // A program from before generation roots (ABI 2) has none.
             let maps = access(root.map(DP_MAP_GEN, of: iface.name), F_OK) == 0 ? try? GenerationMaps(pinDirectory: dir) : nil
-            let running = (try? maps?.running()) ?? nil
-            let table = running.flatMap { r in (try? maps?.table(.firewall, slot: r.slot)) ?? nil }
-            out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: running?.slot, hasRoot: maps != nil,
+            guard let maps else {
+                // A program from before generation roots (ABI 2) reads the rate-limit and
+                // load-balancer slot its firewall header names.
+                out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: legacySlot(iface.name), hasRoot: false, firewallCapacity: 0)
+                continue
+            }
+            let running = ((try? maps.running()) ?? nil).flatMap { $0.slot < DP_GEN_SLOTS ? $0 : nil }
+            let table = running.flatMap { r in (try? maps.table(.firewall, slot: r.slot)) ?? nil }
+            out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: running?.slot, hasRoot: true,
                                              firewallCapacity: table.map { Self.firewallCapacity(of: $0) ?? 0 })
         }
         return out
+    }
+
+    /// The dp_rl slot an ABI 2 program reads: its firewall table header's base.
+    private func legacySlot(_ name: String) -> UInt32? {
+        guard let table = try? BPFMap.open(pinned: root.map("dp_fw", of: name)).innerMap(at: 0),
+              let base = try? table.withMappedValues(1, as: dp_fw_node.self, writable: false, { $0[0].base }) else { return nil }
+        return base < DP_GEN_SLOTS ? base : nil
     }
 
     /// The interface's pinned link still runs a program on the ifindex it was attached to.

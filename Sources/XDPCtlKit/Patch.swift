@@ -29,7 +29,7 @@ extension Dataplane {
         do throws(BPFError) {
             let maps = try GenerationMaps(pinDirectory: root.interface(name))
             var tables = try maps.runningTables()
-            guard let gen = try maps.running(), let running = tables[.firewall], iface.firewallNodes > 0,
+            guard let gen = try maps.running(), gen.slot < DP_GEN_SLOTS, let running = tables[.firewall], iface.firewallNodes > 0,
                   Self.firewallCapacity(of: running) == iface.firewallCapacity else { return nil }
             // The running table copied into a new one and patched there: the new generation
             // has it and the running generation's other tables.

@@ -1,11 +1,12 @@
 import XDPCtlBPF
 import XDPCtlCore
 
-/// Runs an ApplyPlan as one transaction: stage every interface's new generation where
-/// no packet reads it, prepare the state it reads, flip each interface's root, attach,
-/// record; on any failure before the record, roll everything back, here and only here.
-/// Then retire what only the old generations used, and detach the interfaces the file
-/// no longer names.
+/// Runs an ApplyPlan as one transaction: build every interface's new tables (and
+/// programs) where no packet reads them, prepare the state they read, stage each
+/// interface's tables in its unused slot and flip its root, attach, record; on any
+/// failure before the record, roll everything back, here and only here. Then retire
+/// what only the old generations used, and detach the interfaces the file no longer
+/// names.
 struct Transaction {
     let root: PinRoot
     let plan: ApplyPlan
@@ -58,9 +59,11 @@ struct Transaction {
         do { try retire() } catch { throw .kernel(error) }
     }
 
-    /// Puts back what the running generations read, in the reverse order of the steps.
+    /// Puts back what the running generations read, in the reverse order of the steps:
+    /// the old program first, so no packet meets a new program without its generation.
     private func rollBack(replies wroteReplies: Bool) {
         for stage in stages.reversed() {
+            programs.undoAttach(stage)
             if stage.flipped, let maps = stage.maps {
                 try? maps.restore(stage.previousRecord)
                 try? maps.clear(slot: stage.plan.slot)

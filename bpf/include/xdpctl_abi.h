@@ -175,7 +175,7 @@ enum dp_gen_table {
 };
 
 struct dp_generation {
-	__u64 id;     /* the apply that made it (status shows it) */
+	__u64 id;     /* the apply that made it: the state's generation */
 	__u32 slot;   /* 0 .. DP_GEN_SLOTS-1 */
 	__u32 tables; /* enum dp_gen_table bits */
 };

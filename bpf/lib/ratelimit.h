@@ -95,8 +95,9 @@ static __always_inline int rl_bucket_admits(const struct dp_rl_entry *e, const s
 }
 
 /*
- * rl_admit — whether the rate limits in generation slot `slot` let the packet through. Counts it as passed or dropped under the limit it matched; a
- * packet matching no limit passes uncounted.
+ * rl_admit — whether the rate limits in generation slot `slot` let the packet through.
+ * Counts it as passed or dropped under the limit it matched; a packet matching no limit
+ * passes uncounted.
  */
 static __always_inline int rl_admit(const struct dp_pkt *p, __u32 slot)
 {

@@ -5,8 +5,8 @@ import CXDPCtlABI
 public struct InterfaceFacts: Sendable, Equatable {
     /// xdpctl's pinned link still runs a program on the ifindex the state records.
     public var linkIntact: Bool
-    /// The running generation's slot, from the interface's root; nil when there is none
-    /// (a program of a build from before generation roots has no root).
+    /// The slot of the table maps the running generation uses, from the interface's root
+    /// (for a program of a build from before roots, from its firewall header); nil: none.
     public var runningSlot: UInt32?
     /// The running program has a root of this build's shape.
     public var hasRoot: Bool

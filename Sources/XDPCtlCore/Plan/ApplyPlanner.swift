@@ -83,7 +83,7 @@ public struct ApplyPlanner {
         let sameShape = fact.map { $0.hasRoot && ($0.firewallCapacity == nil || $0.firewallCapacity == capacity) } ?? false
         let loadsProgram = !keepsLink || nodes > capacity || !sameShape
         if loadsProgram { capacity = max(capacity, FirewallTable.capacity(for: nodes)) }
-        let runningSlot = fact?.hasRoot == true ? fact?.runningSlot : nil
+        let runningSlot = fact?.runningSlot.flatMap { $0 < DP_GEN_SLOTS ? $0 : nil }
 
         let kept = Set(backendIDs)
         return InterfacePlan(

@@ -27,7 +27,7 @@ struct FirewallInstaller: Installer {
     }
 
     func retire(_ stage: InterfaceStage) throws(BPFError) {
-        // A replaced program's table has another capacity than the new program's.
+        // A new program instance's tables are its own: the one it replaced goes.
         let retired = stage.program == nil ? stage.previousFirewall : nil
         root.keepSpare(retired, of: stage.name, capacity: stage.tables[.firewall] == nil ? 0 : stage.capacity)
     }

@@ -3,7 +3,7 @@ import XDPCtlCore
 
 /// One interface's part of a transaction: its plan, and what staging it made and did.
 final class InterfaceStage {
-    var plan: InterfacePlan
+    let plan: InterfacePlan
     let dir: String
 
     // The program (ProgramInstaller).

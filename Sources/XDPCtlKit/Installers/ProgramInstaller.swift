@@ -15,7 +15,7 @@ struct ProgramInstaller {
         let dir = stage.dir
         stage.createdDirectory = access(dir, F_OK) != 0 || stage.preload != nil
         if access(dir, F_OK) != 0 && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
-        if let running = stage.plan.runningSlot {
+        if let running = stage.plan.runningSlot, access(root.map(DP_MAP_GEN, of: stage.name), F_OK) == 0 {
             stage.previousFirewall = try GenerationMaps(pinDirectory: dir).table(.firewall, slot: running)
         }
         // A program loaded ahead serves if its tables are as big; else its pins go.
@@ -91,14 +91,19 @@ struct ProgramInstaller {
         throw lastError!
     }
 
-    /// The apply failed: detaches what it attached, puts the running program back, and
-    /// removes what it pinned.
-    func undo(_ stage: InterfaceStage) {
+    /// The apply failed: detaches what it attached and puts the running program back, so
+    /// the interface runs its old program on its old generation again.
+    func undoAttach(_ stage: InterfaceStage) {
         let name = stage.name
         if stage.attached { try? XDPLink.detach(pinPath: root.link(name), interface: name) }
         if stage.replaced, let old = stage.previousProgram {
             try? XDPLink.replaceProgram(pinPath: root.link(name), programFD: old.raw, interface: name)
         }
+    }
+
+    /// The apply failed, and the interface runs what it ran before: removes what the
+    /// apply pinned and puts back the pins it moved aside.
+    func undo(_ stage: InterfaceStage) {
         for pin in stage.setAside {
             unlink(pin)
             rename(pin + "_old", pin)
