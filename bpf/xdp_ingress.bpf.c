@@ -69,17 +69,18 @@ static __always_inline int dp_translate(struct xdp_md *ctx, const struct dp_pkt 
 /* Everything after the firewall let the packet through: rate limits, then the load
  * balancer and reply translation. A global function, so the verifier checks it once on
  * its own instead of once for every path through the firewall's trees (loading stays
- * fast); firewall drops, the path under attack, never pay for the call. `slot` and
- * `tables`: the packet's generation (see generation.h). Returns the verdict, counted. */
-__noinline int dp_admitted(struct xdp_md *ctx, const struct dp_pkt *p, __u32 slot, __u32 tables)
+ * fast); firewall drops, the path under attack, never pay for the call. `gen`: the
+ * packet's generation word (see generation.h). Returns the verdict, counted. */
+__noinline int dp_admitted(struct xdp_md *ctx, const struct dp_pkt *p, __u32 gen)
 {
 	struct dp_target target = {};
+	__u32 slot = gen & DP_GEN_SLOT;
 
 	if (!p)
 		return XDP_ABORTED;
-	if ((tables & DP_GEN_RATE_LIMITS) && !rl_admit(p, slot))
+	if ((gen & DP_GEN_RATE_LIMITS) && !rl_admit(p, slot))
 		return dp_count(p, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
-	switch (dp_balance(p, tables & DP_GEN_BALANCERS ? slot : DP_GEN_SLOTS, &target)) {
+	switch (dp_balance(p, gen & DP_GEN_BALANCERS ? slot : DP_GEN_SLOTS, &target)) {
 	case LB_FORWARD:
 		return dp_translate(ctx, p, &target);
 	case LB_NO_BACKEND:
@@ -92,8 +93,8 @@ SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	struct dp_pkt pkt = {};
-	struct dp_generation gen;
 	struct fw_match rule;
+	__u32 gen;
 
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
@@ -104,18 +105,18 @@ int xdp_ingress(struct xdp_md *ctx)
 		break;
 	}
 
-	gen_read(&gen);
-	if ((gen.tables & DP_GEN_FIREWALL) && fw_classify(&pkt, gen.slot, &rule)) {
+	gen = gen_read();
+	if ((gen & DP_GEN_FIREWALL) && fw_classify(&pkt, gen & DP_GEN_SLOT, &rule)) {
 		fw_count(&rule, &pkt);
 		if (rule.action == DP_FW_DROP)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
 	}
 	/* Most packets need nothing more: no rate limits here, and ports that no VIP of this
 	 * interface and no backend use. They skip the call. */
-	if (!(gen.tables & DP_GEN_RATE_LIMITS) && !lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) &&
+	if (!(gen & DP_GEN_RATE_LIMITS) && !lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) &&
 	    !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
 		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
-	return dp_admitted(ctx, &pkt, gen.slot, gen.tables);
+	return dp_admitted(ctx, &pkt, gen);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -99,3 +99,8 @@ int xdpctl_is_bpffs(const char *path)
 		return -errno;
 	return st.f_type == BPF_FS_MAGIC;
 }
+
+void xdpctl_store_word(unsigned int *word, unsigned int value)
+{
+	__atomic_store_n(word, value, __ATOMIC_RELEASE);
+}

@@ -1,4 +1,5 @@
 import CLibBPF
+import CXDPCtlShims
 import Foundation
 import Glibc
 import SystemPackage
@@ -181,6 +182,14 @@ extension BPFMap {
         guard let base, base != MAP_FAILED else { throw BPFError(.mapMemory(name), errno: errno) }
         defer { munmap(base, length) }
         return try body(UnsafeMutableRawBufferPointer(start: base, count: count))
+    }
+
+    /// Stores `value` as the first 32-bit word of a mappable map's memory, in one atomic
+    /// store: a program reading the word sees the old value or the new one.
+    public func storeWord(_ value: UInt32) throws(BPFError) {
+        try withMappedBytes(4, writable: true) { memory in
+            xdpctl_store_word(memory.baseAddress!.assumingMemoryBound(to: UInt32.self), value)
+        }
     }
 
     /// The inner map an ARRAY_OF_MAPS holds at `index` (userspace lookups return its id).

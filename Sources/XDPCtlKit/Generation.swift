@@ -26,36 +26,53 @@ public enum GenerationTable: CaseIterable, Sendable {
     }
 }
 
+/// The running generation as dp_gen's word says it (xdpctl_abi.h).
+public struct RunningGeneration: Sendable, Equatable {
+    /// The slot of every table map that holds its tables.
+    public var slot: UInt32
+    /// Its tables: enum dp_gen_table bits.
+    public var tables: UInt32
+
+    init(word: UInt32) {
+        slot = word & DP_GEN_SLOT
+        tables = word & ~DP_GEN_SLOT
+    }
+}
+
 /// An interface's generation root (dp_gen) and its table maps: what one apply stages,
 /// flips and, on failure, flips back.
 public struct GenerationMaps: Sendable {
     let root: BPFMap
+    /// Updated after a store to the root, to wait for an RCU grace period.
+    let wait: BPFMap
     let outer: [GenerationTable: BPFMap]
 
     /// The maps pinned in an interface's pin directory.
     public init(pinDirectory dir: String) throws(BPFError) {
-        root = try BPFMap.open(pinned: "\(dir)/\(DP_MAP_GEN)")
-        var outer: [GenerationTable: BPFMap] = [:]
-        for kind in GenerationTable.allCases { outer[kind] = try BPFMap.open(pinned: "\(dir)/\(kind.mapName)") }
-        self.outer = outer
+        try self.init { name throws(BPFError) in try BPFMap.open(pinned: "\(dir)/\(name)") }
     }
 
     /// The maps of a loaded program.
     public init(_ object: BPFObject) throws(BPFError) {
-        root = try object.map(DP_MAP_GEN)
+        try self.init { name throws(BPFError) in try object.map(name) }
+    }
+
+    private init(_ open: (String) throws(BPFError) -> BPFMap) throws(BPFError) {
+        root = try open(DP_MAP_GEN)
+        wait = try open(DP_MAP_GEN_WAIT)
         var outer: [GenerationTable: BPFMap] = [:]
-        for kind in GenerationTable.allCases { outer[kind] = try object.map(kind.mapName) }
+        for kind in GenerationTable.allCases { outer[kind] = try open(kind.mapName) }
         self.outer = outer
     }
 
-    /// The running generation; nil when none was ever installed.
-    public func running() throws(BPFError) -> dp_generation? {
-        guard let record = try root.innerMap(at: 0) else { return nil }
-        return try record.lookup(UInt32(0))
+    /// The running generation; nil when none was installed (or it has no tables in slot 0).
+    public func running() throws(BPFError) -> RunningGeneration? {
+        let word = try record()
+        return word == 0 ? nil : RunningGeneration(word: word)
     }
 
-    /// The root's record map as it is now, to flip back to.
-    func record() throws(BPFError) -> BPFMap? { try root.innerMap(at: 0) }
+    /// The root's word as it is now, to flip back to.
+    func record() throws(BPFError) -> UInt32 { try root.lookup(UInt32(0)) ?? 0 }
 
     /// The outer map of a kind (for status: its memory).
     func map(_ kind: GenerationTable) -> BPFMap { outer[kind]! }
@@ -91,36 +108,31 @@ public struct GenerationMaps: Sendable {
         }
     }
 
-    /// Makes the generation of `tables`, staged in `slot`, the running one: one update
-    /// of the root, which returns once no program run holds the previous record. The
-    /// slot the previous generation used keeps its tables (no packet reads them) until
-    /// the next apply stages over them.
-    public func flip(id: UInt64, slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
-        var gen = dp_generation()
-        gen.id = id
-        gen.slot = slot
-        gen.tables = tables.reduce(0) { $0 | $1.bit }
-        let record = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_gen_record", keySize: 4,
-                                       valueSize: MemoryLayout<dp_generation>.size, maxEntries: 1)
-        try record.update(UInt32(0), gen)
-        try root.update(UInt32(0), record.fd.raw)
+    /// Makes the generation of `tables`, staged in `slot`, the running one: one atomic
+    /// store of the root's word, then a wait until no program run holds the old word.
+    /// The slot the previous generation used keeps its tables (no packet reads them)
+    /// until the next apply stages over them.
+    public func flip(slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
+        try write(slot | tables.reduce(0) { $0 | $1.bit })
     }
 
-    /// Puts back a record saved before a flip (nil: no generation at all).
-    func restore(_ record: BPFMap?) throws(BPFError) {
-        if let record {
-            try root.update(UInt32(0), record.fd.raw)
-        } else {
-            try root.delete(UInt32(0))
-        }
+    /// Puts back a word saved before a flip.
+    func restore(_ word: UInt32) throws(BPFError) { try write(word) }
+
+    /// Stores the root's word, then waits for an RCU grace period: the kernel returns
+    /// from an update of a map of maps (dp_gen_wait, which no program reads) only after one.
+    private func write(_ word: UInt32) throws(BPFError) {
+        try root.storeWord(word)
+        let token = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_gen_wait", keySize: 4, valueSize: 4, maxEntries: 1)
+        try wait.update(UInt32(0), token.fd.raw)
     }
 
     /// Stages `tables` in the slot the running generation does not use and flips to it:
     /// the way tests and the benchmark install a whole generation at once.
-    public func install(_ tables: [GenerationTable: BPFMap], id: UInt64) throws(BPFError) {
+    public func install(_ tables: [GenerationTable: BPFMap]) throws(BPFError) {
         let slot = try running().map { 1 - $0.slot } ?? 0
         try stage(tables, slot: slot)
-        try flip(id: id, slot: slot, tables: tables.keys)
+        try flip(slot: slot, tables: tables.keys)
     }
 
     /// Empties every table map's slot `slot` (an apply that failed after staging it).

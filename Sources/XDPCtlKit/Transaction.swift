@@ -48,7 +48,7 @@ struct Transaction {
                 let maps = stage.maps!
                 stage.flipped = true
                 try maps.stage(stage.tables, slot: stage.plan.slot)
-                try maps.flip(id: plan.generation, slot: stage.plan.slot, tables: stage.tables.keys)
+                try maps.flip(slot: stage.plan.slot, tables: stage.tables.keys)
             }
             for stage in stages { try programs.attach(stage) }
             try record(stages)

@@ -57,7 +57,7 @@ extension Bench {
         mkdir(root, 0o700)
         // An interface with load balancers and no firewall.
         let program = try Dataplane.ingressProgram(pinRoot: root, table: try Dataplane.firewallTable(capacity: Int(DP_FW_MIN_NODES), nil))
-        try GenerationMaps(program).install(try Dataplane.installBalancers(Self.balancers, into: program).tables, id: 1)
+        try GenerationMaps(program).install(try Dataplane.installBalancers(Self.balancers, into: program).tables)
         let programFD = try program.programFD(DP_PROG_XDP)
 
         /// A restore_frame wrapper in front of `target`, kept attached on hold slot `slot`.

@@ -110,7 +110,7 @@ struct Bench: ParsableCommand {
                 tables[.rateLimits] = try Dataplane.limitTable(try RateLimitCompiler.compile([limit], slots: [limit.name: slot]))
             }
             let maps = try GenerationMaps(program)
-            try maps.install(tables, id: (try maps.running()?.id ?? 0) + 1)
+            try maps.install(tables)
         }
     }
 

@@ -18,7 +18,7 @@ struct AtomicFlipTests {
         let flips = Atomic<Int>(0)
         let flipper = Thread {
             for i in 1...flipsWanted {
-                try? maps.flip(id: UInt64(i), slot: UInt32(i % 2), tables: kinds[i % 2])
+                try? maps.flip(slot: UInt32(i % 2), tables: kinds[i % 2])
                 flips.store(i, ordering: .releasing)
             }
         }
@@ -50,7 +50,7 @@ struct AtomicFlipTests {
         for (slot, fw) in [a, b].enumerated() {
             try p.generations.stage([.firewall: try LoadedProgram.table(p.capacity, FirewallCompiler().compile(fw, slots: slots))], slot: UInt32(slot))
         }
-        try p.generations.flip(id: 0, slot: 0, tables: [.firewall])
+        try p.generations.flip(slot: 0, tables: [.firewall])
         let slotX = slots["x"]!, slotY = slots["y"]!
         let frame = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
 
@@ -88,7 +88,7 @@ struct AtomicFlipTests {
         let b: [GenerationTable: BPFMap] = [.firewall: try LoadedProgram.table(p.capacity, FirewallCompiler().compile(Firewall(defaultAction: .allow, rules: [x]), slots: ["x": 1]))]
         try p.generations.stage(a, slot: 0)
         try p.generations.stage(b, slot: 1)
-        try p.generations.flip(id: 1, slot: 0, tables: a.keys)
+        try p.generations.flip(slot: 0, tables: a.keys)
         let udp = PacketBuilder().ipv4(src: "192.0.2.1", dst: "198.51.100.1", .udp(src: 4000, dst: port))
         #expect(try p.run(udp).returnValue == DP_VERDICT_PASS.rawValue, "the burst of one")
         let syn = PacketBuilder().ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 40000, dst: 80, flags: 0x02))

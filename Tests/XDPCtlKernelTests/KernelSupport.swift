@@ -53,7 +53,7 @@ final class LoadedProgram {
     /// Installs a new generation: the last one's tables, with `changes` (nil: removed).
     func flip(_ changes: [GenerationTable: BPFMap]) throws {
         tables.merge(changes) { $1 }
-        try generations.install(tables, id: (try generations.running()?.id ?? 0) + 1)
+        try generations.install(tables)
     }
 
     /// Installs a generation with this rule set (and the last one's other tables).

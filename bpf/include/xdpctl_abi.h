@@ -103,6 +103,7 @@
 /* ---- map names (<= 15 characters; the BPF variables carry exactly these names) --- */
 
 #define DP_MAP_GEN        "dp_gen"
+#define DP_MAP_GEN_WAIT   "dp_gen_wait"
 #define DP_MAP_STATS      "dp_stats"
 #define DP_MAP_RULE_STATS "dp_rule_stats"
 #define DP_MAP_FW         "dp_fw_v3"
@@ -149,37 +150,33 @@ enum dp_reason {
  * The tables compiled from the config (firewall, rate limits, load-balancer VIPs and
  * Maglev rings; NAT next) are replaced, never edited, by an apply. Each kind has an
  * ARRAY_OF_MAPS[DP_GEN_SLOTS] per interface (dp_fw_v3, dp_rl, dp_lb_vips, dp_lb_ring).
- * dp_gen, the interface's root, is an ARRAY_OF_MAPS[1] whose one inner map, an ARRAY[1],
- * holds the running generation: which slot of every table map holds its tables, and
- * which of them it has. A packet reads the root once, at its start, and then reads only
- * that slot.
+ * dp_gen, the interface's root, is an ARRAY[1] of one __u32 word, BPF_F_MMAPABLE: the
+ * slot of every table map that holds the running generation's tables (DP_GEN_SLOT, bit
+ * 0) and which tables it has (enum dp_gen_table, the bits above). A packet reads the
+ * word once, at its start, and then reads only that slot of the tables it names.
  *
  * An apply fills the slot the running generation does not use (new tables, or for a
- * firewall patch the patched table beside the running generation's others), then points
- * dp_gen at a new record: one map update, atomic for every packet. The update returns
- * once every program run that could hold the old record has ended (synchronize_rcu).
- * The old slot keeps its tables, which no packet reads, until the next apply stages
- * over them; its firewall table is the spare that apply fills. An interface with no
- * tables (only a name in the config) has no record, or one with tables 0: every packet
- * passes, replies are translated.
+ * firewall patch the patched table beside the running generation's others), then
+ * writes the word with one atomic store through the map's memory: every packet sees
+ * the old word or the new one. It then updates dp_gen_wait, an ARRAY_OF_MAPS[1] that no
+ * program reads: the kernel returns from an update of a map of maps only after an RCU
+ * grace period, so once that returns no program run holds the old word. The old slot
+ * keeps its tables, which no packet reads, until the next apply stages over them; its
+ * firewall table is the spare that apply fills. A word of 0 (no generation yet, or
+ * one without tables: an interface that has only a name in the config) makes every
+ * packet pass; replies are still translated.
  *
  * Stateful maps (counters, buckets, connection tables) are not part of a generation:
  * they live across applies, keyed by slots that apply keeps per name.
  */
 #define DP_GEN_SLOTS 2
+#define DP_GEN_SLOT 1U /* the word's slot bit */
 
 enum dp_gen_table {
-	DP_GEN_FIREWALL = 1 << 0,   /* dp_fw_v3[slot] */
-	DP_GEN_RATE_LIMITS = 1 << 1, /* dp_rl[slot] */
-	DP_GEN_BALANCERS = 1 << 2,  /* dp_lb_vips[slot] and dp_lb_ring[slot] */
+	DP_GEN_FIREWALL = 1 << 1,    /* dp_fw_v3[slot] */
+	DP_GEN_RATE_LIMITS = 1 << 2, /* dp_rl[slot] */
+	DP_GEN_BALANCERS = 1 << 3,   /* dp_lb_vips[slot] and dp_lb_ring[slot] */
 };
-
-struct dp_generation {
-	__u64 id;     /* the apply that made it: the state's generation */
-	__u32 slot;   /* 0 .. DP_GEN_SLOTS-1 */
-	__u32 tables; /* enum dp_gen_table bits */
-};
-_Static_assert(sizeof(struct dp_generation) == 16, "dp_generation changed: bump DP_ABI_VERSION and rename dp_gen");
 
 /* ---- dp_stats: PERCPU_ARRAY[1], one per interface ------------------------------- */
 

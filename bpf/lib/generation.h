@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * generation.h — the interface's root: one lookup names every table of the running
+ * generation.h — the interface's root: one word names every table of the running
  * generation (see xdpctl_abi.h). A packet reads it once and uses only that generation.
  */
 #ifndef DP_GENERATION_H
@@ -8,11 +8,22 @@
 
 #include "common.h"
 
-struct dp_gen_record {
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_MMAPABLE); /* apply stores the word through the map's memory */
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dp_gen SEC(".maps");
+
+/* Never read by the program: apply updates it to wait for an RCU grace period after a
+ * store to dp_gen (an update of a map of maps returns only after one). */
+struct dp_gen_wait_inner {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, 1);
 	__uint(key_size, sizeof(__u32));
-	__uint(value_size, sizeof(struct dp_generation)); /* libbpf 1.1 cannot size inner values from BTF */
+	__uint(value_size, sizeof(__u32));
 };
 
 struct {
@@ -20,22 +31,17 @@ struct {
 	__uint(max_entries, 1);
 	__type(key, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct dp_gen_record);
-} dp_gen SEC(".maps");
+	__array(values, struct dp_gen_wait_inner);
+} dp_gen_wait SEC(".maps");
 
-/* The running generation's slot and tables; no tables when none is installed. */
-static __always_inline void gen_read(struct dp_generation *g)
+/* The running generation's word: its slot (DP_GEN_SLOT) and tables (enum dp_gen_table);
+ * 0 when none is installed. */
+static __always_inline __u32 gen_read(void)
 {
 	__u32 zero = 0;
-	void *record = bpf_map_lookup_elem(&dp_gen, &zero);
-	const struct dp_generation *r = record ? bpf_map_lookup_elem(record, &zero) : 0;
+	const volatile __u32 *word = bpf_map_lookup_elem(&dp_gen, &zero);
 
-	g->slot = 0;
-	g->tables = 0;
-	if (r && r->slot < DP_GEN_SLOTS) {
-		g->slot = r->slot;
-		g->tables = r->tables;
-	}
+	return word ? *word : 0;
 }
 
 #endif

@@ -17,6 +17,9 @@ struct bpf_object *xdpctl_object_open_mem(const void *buf, size_t len, const cha
 typedef void (*xdpctl_log_sink)(int level, const char *line);
 void xdpctl_set_log_sink(xdpctl_log_sink sink, int max_level);
 
+/* Stores value at *word in one atomic store (a reader sees the old word or the new one). */
+void xdpctl_store_word(unsigned int *word, unsigned int value);
+
 /* Moves the calling thread into the network namespace at path (/run/netns/NAME). */
 int xdpctl_setns(const char *path);
 

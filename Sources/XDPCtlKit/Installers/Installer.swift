@@ -29,8 +29,8 @@ final class InterfaceStage {
     /// A firewall table of `capacity` nodes: the new generation's, or an empty one the
     /// program is loaded with when the generation has no firewall.
     var firewallTable: BPFMap?
-    /// The running generation's root record, to flip back to, and its firewall table.
-    var previousRecord: BPFMap?
+    /// The running generation's root word, to flip back to, and its firewall table.
+    var previousRecord: UInt32 = 0
     var previousFirewall: BPFMap?
 
     // How far the transaction got, for the roll-back.
