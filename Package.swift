@@ -29,9 +29,9 @@ let package = Package(
                 plugins: ["BPFCompiler"]),
         // The data plane as the commands see it: apply, status, stats, down.
         // -disable-cmo: swiftc 6.3.1 crashes optimizing a client's calls into this module's
-        // generic map accessors ("Conformance of 'dp_generation' to 'BitwiseCopyable' not
-        // found in referenced module 'CXDPCtlABI'"); its clients make coarse calls, so
-        // inlining across the boundary buys nothing.
+        // generic map accessors ("Conformance of 'dp_rl_entry' to 'BitwiseCopyable' not
+        // found in referenced module 'CXDPCtlABI'", in release builds of xdpctl-bench); its
+        // clients make coarse calls, so inlining across the boundary buys nothing.
         .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF", .product(name: "SystemPackage", package: "swift-system")],
                 swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
         .executableTarget(name: "xdpctl", dependencies: [
