@@ -20,7 +20,7 @@
 
 enum dp_parse {
 	DP_PARSE_IP = 0,     /* key filled in */
-	DP_PARSE_NOT_IP,     /* not IPv4/IPv6 (ARP, LLDP, more VLAN tags than DP_VLAN_MAX) */
+	DP_PARSE_NOT_IP,     /* not IPv4/IPv6 (ARP, LLDP, ...) */
 	DP_PARSE_MALFORMED,  /* truncated or inconsistent headers */
 };
 
@@ -45,7 +45,9 @@ struct ipv6_frag_hdr {
 #define IPV4_FRAG_OFFSET_MASK 0x1fff
 #define IPV6_FRAG_OFFSET_MASK 0xfff8
 
-/* Skips Ethernet and up to DP_VLAN_MAX tags; returns the inner ethertype, host order, or -1. */
+/* Skips Ethernet and up to DP_VLAN_MAX tags; returns the inner ethertype, host order, or
+ * -1. A frame with more tags is malformed, not "not IP": the kernel strips VLAN 0 tags
+ * and would deliver what lies behind them, past a firewall that never saw it. */
 static __always_inline int parse_ethhdr(struct hdr_cursor *c)
 {
 	struct ethhdr *eth = c->pos;
@@ -67,6 +69,8 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *c)
 		proto = vlan->encapsulated_proto;
 		c->pos = vlan + 1;
 	}
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return -1;
 	return bpf_ntohs(proto);
 }
 
