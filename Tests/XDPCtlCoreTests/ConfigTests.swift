@@ -46,6 +46,12 @@ struct ConfigTests {
     }
 
     @Test("errors name the path, the value and the expected form", arguments: [
+        (withRules(#"{"name": "a\u001b[2Jb", "action": "drop"}"#),
+         #"interfaces[0].firewall.rules[0].name: "a\u001b[2Jb" is not valid; expected a name (1 to 64 bytes, printable characters: no line breaks, tabs or control characters)"#),
+        (withRules(#"{"name": "a", "action": "drop", "\u001b[2J": 1}"#),
+         #"interfaces[0].firewall.rules[0].\u001b[2J: unknown key "\u001b[2J"; expected one of: name, action, src, dst, proto, src_ports, dst_ports"#),
+        (withRules(#"{"name": "a", "action": "drop", "src": [""# + String(repeating: "9", count: 1000) + #""]}"#),
+         #"interfaces[0].firewall.rules[0].src[0]: ""# + String(repeating: "9", count: 77) + #"…" is not valid; expected an IPv4 or IPv6 address or prefix, e.g. 10.0.0.0/8 or 2001:db8::/32"#),
         (withRules(#"{"name": "a", "action": "drop", "src": ["10.0.0.0/8", "10.0.0.300/8"]}"#),
          #"interfaces[0].firewall.rules[0].src[1]: "10.0.0.300/8" is not valid; expected an IPv4 or IPv6 address or prefix, e.g. 10.0.0.0/8 or 2001:db8::/32"#),
         (withRules(#"{"name": "a", "action": "drop", "srcc": ["10.0.0.0/8"]}"#),

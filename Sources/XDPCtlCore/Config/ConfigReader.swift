@@ -28,7 +28,9 @@ final class ConfigReader {
         var fields = Fields(path: path)
         for m in members {
             if !allowed.contains(m.key) {
-                fail(path.key(m.key), "unknown key \"\(m.key)\"; expected one of: \(allowed.joined(separator: ", "))")
+                // Shown cut and escaped, as values are (JSONValue.excerpt): a key is any string.
+                let shown = JSONValue.string(m.key).excerpt
+                fail(path.key(String(shown.dropFirst().dropLast())), "unknown key \(shown); expected one of: \(allowed.joined(separator: ", "))")
             } else if fields[m.key] != nil {
                 fail(path.key(m.key), "key \"\(m.key)\" appears more than once")
             } else {
@@ -81,9 +83,12 @@ final class ConfigReader {
     func name(_ value: JSONValue?, _ path: JSONPath) -> String? {
         guard let value else { return nil }
         guard let s = string(value, path, expected: "a name (1 to 64 characters)") else { return nil }
-        let ascii = s.utf8.allSatisfy { $0 < 0x80 }
-        guard (1...64).contains(s.utf8.count), ascii ? !s.utf8.contains(where: { (0x0A...0x0D).contains($0) }) : !s.contains(where: \.isNewline) else {
-            fail(path, value, expected: "a name (1 to 64 characters, no line breaks)")
+        // No control characters: names are printed as they are, and an escape sequence in
+        // one would rewrite the operator's terminal.
+        let printable = s.utf8.allSatisfy { $0 >= 0x20 && $0 != 0x7F && $0 < 0x80 }
+            || !s.unicodeScalars.contains { $0.properties.generalCategory == .control || $0.properties.isWhitespace && $0.value != 0x20 }
+        guard (1...64).contains(s.utf8.count), printable else {
+            fail(path, value, expected: "a name (1 to 64 bytes, printable characters: no line breaks, tabs or control characters)")
             return nil
         }
         return s

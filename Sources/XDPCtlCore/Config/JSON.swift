@@ -17,13 +17,15 @@ public indirect enum JSONValue: Sendable, Equatable {
     case array([JSONValue])
     case object([JSONMember])
 
-    /// How the value reads in an error message.
+    /// How the value reads in an error message: as JSON, escaped, and at most about 80
+    /// characters of it (a 200 MB value must not make a 200 MB message).
     public var excerpt: String {
+        func cut(_ s: String) -> String { s.count > 80 ? s.prefix(77) + "…" : s }
         switch self {
         case .null: return "null"
         case .bool(let b): return String(b)
-        case .number(let n): return n
-        case .string(let s): return "\"\(s)\""
+        case .number(let n): return cut(n)
+        case .string(let s): return JSONOutput.string(s.count > 80 ? String(s.prefix(77)) + "…" : s)
         case .array(let a): return a.isEmpty ? "[]" : "[…]"
         case .object: return "{…}"
         }
