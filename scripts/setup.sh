@@ -17,7 +17,7 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 if ! mountpoint -q /sys/fs/bpf; then
-    mount -t bpf bpf /sys/fs/bpf
+    mount -t bpf bpf /sys/fs/bpf -o mode=0700 # only root may pin, or remove pins
 fi
 
 command -v swift >/dev/null || { echo "setup.sh: swift is not on PATH (Swift 6.x toolchain required)" >&2; exit 1; }

@@ -22,6 +22,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
         case testRun(String)
         case enterNetns(String)
         case lockPinRoot(String)
+        case adoptPinRoot(String)
 
         public var description: String {
             switch self {
@@ -44,6 +45,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             case .testRun(let s): "test-run program \(s)"
             case .enterNetns(let s): "enter network namespace \(s)"
             case .lockPinRoot(let s): "lock pin root \(s)"
+            case .adoptPinRoot(let s): "use pin directory \(s)"
             }
         }
     }
@@ -83,6 +85,8 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             return "not enough kernel memory for the maps (check `ulimit -l` and the rule count)"
         case (.enterNetns, .noSuchFileOrDirectory):
             return "no such network namespace (see `ip netns list`)"
+        case (.adoptPinRoot, _):
+            return "it must be a directory owned by this user (root) that no one else can write, or anyone could remove the pinned links and detach the firewall; remove it, or give another --pin-root"
         case (_, .notPermitted), (_, .permissionDenied):
             return "needs root (CAP_BPF and CAP_NET_ADMIN)"
         case (.openPin, .noSuchFileOrDirectory):

@@ -23,14 +23,21 @@ public struct PinRoot: Sendable {
     public func shared(_ name: String) -> String { "\(path)/\(name)" }
     public func spareTable(of interface: String) -> String { "\(self.interface(interface))/dp_fw_spare" }
 
-    /// Creates the directory tree; fails unless it lies on a BPF filesystem.
+    /// Creates the directory tree (mode 0700); fails unless it lies on a BPF filesystem,
+    /// and refuses directories that anyone but this user could change: whoever can
+    /// remove a pinned link detaches the firewall (bpffs is often mounted 1777).
     public func create() throws(BPFError) {
         let parent = String(path[..<(path.lastIndex(of: "/") ?? path.startIndex)])
         guard xdpctl_is_bpffs(path) == 1 || xdpctl_is_bpffs(parent.isEmpty ? "/" : parent) == 1 else {
             throw BPFError(.pin(path), errno: ENOTSUP, log: ["\(parent) is not a BPF filesystem; mount one with `mount -t bpf bpf /sys/fs/bpf`"])
         }
-        for dir in [path, interfaces] where mkdir(dir, 0o700) != 0 && errno != EEXIST {
-            throw BPFError(.pin(dir), errno: errno)
+        for dir in [path, interfaces] {
+            if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw BPFError(.pin(dir), errno: errno) }
+            var info = stat()
+            guard lstat(dir, &info) == 0 else { throw BPFError(.pin(dir), errno: errno) }
+            guard info.st_mode & S_IFMT == S_IFDIR, info.st_uid == geteuid(), info.st_mode & 0o022 == 0 else {
+                throw BPFError(.adoptPinRoot("\(dir) (owner uid \(info.st_uid), mode \(String(info.st_mode & 0o7777, radix: 8)))"), errno: EPERM)
+            }
         }
     }
 

@@ -1,0 +1,28 @@
+import Glibc
+import Testing
+@testable import XDPCtlBPF
+
+/// A pin root anyone else could change is refused: whoever can remove a pinned link
+/// detaches the firewall.
+@Suite("Pin roots")
+struct PinRootTests {
+    @Test("a pin root is created private, and one another user owns or can write is refused")
+    func privatePinRoots() throws {
+        #expect(getuid() == 0, "kernel tests need root: run them through scripts/test.sh")
+        let root = PinRoot("/sys/fs/bpf/xdpctl-pinroot-\(getpid())")
+        defer { try? root.removeTree(root.path) }
+        try? root.removeTree(root.path)
+        try root.create()
+        var info = stat()
+        #expect(stat(root.path, &info) == 0 && info.st_mode & 0o7777 == 0o700)
+        try root.create() // adopting its own directory is fine
+
+        chmod(root.path, 0o777)
+        let writable = #expect(throws: BPFError.self) { try root.create() }
+        #expect(writable?.description.contains("mode 777") == true && writable?.description.contains("no one else can write") == true, "\(String(describing: writable))")
+        chmod(root.path, 0o700)
+        chown(root.interfaces, 65534, 65534)
+        let foreign = #expect(throws: BPFError.self) { try root.create() }
+        #expect(foreign?.description.contains("owner uid 65534") == true, "\(String(describing: foreign))")
+    }
+}
