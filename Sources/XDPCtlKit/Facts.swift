@@ -17,8 +17,7 @@ extension Dataplane {
         var out: [String: InterfaceFacts] = [:]
         for iface in state?.interfaces ?? [] {
             let dir = root.interface(iface.name)
-            let maps = access(root.map(DP_MAP_GEN, of: iface.name), F_OK) == 0 ? try? GenerationMaps(pinDirectory: dir) : nil
-            guard let maps else {
+            guard let maps = (try? GenerationMaps.pinned(in: dir)) ?? nil else {
                 // A program from before generation roots (ABI 2) reads the rate-limit and
                 // load-balancer slot its firewall header names.
                 out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: legacySlot(iface.name), hasRoot: false, firewallCapacity: 0)

@@ -1,5 +1,6 @@
 import CLibBPF
 import CXDPCtlABI
+import Glibc
 import XDPCtlBPF
 
 /// A kind of table a generation holds; each kind has a map with a slot per generation
@@ -52,6 +53,13 @@ public struct GenerationMaps: Sendable {
         try self.init { name throws(BPFError) in try BPFMap.open(pinned: "\(dir)/\(name)") }
     }
 
+    /// The maps pinned in an interface's pin directory; nil when it has no root (a
+    /// program of a build from before generation roots, ABI 2).
+    public static func pinned(in dir: String) throws(BPFError) -> GenerationMaps? {
+        guard access("\(dir)/\(DP_MAP_GEN)", F_OK) == 0 else { return nil }
+        return try GenerationMaps(pinDirectory: dir)
+    }
+
     /// The maps of a loaded program.
     public init(_ object: BPFObject) throws(BPFError) {
         try self.init { name throws(BPFError) in try object.map(name) }
@@ -67,12 +75,12 @@ public struct GenerationMaps: Sendable {
 
     /// The running generation; nil when none was installed (or it has no tables in slot 0).
     public func running() throws(BPFError) -> RunningGeneration? {
-        let word = try record()
+        let word = try word()
         return word == 0 ? nil : RunningGeneration(word: word)
     }
 
     /// The root's word as it is now, to flip back to.
-    func record() throws(BPFError) -> UInt32 { try root.lookup(UInt32(0)) ?? 0 }
+    func word() throws(BPFError) -> UInt32 { try root.lookup(UInt32(0)) ?? 0 }
 
     /// The outer map of a kind (for status: its memory).
     func map(_ kind: GenerationTable) -> BPFMap { outer[kind]! }

@@ -24,10 +24,9 @@ extension Dataplane {
               fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
 
         let name = iface.name
-        // A program from before generation roots (ABI 2) is replaced by a full apply.
-        guard access(root.map(DP_MAP_GEN, of: name), F_OK) == 0 else { return nil }
         do throws(BPFError) {
-            let maps = try GenerationMaps(pinDirectory: root.interface(name))
+            // A program from before generation roots (ABI 2) is replaced by a full apply.
+            guard let maps = try GenerationMaps.pinned(in: root.interface(name)) else { return nil }
             var tables = try maps.runningTables()
             guard let gen = try maps.running(), gen.slot < DP_GEN_SLOTS, let running = tables[.firewall], iface.firewallNodes > 0,
                   Self.firewallCapacity(of: running) == iface.firewallCapacity else { return nil }
@@ -45,7 +44,7 @@ extension Dataplane {
             var state = old
             state.generation += 1
             tables[.firewall] = table
-            let previous = try maps.record()
+            let previous = try maps.word()
             try maps.stage(tables, slot: 1 - gen.slot)
             try maps.flip(slot: 1 - gen.slot, tables: tables.keys)
             iface.slots = slots

@@ -65,7 +65,7 @@ struct Transaction {
         for stage in stages.reversed() {
             programs.undoAttach(stage)
             if stage.flipped, let maps = stage.maps {
-                try? maps.restore(stage.previousRecord)
+                try? maps.restore(stage.previousWord)
                 try? maps.clear(slot: stage.plan.slot)
             }
             if stage.prepared { for installer in installers.reversed() { installer.undo(stage) } }

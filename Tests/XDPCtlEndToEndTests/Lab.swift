@@ -184,11 +184,7 @@ final class Lab {
 }
 
 extension JSONValue {
-    subscript(_ key: String) -> JSONValue? {
-        if case .object(let m) = self { return m.first { $0.key == key }?.value }
-        return nil
-    }
-    var int: Int? { if case .number(let n) = self { return Int(n) }; return nil }
+    var int: Int? { integer(Int.self) }
 }
 
 /// Packets counted by the rule named `name` in a stats document.

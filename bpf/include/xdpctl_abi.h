@@ -377,8 +377,9 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
 /* ---- load balancers: VIPs over Maglev tables, a connection table, NAT ------------
  *
  * Per interface, per generation (see generations above): dp_lb_vips[slot] is a HASH
- * from the VIP endpoint to its dp_lb_vip, and dp_lb_ring[slot] an ARRAY of backend slots holding every VIP's Maglev table one after
- * the other (ring_start, ring_size). A flow goes to ring[ring_start + hash % ring_size].
+ * from the VIP endpoint to its dp_lb_vip, and dp_lb_ring[slot] an ARRAY of backend
+ * slots holding every VIP's Maglev table one after the other (ring_start, ring_size).
+ * A flow goes to ring[ring_start + hash % ring_size].
  *
  * dp_lb_backends is an ARRAY[DP_LB_MAX_BACKENDS], written in place: apply fills a
  * backend's slot before the first generation that uses it, and sets its epoch to 0 when

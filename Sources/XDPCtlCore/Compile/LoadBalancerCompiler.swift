@@ -15,7 +15,11 @@ public enum LoadBalancerCompiler {
     /// A backend's identity across applies: it keeps its slot, and with it its
     /// connections and counters, while its load balancer's name, address and port stay.
     public static func backendID(_ lb: LoadBalancer, _ b: LoadBalancer.Backend) -> String {
-        "\(lb.name)|\(b.address)|\(b.port)"
+        backendID(balancer: lb.name, address: "\(b.address)", port: b.port)
+    }
+
+    static func backendID(balancer: String, address: String, port: UInt16) -> String {
+        "\(balancer)|\(address)|\(port)"
     }
 
     public static func backendIDs(_ lbs: [LoadBalancer]) -> [String] {

@@ -245,3 +245,18 @@ public struct JSONParser {
         return v
     }
 }
+
+/// Reading documents this program wrote itself (the pinned state): a member, or a value of
+/// one kind; nil when it is absent or of another kind. Config files go through
+/// ConfigReader instead, which says where and why a value is wrong.
+extension JSONValue {
+    public subscript(_ key: String) -> JSONValue? {
+        if case .object(let members) = self { return members.first { $0.key == key }?.value }
+        return nil
+    }
+
+    public var stringValue: String? { if case .string(let s) = self { return s }; return nil }
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
+    public var membersValue: [JSONMember]? { if case .object(let m) = self { return m }; return nil }
+    public func integer<T: FixedWidthInteger>(_: T.Type = T.self) -> T? { if case .number(let n) = self { return T(n) }; return nil }
+}

@@ -186,42 +186,32 @@ extension DataplaneState {
 
     init(json: [UInt8], slots slotText: ArraySlice<UInt8>?, ordered: Bool, configText config: String) throws(DecodeError) {
         let bad = DecodeError.unreadable
-        guard let doc = try? JSONParser.parse(json), case .object(let top) = doc else { throw bad }
+        guard let top = try? JSONParser.parse(json) else { throw bad }
         let ruleSlots = slotText.map { Self.slots($0, ordered: ordered) }
-        func member(_ m: [JSONMember], _ k: String) -> JSONValue? { m.first { $0.key == k }?.value }
-        func int(_ v: JSONValue?) -> Int64? { if case .number(let n) = v { return Int64(n) }; return nil }
-        func str(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
-        guard let gen = int(member(top, "generation")), case .array(let ifs) = member(top, "interfaces") else { throw bad }
+        guard let gen = top["generation"]?.integer(UInt64.self), let ifs = top["interfaces"]?.arrayValue else { throw bad }
         var interfaces: [InterfaceState] = []
         guard ruleSlots == nil || ruleSlots!.count == ifs.count else { throw bad }
-        for (index, i) in ifs.enumerated() {
-            guard case .object(let m) = i, let name = str(member(m, "name")), let ifindex = int(member(m, "ifindex")),
-                  let mode = str(member(m, "mode")) else { throw bad }
-            var slots = RuleSlots()
-            if let ruleSlots {
-                slots = ruleSlots[index]
-            } else {
-                guard case .object(let slotMembers) = member(m, "slots") else { throw bad }
-                var table: [String: UInt32] = [:]
-                for s in slotMembers { guard let v = int(s.value) else { throw bad }; table[s.key] = UInt32(v) }
-                slots = RuleSlots(table)
-            }
-            func optionalSlots(_ key: String) throws(DecodeError) -> [String: UInt32] {
+        for (index, m) in ifs.enumerated() {
+            guard let name = m["name"]?.stringValue, let ifindex = m["ifindex"]?.integer(Int32.self),
+                  let mode = m["mode"]?.stringValue else { throw bad }
+            /// A slot table (`slots` before format 2; limits, VIPs, backends), empty when absent.
+            func slotTable(_ key: String, required: Bool = false) throws(DecodeError) -> [String: UInt32] {
+                guard let members = m[key]?.membersValue else { if required { throw bad }; return [:] }
                 var out: [String: UInt32] = [:]
-                if case .object(let members) = member(m, key) {
-                    for s in members { guard let v = int(s.value) else { throw bad }; out[s.key] = UInt32(v) }
-                }
+                for s in members { guard let v = s.value.integer(UInt32.self) else { throw bad }; out[s.key] = v }
                 return out
             }
-            interfaces.append(InterfaceState(name: name, ifindex: Int32(ifindex), mode: mode, slots: slots,
-                                             firewallNodes: Int(int(member(m, "firewall_nodes")) ?? 0),
-                                             firewallTrees: Int(int(member(m, "firewall_trees")) ?? 0),
-                                             firewallCapacity: Int(int(member(m, "firewall_capacity")) ?? 0),
-                                             limitSlots: try optionalSlots("limit_slots"),
-                                             vipSlots: try optionalSlots("vip_slots"), backendSlots: try optionalSlots("backend_slots"),
-                                             firewallPatchTrees: Int(int(member(m, "firewall_patch_trees")) ?? 0),
-                                             summary: InterfaceSummary(json: member(m, "summary"))))
+            // Before format 2 the rule slots were a table in the header.
+            let slots = if let ruleSlots { ruleSlots[index] } else { RuleSlots(try slotTable("slots", required: true)) }
+            func count(_ key: String) -> Int { m[key]?.integer(Int.self) ?? 0 }
+            interfaces.append(InterfaceState(name: name, ifindex: ifindex, mode: mode, slots: slots,
+                                             firewallNodes: count("firewall_nodes"), firewallTrees: count("firewall_trees"),
+                                             firewallCapacity: count("firewall_capacity"),
+                                             limitSlots: try slotTable("limit_slots"),
+                                             vipSlots: try slotTable("vip_slots"), backendSlots: try slotTable("backend_slots"),
+                                             firewallPatchTrees: count("firewall_patch_trees"),
+                                             summary: InterfaceSummary(json: m["summary"])))
         }
-        self.init(generation: UInt64(gen), netns: str(member(top, "netns")), configText: config, interfaces: interfaces)
+        self.init(generation: gen, netns: top["netns"]?.stringValue, configText: config, interfaces: interfaces)
     }
 }

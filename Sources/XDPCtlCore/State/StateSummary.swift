@@ -24,7 +24,7 @@ public struct InterfaceSummary: Sendable, Equatable {
 
     /// The backend slot key of a backend (LoadBalancerCompiler.backendID).
     public static func backendID(_ lb: InterfaceStats.BalancerCounter, _ b: InterfaceStats.BalancerCounter.Backend) -> String {
-        "\(lb.name)|\(b.address)|\(b.port)"
+        LoadBalancerCompiler.backendID(balancer: lb.name, address: b.address, port: b.port)
     }
 
     var json: JSONValue {
@@ -42,26 +42,19 @@ public struct InterfaceSummary: Sendable, Equatable {
     }
 
     init?(json: JSONValue?) {
-        func member(_ v: JSONValue?, _ k: String) -> JSONValue? {
-            if case .object(let m) = v { return m.first { $0.key == k }?.value }
-            return nil
-        }
-        func string(_ v: JSONValue?) -> String? { if case .string(let s) = v { return s }; return nil }
-        func int<T: FixedWidthInteger>(_ v: JSONValue?) -> T? { if case .number(let n) = v { return T(n) }; return nil }
-        func array(_ v: JSONValue?) -> [JSONValue]? { if case .array(let a) = v { return a }; return nil }
-        guard let xdpMode = string(member(json, "xdp_mode")), let limits = array(member(json, "limits"))?.compactMap(string),
-              let balancerList = array(member(json, "balancers")) else { return nil }
+        guard let json, let xdpMode = json["xdp_mode"]?.stringValue, let limits = json["limits"]?.arrayValue?.compactMap(\.stringValue),
+              let balancerList = json["balancers"]?.arrayValue else { return nil }
         self.xdpMode = xdpMode
-        defaultAction = string(member(json, "default_action"))
+        defaultAction = json["default_action"]?.stringValue
         self.limits = limits
         var out: [InterfaceStats.BalancerCounter] = []
         for lb in balancerList {
-            guard let name = string(member(lb, "name")), let vip = string(member(lb, "vip")), let proto = string(member(lb, "proto")),
-                  let port: UInt16 = int(member(lb, "port")), let backends = array(member(lb, "backends")) else { return nil }
+            guard let name = lb["name"]?.stringValue, let vip = lb["vip"]?.stringValue, let proto = lb["proto"]?.stringValue,
+                  let port = lb["port"]?.integer(UInt16.self), let backends = lb["backends"]?.arrayValue else { return nil }
             var backendsOut: [InterfaceStats.BalancerCounter.Backend] = []
             for b in backends {
-                guard let address = string(member(b, "address")), let port: UInt16 = int(member(b, "port")),
-                      let weight: UInt32 = int(member(b, "weight")), let state = string(member(b, "state")) else { return nil }
+                guard let address = b["address"]?.stringValue, let port = b["port"]?.integer(UInt16.self),
+                      let weight = b["weight"]?.integer(UInt32.self), let state = b["state"]?.stringValue else { return nil }
                 backendsOut.append(.init(address: address, port: port, weight: weight, state: state))
             }
             out.append(.init(name: name, vip: vip, proto: proto, port: port, backends: backendsOut))

@@ -30,7 +30,7 @@ final class InterfaceStage {
     /// program is loaded with when the generation has no firewall.
     var firewallTable: BPFMap?
     /// The running generation's root word, to flip back to, and its firewall table.
-    var previousRecord: UInt32 = 0
+    var previousWord: UInt32 = 0
     var previousFirewall: BPFMap?
 
     // How far the transaction got, for the roll-back.

@@ -15,8 +15,8 @@ struct ProgramInstaller {
         let dir = stage.dir
         stage.createdDirectory = access(dir, F_OK) != 0 || stage.preload != nil
         if access(dir, F_OK) != 0 && mkdir(dir, 0o700) != 0 { throw BPFError(.pin(dir), errno: errno) }
-        if let running = stage.plan.runningSlot, access(root.map(DP_MAP_GEN, of: stage.name), F_OK) == 0 {
-            stage.previousFirewall = try GenerationMaps(pinDirectory: dir).table(.firewall, slot: running)
+        if let running = stage.plan.runningSlot, let pinned = try GenerationMaps.pinned(in: dir) {
+            stage.previousFirewall = try pinned.table(.firewall, slot: running)
         }
         // A program loaded ahead serves if its tables are as big; else its pins go.
         guard let preload = stage.preload else { return }
@@ -53,7 +53,7 @@ struct ProgramInstaller {
         }
         let maps = if let program = stage.program { try GenerationMaps(program) } else { try GenerationMaps(pinDirectory: stage.dir) }
         stage.maps = maps
-        stage.previousRecord = try maps.record()
+        stage.previousWord = try maps.word()
     }
 
     /// After the flip: the new program runs on the interface, replacing the running one
