@@ -121,16 +121,26 @@ public struct GenerationMaps: Sendable {
     /// The slot the previous generation used keeps its tables (no packet reads them)
     /// until the next apply stages over them.
     public func flip(slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
-        try write(slot | tables.reduce(0) { $0 | $1.bit })
+        try store(slot: slot, tables: tables)
+        try waitForReaders()
     }
 
-    /// Puts back a word saved before a flip.
-    func restore(_ word: UInt32) throws(BPFError) { try write(word) }
+    /// The flip without its wait, for an apply that flips several interfaces and then
+    /// waits once (the grace period is the whole kernel's).
+    func store(slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
+        try root.storeWord(slot | tables.reduce(0) { $0 | $1.bit })
+    }
 
-    /// Stores the root's word, then waits for an RCU grace period: the kernel returns
-    /// from an update of a map of maps (dp_gen_wait, which no program reads) only after one.
-    private func write(_ word: UInt32) throws(BPFError) {
+    /// Puts back a word saved before a flip, and waits until no program run holds the other.
+    func restore(_ word: UInt32) throws(BPFError) {
         try root.storeWord(word)
+        try waitForReaders()
+    }
+
+    /// Waits for an RCU grace period: the kernel returns from an update of a map of maps
+    /// (dp_gen_wait, which no program reads) only after one, so no program run still
+    /// holds a word stored before.
+    func waitForReaders() throws(BPFError) {
         let token = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_gen_wait", keySize: 4, valueSize: 4, maxEntries: 1)
         try wait.update(UInt32(0), token.fd.raw)
     }

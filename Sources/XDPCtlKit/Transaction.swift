@@ -48,8 +48,10 @@ struct Transaction {
                 let maps = stage.maps!
                 stage.flipped = true
                 try maps.stage(stage.tables, slot: stage.plan.slot)
-                try maps.flip(slot: stage.plan.slot, tables: stage.tables.keys)
+                try maps.store(slot: stage.plan.slot, tables: stage.tables.keys)
             }
+            // One wait for every interface's flip: the old slots are not reused before it.
+            try stages.last?.maps?.waitForReaders()
             for stage in stages { try programs.attach(stage) }
             try record(stages)
         } catch {
