@@ -11,14 +11,14 @@ private let balancerLabCounter = Atomic<Int>(0)
 /// server (Python's, keep-alive) on port 8080 and a UDP responder on 5353 that answer
 /// with the backend's name. The LB forwards between them; clients and backends route
 /// through it. Everything is removed on close().
-final class BalancerLab {
+final class BalancerLab: RouterLab {
     let tag: String
     let net: Int
     let client: String, lb: String
     let clientIf: String, lbClientIf: String
     let backends: [String], backendIfs: [String], lbBackendIfs: [String]
     let pinRoot: String
-    private var background: [Process] = []
+    var background: [Process] = []
 
     var clientV4: String { "10.\(net).0.2" }
     var clientV6: String { "fd00:\(net)::2" }
@@ -73,7 +73,7 @@ final class BalancerLab {
             if r.status != 0 { close(); throw Lab.LabError(message: "\(step.joined(separator: " ")): \(r.err)") }
         }
         for i in 0..<count { try spawn(backends[i], ["python3", "-c", Self.backendServer, "b\(i + 1)"]) }
-        for i in 0..<count { try waitListening(backends[i]) }
+        for i in 0..<count { try waitListening(backends[i], tcp: 8080, udp: 5353) }
     }
 
     /// What a veth end that sends through an XDP forwarder needs: GRO on, so frames
@@ -84,34 +84,8 @@ final class BalancerLab {
         [["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "gro", "on", "tx", "off"]]
     }
 
-    func close() {
-        background.forEach(stopBounded)
-        _ = try? sh([xdpctlBinary, "down", "--pin-root", pinRoot])
-        for ns in [client, lb] + backends { _ = try? sh(["ip", "netns", "del", ns]) }
-    }
-
-    func spawn(_ ns: String, _ args: [String]) throws {
-        background.append(try spawnBounded(ns, args, seconds: 300))
-    }
-
-    func waitListening(_ ns: String) throws {
-        for _ in 0..<50 {
-            let tcp = try sh(["ip", "netns", "exec", ns, "ss", "-Hltn"]).out, udp = try sh(["ip", "netns", "exec", ns, "ss", "-Hlun"]).out
-            if tcp.contains(":8080 ") && udp.contains(":5353 ") { return }
-            usleep(100_000)
-        }
-        throw Lab.LabError(message: "the servers in \(ns) did not start")
-    }
-
-    @discardableResult
-    func xdpctl(_ args: String..., stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        try sh([xdpctlBinary] + args + ["--pin-root", pinRoot], stdin: stdin)
-    }
-
-    @discardableResult
-    func apply(_ config: String) throws -> (status: Int32, out: String, err: String) {
-        try xdpctl("apply", "-f", "-", "--netns", lb, stdin: config)
-    }
+    var router: String { lb }
+    var namespaces: [String] { [client, lb] + backends }
 
     /// A config: the client-facing interface holds `balancers` (JSON text), every
     /// backend-facing interface is attached for the replies.
