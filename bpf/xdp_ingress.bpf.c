@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * xdp_ingress — the XDP pipeline: parse once, classify, balance or translate, leave
- * through one accounting point.
+ * xdp_ingress — the XDP pipeline: parse once, classify, limit, translate (NAT) or
+ * balance, leave through one accounting point.
  */
 #include "lib/common.h"
 #include "lib/parsing.h"
@@ -10,7 +10,10 @@
 #include "lib/firewall.h"
 #include "lib/ratelimit.h"
 #include "lib/lb.h"
+#include "lib/conntrack.h"
 #include "lib/nat.h"
+#include "lib/rewrite.h"
+#include "lib/nat_icmp.h"
 #include "lib/forward.h"
 
 #define DP_NO_HOP ((__u32)~0)
@@ -56,8 +59,9 @@ static __always_inline int dp_balance(const struct dp_pkt *p, __u32 generation, 
 	return LB_FORWARD;
 }
 
-/* Rewrites the packet to *t and sends it on. Returns the verdict, counted. */
-static __always_inline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, const struct dp_target *t)
+/* Rewrites the packet to *t and sends it on. Returns the verdict, counted. Not inlined:
+ * its frame (the FIB lookup's) would add to each caller's. */
+static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, const struct dp_target *t)
 {
 	if (!p || !t)
 		return XDP_ABORTED;
@@ -66,21 +70,69 @@ static __always_inline int dp_translate(struct xdp_md *ctx, const struct dp_pkt 
 	return dp_count(p, dp_forward(ctx, p, t->hop == DP_NO_HOP ? 0 : lb_hop(t->hop), t->tag), DP_REASON_NONE);
 }
 
-/* Everything after the firewall let the packet through: rate limits, then the load
- * balancer and reply translation. A global function, so the verifier checks it once on
- * its own instead of once for every path through the firewall's trees (loading stays
- * fast); firewall drops, the path under attack, never pay for the call. `gen`: the
- * packet's generation word (see generation.h). Returns the verdict, counted. */
-__noinline int dp_admitted(struct xdp_md *ctx, const struct dp_pkt *p, __u32 gen)
+/* The steps after the firewall let the packet through, each a global function: the
+ * verifier checks each once on its own instead of once for every path through the
+ * firewall's trees (loading stays fast), and their stack frames are siblings, not a
+ * chain. Firewall drops, the path under attack, never pay for the calls. */
+
+/* Whether the packet is over a rate limit of the generation in `slot`. */
+__noinline int dp_over_limit(const struct dp_pkt *p, __u32 slot)
+{
+	return p && !rl_admit(p, slot);
+}
+
+/* NAT at ingress: a packet of a connection whose entry rewrites the destination (SNAT
+ * replies, DNAT), or a new flow to a DNAT rule's public endpoint in the generation in
+ * `slot`, is to be translated to *t. Returns 1 for those, else 0. (The caller
+ * translates: dp_translate's frame beside this one's would not fit the stack.) */
+__noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct dp_ct_key k, to;
+	struct dp_ct_entry *e;
+	__u32 rule;
+	int fresh;
+
+	if (!p || !t || ct_key_of(p, &k))
+		return 0;
+	e = ct_find(&k, now, &fresh);
+	if (e) {
+		if (e->rewrites_src)
+			return 0;
+		to = e->to;
+		rule = e->rule;
+		ct_seen(&k, e, fresh, p, now);
+		nat_count(rule, p, 0, 0);
+	} else {
+		if (nat_dnat_open(&k, slot, p->len, &to, &rule))
+			return 0;
+		nat_count(rule, p, 1, 0);
+	}
+	__builtin_memcpy(t->to.addr, to.dst, sizeof(t->to.addr));
+	t->to.port = to.dport;
+	t->side = NAT_DST;
+	t->hop = DP_NO_HOP;
+	t->tag = 0;
+	return 1;
+}
+
+/* An ICMP error about a connection whose entry rewrites the destination is translated
+ * (nat_icmp.h) and sent on. Returns its verdict, counted; -1 for anything else. */
+__noinline int dp_nat_icmp(struct xdp_md *ctx, const struct dp_pkt *p)
+{
+	if (!ctx || !p || nat_icmp_error((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, NAT_DST) < 0)
+		return -1;
+	return dp_count(p, dp_forward(ctx, p, 0, 0), DP_REASON_NONE);
+}
+
+/* The load balancer and its reply translation. `gen`: the packet's generation word. */
+__noinline int dp_lb(struct xdp_md *ctx, const struct dp_pkt *p, __u32 gen)
 {
 	struct dp_target target = {};
-	__u32 slot = gen & DP_GEN_SLOT;
 
 	if (!p)
 		return XDP_ABORTED;
-	if ((gen & DP_GEN_RATE_LIMITS) && !rl_admit(p, slot))
-		return dp_count(p, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
-	switch (dp_balance(p, gen & DP_GEN_BALANCERS ? slot : DP_GEN_SLOTS, &target)) {
+	switch (dp_balance(p, gen & DP_GEN_BALANCERS ? gen & DP_GEN_SLOT : DP_GEN_SLOTS, &target)) {
 	case LB_FORWARD:
 		return dp_translate(ctx, p, &target);
 	case LB_NO_BACKEND:
@@ -93,8 +145,10 @@ SEC("xdp")
 int xdp_ingress(struct xdp_md *ctx)
 {
 	struct dp_pkt pkt = {};
+	struct dp_target nat;
 	struct fw_match rule;
-	__u32 gen;
+	__u32 gen, slot;
+	int verdict;
 
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
@@ -106,17 +160,28 @@ int xdp_ingress(struct xdp_md *ctx)
 	}
 
 	gen = gen_read();
-	if ((gen & DP_GEN_FIREWALL) && fw_classify(&pkt, gen & DP_GEN_SLOT, &rule)) {
+	slot = gen & DP_GEN_SLOT;
+	if ((gen & DP_GEN_FIREWALL) && fw_classify(&pkt, slot, &rule)) {
 		fw_count(&rule, &pkt);
 		if (rule.action == DP_FW_DROP)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
 	}
-	/* Most packets need nothing more: no rate limits here, and ports that no VIP of this
-	 * interface and no backend use. They skip the call. */
-	if (!(gen & DP_GEN_RATE_LIMITS) && !lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) &&
-	    !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
+	if ((gen & DP_GEN_RATE_LIMITS) && dp_over_limit(&pkt, slot))
+		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
+	if (gen & DP_GEN_NAT) {
+		if (pkt.icmp_kind == DP_ICMP_ERROR) {
+			verdict = dp_nat_icmp(ctx, &pkt);
+			if (verdict >= 0)
+				return verdict;
+		} else if (dp_nat(&pkt, slot, &nat)) {
+			return dp_translate(ctx, &pkt, &nat);
+		}
+	}
+	/* Most packets need nothing more: ports that no VIP of this interface and no
+	 * backend use skip the load balancer. */
+	if (!lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) && !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
 		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
-	return dp_admitted(ctx, &pkt, gen);
+	return dp_lb(ctx, &pkt, gen);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -16,6 +16,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
         case openPin(String)
         case unpin(String)
         case attachXDP(interface: String, mode: String)
+        case attachTC(String)
         case queryXDP(String)
         case linkInfo(String)
         case detach(String)
@@ -39,9 +40,10 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             case .openPin(let s): "open pinned object \(s)"
             case .unpin(let s): "remove pin \(s)"
             case .attachXDP(let interface, let mode): "attach XDP (\(mode)) to \(interface)"
+            case .attachTC(let s): "attach the tc egress program (tcx) to \(s)"
             case .queryXDP(let s): "query XDP on \(s)"
             case .linkInfo(let s): "read link info of \(s)"
-            case .detach(let s): "detach XDP from \(s)"
+            case .detach(let s): "detach from \(s)"
             case .testRun(let s): "test-run program \(s)"
             case .enterNetns(let s): "enter network namespace \(s)"
             case .lockPinRoot(let s): "lock pin root \(s)"

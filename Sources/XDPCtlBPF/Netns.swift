@@ -15,4 +15,29 @@ public enum Netns {
         let index = if_nametoindex(name)
         return index == 0 ? nil : Int32(index)
     }
+
+    /// The addresses of an interface in the current thread's network namespace, as
+    /// getifaddrs lists them, without IPv6 link-local ones: (family 4 or 6, network-order
+    /// bytes).
+    public static func addresses(of name: String) -> [(family: Int, bytes: [UInt8])] {
+        var list: UnsafeMutablePointer<ifaddrs>?
+        guard getifaddrs(&list) == 0, let first = list else { return [] }
+        defer { freeifaddrs(list) }
+        var out: [(family: Int, bytes: [UInt8])] = []
+        for entry in sequence(first: first, next: { $0.pointee.ifa_next }) {
+            guard let sa = entry.pointee.ifa_addr, String(cString: entry.pointee.ifa_name) == name else { continue }
+            switch Int32(sa.pointee.sa_family) {
+            case AF_INET:
+                let a = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { $0.pointee.sin_addr }
+                out.append((4, withUnsafeBytes(of: a) { Array($0) }))
+            case AF_INET6:
+                let a = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { $0.pointee.sin6_addr }
+                let bytes = withUnsafeBytes(of: a) { Array($0) }
+                if bytes[0] == 0xfe && bytes[1] & 0xc0 == 0x80 { continue } // fe80::/10
+                out.append((6, bytes))
+            default: continue
+            }
+        }
+        return out
+    }
 }

@@ -6,6 +6,7 @@ import SystemPackage
 /// The bpffs directory that holds everything xdpctl keeps in the kernel:
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
+///   ROOT/ifaces/NAME/link_tc   its tc egress bpf_link (tcx), when it has NAT
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
 ///   ROOT/ifaces/NAME/dp_fw_spare  the firewall table its last swap retired, which the
 ///                              next one fills instead of a new table
@@ -19,6 +20,7 @@ public struct PinRoot: Sendable {
     public var interfaces: String { "\(path)/ifaces" }
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
     public func link(_ name: String) -> String { "\(interface(name))/link" }
+    public func tcLink(_ name: String) -> String { "\(interface(name))/link_tc" }
     public func map(_ name: String, of interface: String) -> String { "\(self.interface(interface))/\(name)" }
     public func shared(_ name: String) -> String { "\(path)/\(name)" }
     public func spareTable(of interface: String) -> String { "\(self.interface(interface))/dp_fw_spare" }

@@ -65,6 +65,7 @@ extension Dataplane {
                                    ifindexes: ifindexes(config), facts: facts(old))
         planner.recompile = old.map(recompile) ?? []
         planner.compiler = compiler
+        planner.addresses = addresses(config)
         let plan: ApplyPlan
         do { plan = try planner.plan() } catch {
             discard(preloads)

@@ -51,7 +51,6 @@ public final class Dataplane {
             for (j, lb) in iface.loadBalancers.enumerated() where lb.healthCheck != nil {
                 errors.append(ConfigError(path: "\(base).load_balancers[\(j)].health_check", message: "health checks are not supported yet by this build of xdpctl; remove the key (backends then count as healthy)"))
             }
-            if let nat = iface.nat, !(nat.dnat.isEmpty && nat.snat.isEmpty) { errors.append(ConfigError(path: "\(base).nat", message: "NAT is not supported yet by this build of xdpctl")) }
         }
         return errors
     }

@@ -11,6 +11,19 @@ extension Dataplane {
         return out
     }
 
+    /// The addresses of the interfaces whose SNAT rules masquerade (have no to_address).
+    func addresses(_ config: Config) -> [String: [IPAddress]] {
+        var out: [String: [IPAddress]] = [:]
+        for iface in config.interfaces where iface.nat?.snat.contains(where: { $0.toAddress == nil }) == true {
+            out[iface.name] = Netns.addresses(of: iface.name).map { a in
+                IPAddress(family: a.family == 4 ? .ipv4 : .ipv6, words: (0..<4).map { w in
+                    w * 4 + 4 <= a.bytes.count ? a.bytes[w * 4..<w * 4 + 4].reduce(0) { $0 << 8 | UInt32($1) } : 0
+                })
+            }
+        }
+        return out
+    }
+
     /// What the kernel says about the interfaces `state` records: whether their links are
     /// intact, and their running generations (ApplyPlanner decides from these).
     func facts(_ state: DataplaneState?) -> [String: InterfaceFacts] {
@@ -18,9 +31,12 @@ extension Dataplane {
         for iface in state?.interfaces ?? [] {
             let dir = root.interface(iface.name)
             guard let maps = (try? GenerationMaps.pinned(in: dir)) ?? nil else {
-                // A program from before generation roots (ABI 2) reads the rate-limit and
-                // load-balancer slot its firewall header names.
-                out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: legacySlot(iface.name), hasRoot: false, firewallCapacity: 0)
+                // A program of an older build: the next apply loads this build's. ABI 3
+                // has a root of this shape; ABI 2 reads the rate-limit and load-balancer
+                // slot its firewall header names.
+                let rootWord = (try? BPFMap.open(pinned: "\(dir)/\(DP_MAP_GEN)").lookup(UInt32(0), as: UInt32.self)) ?? nil
+                let slot = rootWord.map { $0 == 0 ? nil : $0 & DP_GEN_SLOT } ?? legacySlot(iface.name)
+                out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: slot, hasRoot: false, firewallCapacity: 0)
                 continue
             }
             let running = ((try? maps.running()) ?? nil).flatMap { $0.slot < DP_GEN_SLOTS ? $0 : nil }

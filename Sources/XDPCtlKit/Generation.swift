@@ -6,7 +6,7 @@ import XDPCtlBPF
 /// A kind of table a generation holds; each kind has a map with a slot per generation
 /// (xdpctl_abi.h, "generations").
 public enum GenerationTable: CaseIterable, Sendable {
-    case firewall, rateLimits, vips, ring
+    case firewall, rateLimits, vips, ring, snat, dnat
 
     public var mapName: String {
         switch self {
@@ -14,6 +14,8 @@ public enum GenerationTable: CaseIterable, Sendable {
         case .rateLimits: DP_MAP_RL
         case .vips: DP_MAP_LB_VIPS
         case .ring: DP_MAP_LB_RING
+        case .snat: DP_MAP_NAT_SNAT
+        case .dnat: DP_MAP_NAT_DNAT
         }
     }
 
@@ -23,6 +25,7 @@ public enum GenerationTable: CaseIterable, Sendable {
         case .firewall: DP_GEN_FIREWALL.rawValue
         case .rateLimits: DP_GEN_RATE_LIMITS.rawValue
         case .vips, .ring: DP_GEN_BALANCERS.rawValue
+        case .snat, .dnat: DP_GEN_NAT.rawValue
         }
     }
 }
@@ -53,10 +56,10 @@ public struct GenerationMaps: Sendable {
         try self.init { name throws(BPFError) in try BPFMap.open(pinned: "\(dir)/\(name)") }
     }
 
-    /// The maps pinned in an interface's pin directory; nil when it has no root (a
-    /// program of a build from before generation roots, ABI 2).
+    /// The maps pinned in an interface's pin directory; nil when they are not this
+    /// build's (a program from before generation roots, ABI 2, or before NAT, ABI 3).
     public static func pinned(in dir: String) throws(BPFError) -> GenerationMaps? {
-        guard access("\(dir)/\(DP_MAP_GEN)", F_OK) == 0 else { return nil }
+        guard access("\(dir)/\(DP_MAP_GEN)", F_OK) == 0, access("\(dir)/\(DP_MAP_STATS)", F_OK) == 0 else { return nil }
         return try GenerationMaps(pinDirectory: dir)
     }
 

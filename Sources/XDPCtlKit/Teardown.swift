@@ -12,12 +12,16 @@ extension Dataplane {
         defer { withExtendedLifetime(lock) {} }
         let names = root.interfaceNames()
         do {
-            for name in names {
-                try XDPLink.detach(pinPath: root.link(name), interface: name)
-                try root.removeTree(root.interface(name))
-            }
+            for name in names { try Self.detach(name, root: root) }
             try root.removeTree(root.path)
         } catch { throw .kernel(error) }
         return names
+    }
+
+    /// Detaches an interface's programs and removes its pins.
+    static func detach(_ name: String, root: PinRoot) throws(BPFError) {
+        try XDPLink.detach(pinPath: root.link(name), interface: name)
+        try XDPLink.detach(pinPath: root.tcLink(name), interface: name)
+        try root.removeTree(root.interface(name))
     }
 }

@@ -12,7 +12,7 @@ struct Transaction {
     let plan: ApplyPlan
     let stages: [InterfaceStage]
     let programs: ProgramInstaller
-    /// The features, in the order they are staged and prepared (NAT next).
+    /// The features, in the order they are staged and prepared.
     let installers: [any Installer]
     let replies: Replies
 
@@ -25,7 +25,7 @@ struct Transaction {
             return stage
         }
         programs = ProgramInstaller(root: root)
-        installers = [FirewallInstaller(root: root), RateLimitInstaller(root: root), BalancerInstaller(root: root)]
+        installers = [FirewallInstaller(root: root), RateLimitInstaller(root: root), BalancerInstaller(root: root), NATInstaller(root: root)]
         replies = Replies(root: root, new: plan.replies, old: plan.oldReplies)
     }
 
@@ -78,13 +78,10 @@ struct Transaction {
 
     private func retire() throws(BPFError) {
         for stage in stages {
-            programs.retire(stage)
+            try programs.retire(stage)
             for installer in installers { try installer.retire(stage) }
         }
         try replies.write(replies.new, removingOthers: true)
-        for gone in plan.detach {
-            try XDPLink.detach(pinPath: root.link(gone), interface: gone)
-            try root.removeTree(root.interface(gone))
-        }
+        for gone in plan.detach { try Dataplane.detach(gone, root: root) }
     }
 }

@@ -101,7 +101,17 @@ struct ConfigTests {
         (#"{"version": 1, "interfaces": [{"name": "e", "load_balancers": [{"name": "w", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [{"address": "2001:db8::1", "port": 80}]}]}]}"#,
          #"interfaces[0].load_balancers[0].backends[0].address: backend is IPv6 but the VIP 10.0.0.1 is not; expected the VIP's address family"#),
         (#"{"version": 1, "interfaces": [{"name": "e", "nat": {"snat": [{"name": "m", "src": ["10.0.0.0/8"], "to_address": "2001:db8::1"}]}}]}"#,
-         #"interfaces[0].nat.snat[0].to_address: 2001:db8::1 is not in the address family of any src prefix"#),
+         #"interfaces[0].nat.snat[0].to_address: 2001:db8::1 is not in the address family of src prefix 10.0.0.0/8; expected an SNAT rule per family (or no to_address: the interface's own address of each family)"#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "nat": {"snat": [{"name": "m", "src": ["10.0.0.0/8"], "port_range": "0-100"}]}}]}"#,
+         #"interfaces[0].nat.snat[0].port_range: 0-100 includes port 0; expected ports within 1-65535"#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "nat": {"snat": [{"name": "m", "src": ["10.0.0.0/8"], "port_range": "200-100"}]}}]}"#,
+         #"interfaces[0].nat.snat[0].port_range: "200-100" runs backwards; expected low-high with low <= high"#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "nat": {"snat": [{"name": "m", "src": ["10.0.0.0/8"], "port_range": "1-70000"}]}}]}"#,
+         #"interfaces[0].nat.snat[0].port_range: "1-70000" is not valid; expected a port number 0-65535 or a range "low-high" such as "1000-2000""#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "nat": {"dnat": [{"name": "a", "proto": "tcp", "dst": "10.0.0.1", "dst_port": 80, "to_address": "10.1.0.1", "to_port": 80}, {"name": "b", "proto": "tcp", "dst": "10.0.0.1", "dst_port": 80, "to_address": "10.1.0.2", "to_port": 80}]}}]}"#,
+         #"interfaces[0].nat.dnat[1]: 10.0.0.1:80/tcp is already the public endpoint of DNAT rule "a"; expected each dst, dst_port and proto in one DNAT rule"#),
+        (#"{"version": 1, "interfaces": [{"name": "e", "load_balancers": [{"name": "w", "vip": "10.9.0.1", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.9", "port": 80}]}], "nat": {"dnat": [{"name": "a", "proto": "tcp", "dst": "10.0.0.1", "dst_port": 80, "to_address": "10.9.0.1", "to_port": 80}]}}]}"#,
+         #"interfaces[0].nat.dnat[0].to_address: 10.9.0.1:80/tcp is the VIP of a load balancer; expected a DNAT target that is a server, not a VIP"#),
         ("{\"version\": 1,\n \"interfaces\": [}", "not valid JSON: line 2, column 17: expected a value"),
         (#"{"version": 1, "version": 1, "interfaces": []}"#,
          #"version: key "version" appears more than once"#),
@@ -212,16 +222,16 @@ struct StateTests {
         var s = InterfaceStats(name: "eth0", ifindex: 3)
         s.rxPackets = 5
         s.verdicts = [0, 2, 3, 0, 0]
-        s.dropReasons = [0, 2, 0, 0, 0]
+        s.dropReasons = [0, 2, 0, 0, 0, 0]
         s.rules = [.init(name: "blocklist", packets: 2, bytes: 120)]
         s.defaultAction = .init(name: "allow", packets: 3, bytes: 180)
         let doc = try JSONParser.parse(StatsRenderer.json([s], generation: 1))
         guard case .object(let top) = doc, case .array(let ifs)? = top.first(where: { $0.key == "interfaces" })?.value,
               case .object(let eth0) = ifs[0] else { Issue.record("shape"); return }
         #expect(eth0.map(\.key) == ["name", "ifindex", "rx_packets", "rx_bytes", "verdicts", "drop_reasons", "rules",
-                                    "firewall_default", "rate_limits", "load_balancers"])
+                                    "firewall_default", "rate_limits", "load_balancers", "nat", "tc_egress"])
         #expect(eth0.first { $0.key == "verdicts" }?.value == .obj(["aborted": .int(0), "drop": .int(2), "pass": .int(3), "tx": .int(0), "redirect": .int(0)]))
-        #expect(eth0.first { $0.key == "drop_reasons" }?.value == .obj(["firewall": .int(2), "rate_limit": .int(0), "malformed": .int(0), "no_backend": .int(0)]))
+        #expect(eth0.first { $0.key == "drop_reasons" }?.value == .obj(["firewall": .int(2), "rate_limit": .int(0), "malformed": .int(0), "no_backend": .int(0), "nat_no_port": .int(0)]))
     }
 }
 

@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define DP_ABI_VERSION 3
+#define DP_ABI_VERSION 4
 
 /* ---- limits (overridable at build time) -------------------------------------- */
 
@@ -95,6 +95,27 @@
 #ifndef DP_FWD_CACHE_TICKS
 #define DP_FWD_CACHE_TICKS 25
 #endif
+/* NAT: SNAT match entries per interface (one per rule and src prefix), DNAT rules per
+ * interface, and counter slots for both. */
+#ifndef DP_NAT_MAX_SNAT
+#define DP_NAT_MAX_SNAT 64
+#endif
+#ifndef DP_NAT_MAX_DNAT
+#define DP_NAT_MAX_DNAT 1024
+#endif
+#ifndef DP_NAT_MAX_RULES
+#define DP_NAT_MAX_RULES 1024
+#endif
+/* Ports tried for a new SNAT mapping before the packet is dropped as nat_no_port. */
+#define DP_NAT_PORT_TRIES 32
+/* Connection-table entries per interface (two per connection): established (a reply
+ * was seen), and new (unreplied). */
+#ifndef DP_CT_MAX
+#define DP_CT_MAX 131072
+#endif
+#ifndef DP_CT_NEW_MAX
+#define DP_CT_NEW_MAX 32768
+#endif
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define DP_IPV6_EXT_MAX 8
 /* VLAN tags (802.1Q / 802.1ad) skipped in front of the network header. */
@@ -104,7 +125,8 @@
 
 #define DP_MAP_GEN        "dp_gen"
 #define DP_MAP_GEN_WAIT   "dp_gen_wait"
-#define DP_MAP_STATS      "dp_stats"
+#define DP_MAP_STATS      "dp_stats_v4"    /* ABI 3's "dp_stats" counted one reason fewer */
+#define DP_MAP_TC_STATS   "dp_tc_stats"
 #define DP_MAP_RULE_STATS "dp_rule_stats"
 #define DP_MAP_FW         "dp_fw_v3"
 #define DP_MAP_RL         "dp_rl"
@@ -121,7 +143,13 @@
 #define DP_MAP_LB_REPLY   "dp_lb_reply"    /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_LB_VPORTS  "dp_lb_vports"
 #define DP_MAP_LB_RPORTS  "dp_lb_rports"   /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_CT         "dp_ct"
+#define DP_MAP_CT_NEW     "dp_ct_new"
+#define DP_MAP_NAT_SNAT   "dp_nat_snat"
+#define DP_MAP_NAT_DNAT   "dp_nat_dnat"
+#define DP_MAP_NAT_STATS  "dp_nat_stats"
 #define DP_PROG_XDP       "xdp_ingress"
+#define DP_PROG_TC        "tc_egress"
 
 /* ---- verdicts and reasons ------------------------------------------------------ */
 
@@ -142,13 +170,14 @@ enum dp_reason {
 	DP_REASON_RATE_LIMIT = 2,
 	DP_REASON_MALFORMED = 3,
 	DP_REASON_NO_BACKEND = 4,
+	DP_REASON_NAT_NO_PORT = 5,   /* a new SNAT flow found no free port (tc egress) */
 	DP_REASON__MAX
 };
 
 /* ---- generations: one root names every table an interface's packets read ----------
  *
  * The tables compiled from the config (firewall, rate limits, load-balancer VIPs and
- * Maglev rings; NAT next) are replaced, never edited, by an apply. Each kind has an
+ * Maglev rings, NAT rules) are replaced, never edited, by an apply. Each kind has an
  * ARRAY_OF_MAPS[DP_GEN_SLOTS] per interface (dp_fw_v3, dp_rl, dp_lb_vips, dp_lb_ring).
  * dp_gen, the interface's root, is an ARRAY[1] of one __u32 word, BPF_F_MMAPABLE: the
  * slot of every table map that holds the running generation's tables (DP_GEN_SLOT, bit
@@ -176,9 +205,12 @@ enum dp_gen_table {
 	DP_GEN_FIREWALL = 1 << 1,    /* dp_fw_v3[slot] */
 	DP_GEN_RATE_LIMITS = 1 << 2, /* dp_rl[slot] */
 	DP_GEN_BALANCERS = 1 << 3,   /* dp_lb_vips[slot] and dp_lb_ring[slot] */
+	DP_GEN_NAT = 1 << 4,         /* dp_nat_snat[slot] and dp_nat_dnat[slot] */
 };
 
-/* ---- dp_stats: PERCPU_ARRAY[1], one per interface ------------------------------- */
+/* ---- dp_stats_v4 (XDP) and dp_tc_stats (tc egress): PERCPU_ARRAY[1] per interface ----
+ * The tc program counts its verdicts apart: DP_VERDICT_PASS for TC_ACT_OK, DROP for
+ * TC_ACT_SHOT; rx_ counts the packets it saw leave. */
 
 struct dp_if_stats {
 	__u64 rx_packets;
@@ -487,5 +519,106 @@ struct dp_fwd_hop {
 	__u64 expires;  /* bpf_jiffies64() after which the FIB is asked again */
 };
 _Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI_VERSION");
+
+/* ---- NAT and the connection table --------------------------------------------
+ *
+ * Rules, per interface and generation (DP_GEN_NAT): dp_nat_snat[slot] is an ARRAY of
+ * DP_NAT_MAX_SNAT + 1 dp_nat_snat entries (entry 0's count: entries 1..count in use, in
+ * file order, one per SNAT rule and src prefix; first match wins), read by the tc egress
+ * program for packets leaving with no connection. dp_nat_dnat[slot] is a HASH from the
+ * public endpoint (dst, dst_port, proto, family) to its dp_nat_dnat target, read at XDP
+ * ingress. dp_nat_stats: PERCPU_ARRAY[DP_NAT_MAX_RULES] of dp_nat_stats by rule slot.
+ *
+ * Connections: two entries each, keyed by a packet's tuple as it arrives at the hook that
+ * translates it (dp_ct_key): the original direction's, and the reply's (the translated
+ * tuple reversed). Each entry holds the tuple its packets leave with, and which side it
+ * rewrites: an entry that rewrites the source (SNAT out, DNAT replies) serves tc egress,
+ * one that rewrites the destination (DNAT in, SNAT replies) XDP ingress. ICMP echo uses
+ * the identifier as both ports. A connection starts in dp_ct_new (LRU_HASH[DP_CT_NEW_MAX])
+ * and moves to dp_ct (LRU_HASH[DP_CT_MAX]) with the first reply, so a flood of new flows
+ * only churns dp_ct_new and never evicts a connection that was answered.
+ *
+ * Expiry is lazy: an entry idle past its state's timeout (DP_CT_TIMEOUT_*, seconds) is
+ * treated as absent, unless the other direction's entry is still live. A SNAT port is
+ * free for a new flow when the reply key it would make is absent or expired; a new flow
+ * keeps its source port when that is free and inside the rule's range, else tries up to
+ * DP_NAT_PORT_TRIES ports of the range at random (all of a range no longer than that).
+ */
+#define DP_CT_TIMEOUT_TCP_NEW 60           /* SYN sent, no answer yet */
+#define DP_CT_TIMEOUT_TCP_ESTABLISHED 86400 /* RFC 5382: at least 2 h 4 min */
+#define DP_CT_TIMEOUT_TCP_CLOSING 120      /* FIN seen: the close and TIME_WAIT */
+#define DP_CT_TIMEOUT_TCP_CLOSED 10        /* RST seen */
+#define DP_CT_TIMEOUT_UDP_NEW 30           /* unreplied */
+#define DP_CT_TIMEOUT_UDP_ESTABLISHED 300  /* replied; RFC 4787 recommends >= 5 min */
+#define DP_CT_TIMEOUT_ICMP 30
+
+enum dp_ct_state {
+	DP_CT_NEW = 1,         /* only the original direction seen */
+	DP_CT_ESTABLISHED = 2, /* a reply seen */
+	DP_CT_CLOSING = 3,     /* TCP FIN seen */
+	DP_CT_CLOSED = 4,      /* TCP RST seen */
+};
+
+enum dp_ct_kind {
+	DP_CT_SNAT = 1,
+	DP_CT_DNAT = 2,
+};
+
+/* A packet's tuple: addresses and ports as host-order words (IPv4 in word 0). */
+struct dp_ct_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u16 sport;
+	__u16 dport;
+	__u8 proto;
+	__u8 family;   /* 4 or 6 */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct dp_ct_key) == 40, "dp_ct_key changed: bump DP_ABI_VERSION");
+
+struct dp_ct_entry {
+	struct dp_ct_key to; /* the tuple the packet leaves with (proto, family: the key's) */
+	__u8 state;     /* enum dp_ct_state, the same in both entries */
+	__u8 kind;      /* enum dp_ct_kind */
+	__u8 reply;     /* 1: the reply direction's entry */
+	__u8 rewrites_src; /* 1: rewrites the source (tc egress); 0: the destination (XDP) */
+	__u32 rule;     /* the NAT rule's counter slot */
+	__u64 created_ns; /* bpf_ktime_get_coarse_ns() */
+	__u64 seen_ns;    /* the last packet this way */
+	__u64 packets;    /* this way */
+	__u64 bytes;
+};
+_Static_assert(sizeof(struct dp_ct_entry) == 80, "dp_ct_entry changed: bump DP_ABI_VERSION");
+
+struct dp_nat_snat {
+	__u32 count;    /* header only */
+	__u32 rule;     /* counter slot */
+	__u32 mask[4];  /* a source matches when (src & mask) == value, word by word */
+	__u32 value[4];
+	__u32 to[4];    /* the address it leaves with */
+	__u16 port_lo;  /* inclusive range of source ports (ICMP echo identifiers) */
+	__u16 port_hi;
+	__u8 family;
+	__u8 pad[3];
+};
+_Static_assert(sizeof(struct dp_nat_snat) == 64, "dp_nat_snat changed: bump DP_ABI_VERSION");
+
+struct dp_nat_dnat {
+	__u32 to[4];
+	__u16 to_port;
+	__u16 pad;
+	__u32 rule;     /* counter slot */
+};
+_Static_assert(sizeof(struct dp_nat_dnat) == 24, "dp_nat_dnat changed: bump DP_ABI_VERSION");
+
+/* packets/bytes: translated packets of the rule's connections, both ways; connections:
+ * mappings made; no_port (SNAT): new flows dropped for want of a free port. */
+struct dp_nat_stats {
+	__u64 packets;
+	__u64 bytes;
+	__u64 connections;
+	__u64 no_port;
+};
+_Static_assert(sizeof(struct dp_nat_stats) == 32, "dp_nat_stats changed: bump DP_ABI_VERSION");
 
 #endif /* XDPCTL_ABI_H */

@@ -14,7 +14,16 @@ struct dp_pkt {
 	__u32 len;                /* frame length in bytes */
 	__u16 l3_off;             /* offsets from the frame's start of the IP header */
 	__u16 l4_off;             /* and of the L4 header (valid when the key has ports) */
+	__u16 icmp_id;            /* ICMP/ICMPv6 echo: the identifier (host order) */
 	__u8 tcp_flags;           /* TCP header flags byte (CWR..FIN); 0 for anything else */
+	__u8 icmp_kind;           /* enum dp_icmp_kind */
+};
+
+enum dp_icmp_kind {
+	DP_ICMP_OTHER = 0,        /* not ICMP, or a message NAT does not translate */
+	DP_ICMP_ECHO_REQUEST = 1,
+	DP_ICMP_ECHO_REPLY = 2,
+	DP_ICMP_ERROR = 3,        /* unreachable, time exceeded, parameter problem, packet too big */
 };
 
 /* Headers further into the frame than this are not rewritten (a bound for the verifier). */

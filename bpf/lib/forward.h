@@ -28,8 +28,9 @@ struct {
 } dp_fwd_cache SEC(".maps");
 
 /* Asks the FIB for the next hop of the packet whose IP header is at l3; fills *hop.
- * Returns 0 on success. */
-static __always_inline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, void *l3, __u32 len,
+ * Returns 0 on success. Not inlined: its request takes 64 bytes of stack, and it runs
+ * only when the remembered hop is stale. */
+static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, void *l3, __u32 len,
 				      struct dp_fwd_hop *hop)
 {
 	void *end = (void *)(long)ctx->data_end;

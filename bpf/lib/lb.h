@@ -195,8 +195,9 @@ static __always_inline void lb_count(void *map, __u32 slot,
 }
 
 /* Balances a packet addressed to a VIP of the generation in slot `generation` (none:
- * DP_GEN_SLOTS): on LB_FORWARD, *backend and *slot name where it goes. */
-static __always_inline enum lb_step lb_balance(const struct dp_pkt *p, __u32 generation,
+ * DP_GEN_SLOTS): on LB_FORWARD, *backend and *slot name where it goes. Not inlined: its
+ * keys take stack beside the forwarding's. */
+static __noinline int lb_balance(const struct dp_pkt *p, __u32 generation,
 					       const struct dp_lb_backend **backend, __u32 *slot)
 {
 	struct dp_lb_endpoint vip_key = {};

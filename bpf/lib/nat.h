@@ -1,93 +1,221 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * nat.h — rewrites a parsed packet's destination or source address and port, with the
- * IPv4 header checksum and the TCP/UDP checksum (whose pseudo-header holds the
- * addresses) updated incrementally. An IPv4 UDP datagram without a checksum keeps none.
+ * nat.h — SNAT and DNAT rules: which new flow a rule takes, the mapping it gets (for
+ * SNAT a free port of the rule's range, searched with bounded tries), its connection,
+ * and the rule's counters. See xdpctl_abi.h, "NAT and the connection table".
  */
 #ifndef DP_NAT_H
 #define DP_NAT_H
 
-#include <linux/ip.h>
-#include <linux/ipv6.h>
-#include <linux/in.h>
-#include <linux/tcp.h>
-#include <linux/udp.h>
 #include "common.h"
-#include "csum.h"
+#include "conntrack.h"
 
-enum nat_side {
-	NAT_SRC = 0,
-	NAT_DST = 1,
+struct dp_nat_snat_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, DP_NAT_MAX_SNAT + 1);
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, sizeof(struct dp_nat_snat));
 };
 
-/* Sets the `side` address (host-order words) and port of a TCP/UDP packet. Returns 0, or
- * -1 when its headers are out of reach (the packet is then unchanged). */
-static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct dp_pkt *p, enum nat_side side,
-				       const __u32 *addr, __u16 port)
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, DP_GEN_SLOTS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct dp_nat_snat_table);
+} dp_nat_snat SEC(".maps");
+
+struct dp_nat_dnat_table {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, DP_NAT_MAX_DNAT);
+	__uint(key_size, sizeof(struct dp_lb_endpoint));
+	__uint(value_size, sizeof(struct dp_nat_dnat));
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY_OF_MAPS);
+	__uint(max_entries, DP_GEN_SLOTS);
+	__type(key, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct dp_nat_dnat_table);
+} dp_nat_dnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, DP_NAT_MAX_RULES);
+	__type(key, __u32);
+	__type(value, struct dp_nat_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} dp_nat_stats SEC(".maps");
+
+static __always_inline void nat_count(__u32 rule, const struct dp_pkt *p, int connection, int no_port)
 {
-	void *data = (void *)(long)ctx->data;
-	void *end = (void *)(long)ctx->data_end;
-	__u32 l3 = p->l3_off, l4 = p->l4_off, change, to[4];
-	__u16 *l4_csum, *l4_port, new_port = bpf_htons(port);
-	__u32 *field;
-	int words;
+	struct dp_nat_stats *s = bpf_map_lookup_elem(&dp_nat_stats, &rule);
 
-	if (l3 > DP_MAX_L4_OFF || l4 > DP_MAX_L4_OFF)
-		return -1;
-	/* TCP and UDP keep their ports in the same place; only the checksum moves. */
-	struct udphdr *ports = data + l4;
-	struct tcphdr *tcp = data + l4;
-
-	if ((void *)(ports + 1) > end)
-		return -1;
-	l4_port = side == NAT_DST ? &ports->dest : &ports->source;
-	if (p->key[DP_FW_F_PROTO] == IPPROTO_TCP) {
-		if ((void *)(tcp + 1) > end)
-			return -1;
-		l4_csum = &tcp->check;
-	} else if (p->key[DP_FW_F_PROTO] == IPPROTO_UDP) {
-		l4_csum = &ports->check;
-	} else {
-		return -1;
+	if (!s)
+		return;
+	if (no_port) {
+		s->no_port++;
+		return;
 	}
+	s->packets++;
+	s->bytes += p->len;
+	s->connections += connection;
+}
 
-	if (p->key[DP_FW_F_FAMILY] == 4) {
-		struct iphdr *ip = data + l3;
+/* A SNAT rule search: the source, and the table, its count and the match found. */
+struct nat_rule_search {
+	const struct dp_ct_key *k;
+	void *table;
+	__u32 count;
+	const struct dp_nat_snat *found;
+};
 
-		if ((void *)(ip + 1) > end)
-			return -1;
-		field = side == NAT_DST ? &ip->daddr : &ip->saddr;
-		to[0] = bpf_htonl(addr[0]);
-		words = 1;
-		csum_apply(&ip->check, csum_diff32(field, to, 1));
-	} else {
-		struct ipv6hdr *ip6 = data + l3;
+/* Tries entry i + 1 (bpf_loop callback). Returns 1 to stop. */
+static long nat_try_rule(__u32 i, void *ctx)
+{
+	struct nat_rule_search *s = ctx;
+	const struct dp_ct_key *k = s->k;
+	const struct dp_nat_snat *r;
+	__u32 index = i + 1;
 
-		if ((void *)(ip6 + 1) > end)
-			return -1;
-		field = side == NAT_DST ? ip6->daddr.in6_u.u6_addr32 : ip6->saddr.in6_u.u6_addr32;
-#pragma unroll
-		for (int i = 0; i < 4; i++)
-			to[i] = bpf_htonl(addr[i]);
-		words = 4;
+	if (index > s->count)
+		return 1;
+	r = bpf_map_lookup_elem(s->table, &index);
+	if (!r)
+		return 1;
+	if (r->family == k->family && (k->src[0] & r->mask[0]) == r->value[0] &&
+	    (k->src[1] & r->mask[1]) == r->value[1] && (k->src[2] & r->mask[2]) == r->value[2] &&
+	    (k->src[3] & r->mask[3]) == r->value[3]) {
+		s->found = r;
+		return 1;
 	}
-
-	change = csum_diff32(field, to, words) + csum_diff16(*l4_port, new_port);
-	if (p->key[DP_FW_F_PROTO] == IPPROTO_UDP && p->key[DP_FW_F_FAMILY] == 4 && *l4_csum == 0) {
-		/* no checksum to keep */
-	} else {
-		csum_apply(l4_csum, change);
-		if (p->key[DP_FW_F_PROTO] == IPPROTO_UDP && *l4_csum == 0)
-			*l4_csum = 0xffff; /* RFC 768: a computed 0 is sent as all ones */
-	}
-#pragma unroll
-	for (int i = 0; i < 4; i++) {
-		if (i >= words)
-			break;
-		field[i] = to[i];
-	}
-	*l4_port = new_port;
 	return 0;
+}
+
+/* The first SNAT entry of the generation in `slot` whose source matches *k. */
+static __always_inline const struct dp_nat_snat *nat_snat_rule(const struct dp_ct_key *k, __u32 slot)
+{
+	struct nat_rule_search s = { .k = k };
+	const struct dp_nat_snat *head;
+	__u32 zero = 0;
+
+	s.table = bpf_map_lookup_elem(&dp_nat_snat, &slot);
+	if (!s.table)
+		return 0;
+	head = bpf_map_lookup_elem(s.table, &zero);
+	if (!head || !head->count)
+		return 0;
+	s.count = head->count;
+	bpf_loop(DP_NAT_MAX_SNAT, nat_try_rule, &s, 0);
+	return s.found;
+}
+
+/* A port search: the flow, the tuple it would leave with, and the rule's range. */
+struct nat_search {
+	const struct dp_ct_key *k;
+	struct dp_ct_key *to;
+	__u64 now;
+	__u32 len;
+	__u32 rule;
+	__u32 lo;
+	__u32 range;
+	__u32 start;
+	int found;
+};
+
+/* Tries port i of the search (bpf_loop callback): in a range of at most
+ * DP_NAT_PORT_TRIES ports every port in turn from `start`, in a wider one a port at
+ * random (ports in use cluster: a run of them would stop a search that steps by one).
+ * Returns 1 to stop. */
+static long nat_try_port(__u32 i, void *ctx)
+{
+	struct nat_search *s = ctx;
+	struct dp_ct_key rk;
+	__u32 port;
+
+	if (!s->range)
+		return 1;
+	port = s->lo + (s->range <= DP_NAT_PORT_TRIES ? (s->start + i) % s->range : bpf_get_prandom_u32() % s->range);
+	s->to->sport = port;
+	if (s->to->proto == IPPROTO_ICMP || s->to->proto == IPPROTO_ICMPV6)
+		s->to->dport = port;
+	ct_reverse(s->to, &rk);
+	if (ct_vacant(&rk, s->now) && !ct_open(s->k, s->to, &rk, DP_CT_SNAT, s->rule, s->now, s->len)) {
+		s->found = 1;
+		return 1;
+	}
+	return 0;
+}
+
+static __always_inline __u32 nat_flow_hash(const struct dp_ct_key *k)
+{
+	__u32 h = k->src[0] ^ k->src[3] ^ (k->dst[0] * 0x9e3779b1) ^ k->dst[3] ^ ((__u32)k->sport << 16 | k->dport);
+
+	h ^= h >> 16;
+	h *= 0x85ebca6b;
+	h ^= h >> 13;
+	return h;
+}
+
+/* Maps a new flow *k (first packet: len bytes) leaving through the generation in `slot`
+ * to the first SNAT rule that takes it: that rule's address and a free port, and opens
+ * its connection; fills *to and *rule. Returns 0; NAT_NO_RULE; or NAT_NO_PORT when no
+ * port of the range was free. Not inlined: its searches take stack (and only the tc
+ * program calls it). */
+enum { NAT_NO_RULE = 1, NAT_NO_PORT = 2 };
+
+static __noinline __attribute__((unused)) int nat_snat_open(const struct dp_ct_key *k, __u32 slot, __u32 len, struct dp_ct_key *to,
+				    __u32 *rule)
+{
+	const struct dp_nat_snat *r = nat_snat_rule(k, slot);
+	struct nat_search s = { .k = k, .to = to, .now = bpf_ktime_get_coarse_ns(), .len = len };
+
+	if (!r || r->port_hi < r->port_lo)
+		return NAT_NO_RULE;
+	*rule = s.rule = r->rule;
+	s.lo = r->port_lo;
+	s.range = (__u32)r->port_hi - r->port_lo + 1;
+	*to = *k;
+	__builtin_memcpy(to->src, r->to, sizeof(to->src));
+	if (k->sport >= r->port_lo && k->sport <= r->port_hi) {
+		s.start = k->sport - r->port_lo;
+		nat_try_port(0, &s);
+	}
+	if (!s.found) {
+		s.start = nat_flow_hash(k) % s.range;
+		bpf_loop(s.range < DP_NAT_PORT_TRIES ? s.range : DP_NAT_PORT_TRIES, nat_try_port, &s, 0);
+	}
+	return s.found ? 0 : NAT_NO_PORT;
+}
+
+/* Maps a new flow *k (first packet: len bytes) to the DNAT target of the generation in
+ * `slot` that its destination names, and opens its connection; fills *to and *rule.
+ * Returns 0, or -1 (no rule, or its reply tuple is taken). Not inlined: its entry takes
+ * stack (and only the XDP program calls it). */
+static __noinline __attribute__((unused)) int nat_dnat_open(const struct dp_ct_key *k, __u32 slot, __u32 len,
+							    struct dp_ct_key *to, __u32 *rule)
+{
+	void *table = bpf_map_lookup_elem(&dp_nat_dnat, &slot);
+	struct dp_lb_endpoint public = {};
+	const struct dp_nat_dnat *d;
+	struct dp_ct_key rk;
+
+	if (!table || k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6)
+		return -1;
+	__builtin_memcpy(public.addr, k->dst, sizeof(public.addr));
+	public.port = k->dport;
+	public.proto = k->proto;
+	public.family = k->family;
+	d = bpf_map_lookup_elem(table, &public);
+	if (!d)
+		return -1;
+	*to = *k;
+	__builtin_memcpy(to->dst, d->to, sizeof(to->dst));
+	to->dport = d->to_port;
+	*rule = d->rule;
+	ct_reverse(to, &rk);
+	return ct_open(k, to, &rk, DP_CT_DNAT, d->rule, bpf_ktime_get_coarse_ns(), len);
 }
 
 #endif

@@ -75,7 +75,9 @@ static __always_inline int parse_ethhdr(struct hdr_cursor *c)
 }
 
 /* IPv4 with options. Returns the L4 protocol, or -1 when malformed. */
-static __always_inline int parse_ipv4(struct hdr_cursor *c, struct dp_pkt *p, int *l4_present)
+/* `room`: bytes of the frame from the IP header on, which may run past c->end (an skb at
+ * tc holds only its headers in the part a program reads directly). */
+static __always_inline int parse_ipv4(struct hdr_cursor *c, struct dp_pkt *p, int *l4_present, __u32 room)
 {
 	struct iphdr *ip = c->pos;
 	__u32 hdr_len, tot_len;
@@ -84,7 +86,7 @@ static __always_inline int parse_ipv4(struct hdr_cursor *c, struct dp_pkt *p, in
 		return -1;
 	hdr_len = ip->ihl * 4;
 	tot_len = bpf_ntohs(ip->tot_len);
-	if (hdr_len < sizeof(*ip) || tot_len < hdr_len || c->pos + tot_len > c->end)
+	if (hdr_len < sizeof(*ip) || tot_len < hdr_len || tot_len > room)
 		return -1;
 
 	p->key[DP_FW_F_SRC0] = bpf_ntohl(ip->saddr);
@@ -103,14 +105,14 @@ static __always_inline void copy_ipv6_addr(__u32 *dst, const struct in6_addr *a)
 }
 
 /* IPv6 and a bounded walk over extension headers. Returns the L4 protocol, or -1. */
-static __always_inline int parse_ipv6(struct hdr_cursor *c, struct dp_pkt *p, int *l4_present)
+static __always_inline int parse_ipv6(struct hdr_cursor *c, struct dp_pkt *p, int *l4_present, __u32 room)
 {
 	struct ipv6hdr *ip6 = c->pos;
 	__u8 nexthdr;
 
 	if ((void *)(ip6 + 1) > c->end || ip6->version != 6)
 		return -1;
-	if ((void *)(ip6 + 1) + bpf_ntohs(ip6->payload_len) > c->end)
+	if (sizeof(*ip6) + bpf_ntohs(ip6->payload_len) > room)
 		return -1;
 	copy_ipv6_addr(&p->key[DP_FW_F_SRC0], &ip6->saddr);
 	copy_ipv6_addr(&p->key[DP_FW_F_DST0], &ip6->daddr);
@@ -182,42 +184,60 @@ static __always_inline int parse_l4(struct hdr_cursor *c, struct dp_pkt *p, int 
 	case IPPROTO_ICMPV6:
 		if ((void *)(icmp + 4) > c->end) /* type, code, checksum */
 			return -1;
+		if (proto == IPPROTO_ICMP ? icmp[0] == 3 || icmp[0] == 11 || icmp[0] == 12 : icmp[0] >= 1 && icmp[0] <= 4) {
+			p->icmp_kind = DP_ICMP_ERROR;
+			return 0;
+		}
+		if ((void *)(icmp + 6) > c->end) /* not an echo with its identifier */
+			return 0;
+		if (icmp[0] == (proto == IPPROTO_ICMP ? 8 : 128))
+			p->icmp_kind = DP_ICMP_ECHO_REQUEST;
+		else if (icmp[0] == (proto == IPPROTO_ICMP ? 0 : 129))
+			p->icmp_kind = DP_ICMP_ECHO_REPLY;
+		p->icmp_id = bpf_ntohs(*(__be16 *)(icmp + 4));
 		return 0;
 	}
 	return 0;
 }
 
-/* The one parse of a packet. */
-static __always_inline enum dp_parse parse_packet(struct xdp_md *ctx, struct dp_pkt *p)
+/* The one parse of a frame of `len` bytes whose headers lie from `data` to `end`. */
+static __always_inline enum dp_parse parse_frame(void *data, void *end, __u32 len, struct dp_pkt *p)
 {
-	struct hdr_cursor c = {
-		.pos = (void *)(long)ctx->data,
-		.end = (void *)(long)ctx->data_end,
-	};
+	struct hdr_cursor c = { .pos = data, .end = end };
 	int ethertype, proto, l4_present = 0;
+	__u32 room;
 
-	p->len = c.end - c.pos;
+	p->len = len;
 	p->key[DP_FW_F_SPORT] = DP_FW_NO_PORT;
 	p->key[DP_FW_F_DPORT] = DP_FW_NO_PORT;
 
 	ethertype = parse_ethhdr(&c);
 	if (ethertype < 0)
 		return DP_PARSE_MALFORMED;
-	p->l3_off = c.pos - (void *)(long)ctx->data;
+	p->l3_off = c.pos - data;
+	room = len > p->l3_off ? len - p->l3_off : 0;
 	if (ethertype == ETH_P_IP)
-		proto = parse_ipv4(&c, p, &l4_present);
+		proto = parse_ipv4(&c, p, &l4_present, room);
 	else if (ethertype == ETH_P_IPV6)
-		proto = parse_ipv6(&c, p, &l4_present);
+		proto = parse_ipv6(&c, p, &l4_present, room);
 	else
 		return DP_PARSE_NOT_IP;
 	if (proto < 0)
 		return DP_PARSE_MALFORMED;
 
 	p->key[DP_FW_F_PROTO] = proto;
-	p->l4_off = c.pos - (void *)(long)ctx->data;
+	p->l4_off = c.pos - data;
 	if (l4_present && parse_l4(&c, p, proto) < 0)
 		return DP_PARSE_MALFORMED;
 	return DP_PARSE_IP;
+}
+
+/* The one parse of an XDP frame. */
+static __always_inline enum dp_parse parse_packet(struct xdp_md *ctx, struct dp_pkt *p)
+{
+	void *data = (void *)(long)ctx->data, *end = (void *)(long)ctx->data_end;
+
+	return parse_frame(data, end, end - data, p);
 }
 
 #endif

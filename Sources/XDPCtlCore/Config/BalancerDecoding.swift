@@ -64,6 +64,14 @@ extension ConfigReader {
         let s = list(f["snat"], f.at("snat"), what: "SNAT rules", snat)
         guard let d, let s else { return nil }
         unique(d.map(\.name) + s.map(\.name), f.at(d.isEmpty ? "snat" : "dnat"), key: "name", what: "NAT rule")
+        var publics: [String: String] = [:]
+        for (i, rule) in d.enumerated() {
+            let key = "\(LoadBalancer.endpoint(rule.dst, rule.dstPort))/\(rule.proto)"
+            if let other = publics[key] {
+                fail(f.at("dnat").index(i), "\(key) is already the public endpoint of DNAT rule \"\(other)\"; expected each dst, dst_port and proto in one DNAT rule")
+            }
+            publics[key] = rule.name
+        }
         return NAT(dnat: d, snat: s)
     }
 
@@ -81,15 +89,17 @@ extension ConfigReader {
 
     func snat(_ value: JSONValue, _ path: JSONPath) -> NAT.SNAT? {
         guard let f = fields(value, path, allowed: ["name", "src", "to_address", "port_range"],
-                             required: ["name", "src", "to_address"]) else { return nil }
+                             required: ["name", "src"]) else { return nil }
         let n = name(f["name"], f.at("name"))
         let src = list(f["src"], f.at("src"), nonEmpty: true, what: "prefixes", prefix)
-        let to = address(f["to_address"], f.at("to_address"))
+        let to = f["to_address"].map { address($0, f.at("to_address")) }
         let range = f["port_range"].map { portRange($0, f.at("port_range")) } ?? PortRange(1024, 65535)
-        guard let n, let src, let to, let range else { return nil }
-        if !src.contains(where: { $0.family == to.family }) {
-            fail(f.at("to_address"), "\(to) is not in the address family of any src prefix"); return nil
+        guard let n, let src, let range else { return nil }
+        if case .some(nil) = to { return nil }
+        if range.low == 0 { fail(f.at("port_range"), "\(range) includes port 0; expected ports within 1-65535"); return nil }
+        if let to = to ?? nil, let other = src.first(where: { $0.family != to.family }) {
+            fail(f.at("to_address"), "\(to) is not in the address family of src prefix \(other); expected an SNAT rule per family (or no to_address: the interface's own address of each family)"); return nil
         }
-        return NAT.SNAT(name: n, src: src, toAddress: to, portRange: range)
+        return NAT.SNAT(name: n, src: src, toAddress: to ?? nil, portRange: range)
     }
 }

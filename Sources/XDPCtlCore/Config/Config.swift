@@ -168,7 +168,8 @@ public struct NAT: Sendable, Equatable {
     public struct SNAT: Sendable, Equatable {
         public var name: String
         public var src: [IPPrefix]
-        public var toAddress: IPAddress
+        /// nil: the interface's own address of the packet's family (masquerade).
+        public var toAddress: IPAddress?
         public var portRange: PortRange
     }
     public var dnat: [DNAT]

@@ -48,10 +48,23 @@ extension ConfigReader {
     }
 
     /// A VIP is defined once per interface, and a backend endpoint serves one VIP in the
-    /// whole file: NAT tells a backend's replies apart only by its address and port.
+    /// whole file: NAT tells a backend's replies apart only by its address and port. A
+    /// DNAT rule neither listens on nor sends to a VIP.
     func endpoints(_ interfaces: [InterfaceConfig], _ path: JSONPath) {
         var servedBy: [String: (path: JSONPath, lb: String)] = [:]
+        let allVips = Set(interfaces.flatMap { $0.loadBalancers.map { "\($0.vipEndpoint)/\($0.proto)" } })
         for (i, iface) in interfaces.enumerated() {
+            for (j, rule) in (iface.nat?.dnat ?? []).enumerated() {
+                let at = path.index(i).key("nat").key("dnat").index(j)
+                let target = "\(LoadBalancer.endpoint(rule.toAddress, rule.toPort))/\(rule.proto)"
+                let exposed = "\(LoadBalancer.endpoint(rule.dst, rule.dstPort))/\(rule.proto)"
+                if allVips.contains(target) {
+                    fail(at.key("to_address"), "\(target) is the VIP of a load balancer; expected a DNAT target that is a server, not a VIP")
+                }
+                if iface.loadBalancers.contains(where: { "\($0.vipEndpoint)/\($0.proto)" == exposed }) {
+                    fail(at.key("dst"), "\(exposed) is the VIP of a load balancer on this interface; expected one of them")
+                }
+            }
             var vips: [String: String] = [:]
             for (j, lb) in iface.loadBalancers.enumerated() {
                 let at = path.index(i).key("load_balancers").index(j)

@@ -30,19 +30,24 @@ public struct Slots: Sendable, Equatable {
     public var vips: [String: UInt32]
     /// By LoadBalancerCompiler.backendID.
     public var backends: [String: UInt32]
+    /// NAT rules, DNAT and SNAT.
+    public var nat: [String: UInt32]
 
-    public init(rules: [String: UInt32], limits: [String: UInt32], vips: [String: UInt32], backends: [String: UInt32]) {
+    public init(rules: [String: UInt32], limits: [String: UInt32], vips: [String: UInt32], backends: [String: UInt32],
+                nat: [String: UInt32] = [:]) {
         self.rules = rules
         self.limits = limits
         self.vips = vips
         self.backends = backends
+        self.nat = nat
     }
 
     /// Fresh slots for everything `iface` names, as a first apply gives them.
     public init(fresh iface: InterfaceConfig) {
         func slots(_ names: [String]) -> [String: UInt32] { InterfaceState.assignSlots(names, previous: [:]).slots }
         self.init(rules: slots(iface.firewall?.rules.map(\.name) ?? []), limits: slots(iface.rateLimits.map(\.name)),
-                  vips: slots(iface.loadBalancers.map(\.name)), backends: slots(LoadBalancerCompiler.backendIDs(iface.loadBalancers)))
+                  vips: slots(iface.loadBalancers.map(\.name)), backends: slots(LoadBalancerCompiler.backendIDs(iface.loadBalancers)),
+                  nat: slots(NATCompiler.ruleNames(iface.nat)))
     }
 }
 
@@ -71,6 +76,7 @@ public struct InterfacePlan {
     public var firewall: FirewallTable?
     public var limits: [dp_rl_entry]?
     public var balancers: LoadBalancerTables?
+    public var nat: NATTables?
 
     // The state the new generation reads.
     public var slots: Slots
@@ -79,6 +85,9 @@ public struct InterfacePlan {
     public var freshLimitSlots: [UInt32]
     public var freshVipSlots: [UInt32]
     public var freshBackendSlots: [UInt32]
+    public var freshNatSlots: [UInt32]
+    /// NAT rule slots the new generation no longer uses: their connections end.
+    public var removedNatSlots: [UInt32]
     /// The default action's counter starts again (the action changed, or the firewall is new).
     public var resetDefault: Bool
     /// Backend slots the new generation no longer uses: their connections are balanced afresh.
@@ -96,7 +105,7 @@ public struct InterfacePlan {
                        slots: RuleSlots(config.firewall?.rules.map(\.name) ?? [], slots: slots.rules),
                        firewallNodes: firewall?.nodes.count ?? 0, firewallTrees: firewall?.trees ?? 0,
                        firewallCapacity: capacity, limitSlots: slots.limits, vipSlots: slots.vips, backendSlots: slots.backends,
-                       summary: InterfaceSummary(config))
+                       natSlots: slots.nat, summary: InterfaceSummary(config))
     }
 }
 

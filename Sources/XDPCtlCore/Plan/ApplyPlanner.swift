@@ -19,6 +19,8 @@ public struct ApplyPlanner {
     /// --full-compile over tables that patches left with patch trees).
     public var recompile: [String] = []
     public var compiler = FirewallCompiler()
+    /// The addresses of the interfaces, by name: what SNAT without to_address uses.
+    public var addresses: [String: [IPAddress]] = [:]
 
     public init(config: Config, netns: String?, old: DataplaneState?, oldConfig: Config?,
                 ifindexes: [String: Int32], facts: [String: InterfaceFacts]) {
@@ -67,8 +69,9 @@ public struct ApplyPlanner {
         let (vips, freshVips) = InterfaceState.assignSlots(iface.loadBalancers.map(\.name), previous: previous?.vipSlots ?? [:])
         let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)
         let (backends, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
-        let slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends)
-        let tables = InterfaceTables(iface, at: i, slots: slots, compiler: compiler)
+        let (nat, freshNat) = InterfaceState.assignSlots(NATCompiler.ruleNames(iface.nat), previous: previous?.natSlots ?? [:])
+        let slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends, nat: nat)
+        let tables = InterfaceTables(iface, at: i, slots: slots, compiler: compiler, addresses: addresses[iface.name] ?? [])
         if !tables.errors.isEmpty { throw ConfigErrors(errors: tables.errors) }
 
         // The program: the running one serves while its link is intact on this ifindex
@@ -90,9 +93,10 @@ public struct ApplyPlanner {
             config: iface, ifindex: ifindex, previous: previous,
             keepsLink: keepsLink, loadsProgram: loadsProgram, capacity: capacity,
             slot: runningSlot.map { 1 - $0 } ?? 0, runningSlot: runningSlot,
-            firewall: tables.firewall, limits: tables.limits, balancers: tables.balancers,
+            firewall: tables.firewall, limits: tables.limits, balancers: tables.balancers, nat: tables.nat,
             slots: slots, freshRuleSlots: freshRules, freshLimitSlots: freshLimits, freshVipSlots: freshVips,
-            freshBackendSlots: freshBackends, resetDefault: oldIface?.firewall?.defaultAction != iface.firewall?.defaultAction,
+            freshBackendSlots: freshBackends, freshNatSlots: freshNat,
+            removedNatSlots: (previous?.natSlots ?? [:]).filter { nat[$0.key] == nil }.map(\.value).sorted(), resetDefault: oldIface?.firewall?.defaultAction != iface.firewall?.defaultAction,
             removedBackendSlots: (previous?.backendSlots ?? [:]).filter { !kept.contains($0.key) }.map(\.value).sorted(),
             oldVipPorts: LoadBalancerCompiler.vipPorts(oldIface?.loadBalancers ?? []),
             vipPorts: LoadBalancerCompiler.vipPorts(iface.loadBalancers),
@@ -106,9 +110,11 @@ public struct InterfaceTables {
     public var firewall: FirewallTable?
     public var limits: [dp_rl_entry]?
     public var balancers: LoadBalancerTables?
+    public var nat: NATTables?
     public var errors: [ConfigError] = []
 
-    public init(_ iface: InterfaceConfig, at i: Int, slots: Slots, compiler: FirewallCompiler) {
+    /// `addresses`: the interface's own (nil: unknown, as for validate).
+    public init(_ iface: InterfaceConfig, at i: Int, slots: Slots, compiler: FirewallCompiler, addresses: [IPAddress]? = nil) {
         if let fw = iface.firewall {
             do { firewall = try compiler.compile(fw, slots: slots.rules) } catch {
                 errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
@@ -124,6 +130,15 @@ public struct InterfaceTables {
         if !iface.loadBalancers.isEmpty {
             do { balancers = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: slots.vips, backendSlots: slots.backends) } catch {
                 errors.append(ConfigError(path: "interfaces[\(i)].load_balancers", message: error.message))
+            }
+        }
+        if let rules = iface.nat, !(rules.dnat.isEmpty && rules.snat.isEmpty) {
+            if let top = slots.nat.values.max(), top >= DP_NAT_MAX_RULES {
+                errors.append(ConfigError(path: "interfaces[\(i)].nat", message: "NAT rules need counter slot \(top); at most \(DP_NAT_MAX_RULES) fit (apply with fewer rules first)"))
+            } else {
+                do { nat = try NATCompiler.compile(rules, slots: slots.nat, addresses: addresses) } catch {
+                    errors.append(ConfigError(path: "interfaces[\(i)].nat", message: error.message))
+                }
             }
         }
     }

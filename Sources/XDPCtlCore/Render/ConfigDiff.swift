@@ -13,6 +13,7 @@ public enum ConfigDiff {
                 }
                 out += iface.rateLimits.map { "+ \(iface.name): rate limit \"\($0.name)\"" }
                 out += loadBalancers(iface.name, [], iface.loadBalancers)
+                out += nat(iface.name, nil, iface.nat)
                 continue
             }
             if prev.xdpMode != iface.xdpMode {
@@ -21,6 +22,7 @@ public enum ConfigDiff {
             out += firewall(iface.name, prev.firewall, iface.firewall)
             out += rateLimits(iface.name, prev.rateLimits, iface.rateLimits)
             out += loadBalancers(iface.name, prev.loadBalancers, iface.loadBalancers)
+            out += nat(iface.name, prev.nat, iface.nat)
         }
         for iface in old?.interfaces ?? [] where !names.contains(iface.name) {
             out.append("- detach \(iface.name)")
@@ -30,6 +32,12 @@ public enum ConfigDiff {
 
     static func rateLimits(_ name: String, _ old: [RateLimit], _ new: [RateLimit]) -> [String] {
         namedList(name, "rate limit", old, new, name: \.name)
+    }
+
+    /// DNAT and SNAT rules added, removed, changed and reordered.
+    static func nat(_ iface: String, _ old: NAT?, _ new: NAT?) -> [String] {
+        namedList(iface, "DNAT rule", old?.dnat ?? [], new?.dnat ?? [], name: \.name)
+            + namedList(iface, "SNAT rule", old?.snat ?? [], new?.snat ?? [], name: \.name)
     }
 
     /// Load balancers added and removed, and for each kept one, what changed down to its backends.

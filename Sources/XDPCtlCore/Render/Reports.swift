@@ -60,8 +60,33 @@ public struct InterfaceStats: Sendable, Equatable {
         }
     }
 
+    /// A NAT rule's counters: packets of its connections (both ways), mappings made, and
+    /// new flows dropped for want of a port (SNAT).
+    public struct NATCounter: Sendable, Equatable {
+        public var name: String
+        public var kind: String
+        public var packets: UInt64 = 0
+        public var bytes: UInt64 = 0
+        public var connections: UInt64 = 0
+        public var noPort: UInt64 = 0
+        public init(name: String, kind: String) {
+            self.name = name
+            self.kind = kind
+        }
+    }
+
+    /// What one of the interface's programs counted, by verdict (enum dp_verdict) and drop
+    /// reason: for the tc egress program, what it saw leave.
+    public struct EgressCounters: Sendable, Equatable {
+        public var packets: UInt64 = 0
+        public var bytes: UInt64 = 0
+        public var verdicts: [UInt64] = Array(repeating: 0, count: verdictNames.count)
+        public var dropReasons: [UInt64] = Array(repeating: 0, count: reasonNames.count)
+        public init() {}
+    }
+
     public static let verdictNames = ["aborted", "drop", "pass", "tx", "redirect"]
-    public static let reasonNames = ["none", "firewall", "rate_limit", "malformed", "no_backend"]
+    public static let reasonNames = ["none", "firewall", "rate_limit", "malformed", "no_backend", "nat_no_port"]
 
     public var name: String
     public var ifindex: Int32
@@ -78,6 +103,10 @@ public struct InterfaceStats: Sendable, Equatable {
     public var rateLimits: [LimitCounter] = []
     /// Per load balancer, in config order.
     public var loadBalancers: [BalancerCounter] = []
+    /// Per NAT rule, DNAT then SNAT, in config order.
+    public var nat: [NATCounter] = []
+    /// The tc egress program's counters; nil on an interface without one (no NAT).
+    public var egress: EgressCounters?
 
     public init(name: String, ifindex: Int32) {
         self.name = name
@@ -120,6 +149,21 @@ public struct InterfaceStats: Sendable, Equatable {
         if let d = defaultAction, let e = earlier.defaultAction {
             r.defaultAction = Counter(name: d.name, packets: rate(d.packets, e.packets), bytes: rate(d.bytes, e.bytes))
         }
+        r.nat = nat.map { c in
+            var o = c
+            let e = earlier.nat.first { $0.name == c.name } ?? NATCounter(name: c.name, kind: c.kind)
+            (o.packets, o.bytes, o.connections, o.noPort) = (rate(c.packets, e.packets), rate(c.bytes, e.bytes),
+                                                             rate(c.connections, e.connections), rate(c.noPort, e.noPort))
+            return o
+        }
+        if let g = egress {
+            let e = earlier.egress ?? EgressCounters()
+            r.egress = EgressCounters()
+            r.egress!.packets = rate(g.packets, e.packets)
+            r.egress!.bytes = rate(g.bytes, e.bytes)
+            r.egress!.verdicts = zip(g.verdicts, e.verdicts).map(rate)
+            r.egress!.dropReasons = zip(g.dropReasons, e.dropReasons).map(rate)
+        }
         return r
     }
 }
@@ -156,6 +200,16 @@ public enum StatsRenderer {
                                 "healthy": .bool(true)])
                       })])
             })))
+            members.append(JSONMember(key: "nat", value: .array(s.nat.map {
+                .obj(["name": .string($0.name), "kind": .string($0.kind), "packets": .int($0.packets), "bytes": .int($0.bytes),
+                      "connections": .int($0.connections), "no_port": .int($0.noPort)]) })))
+            members.append(JSONMember(key: "tc_egress", value: s.egress.map { g in
+                .obj(["packets": .int(g.packets), "bytes": .int(g.bytes),
+                      "verdicts": .object(zip(InterfaceStats.verdictNames, g.verdicts).filter { ["aborted", "drop", "pass"].contains($0.0) }.map {
+                          JSONMember(key: $0, value: .int($1)) }),
+                      "drop_reasons": .object(zip(InterfaceStats.reasonNames, g.dropReasons).dropFirst().map {
+                          JSONMember(key: $0, value: .int($1)) })])
+            } ?? .null))
             return .object(members)
         }
         var top: [JSONMember] = []
@@ -188,6 +242,17 @@ public enum StatsRenderer {
                 out += "  rate limits\n"
                 for l in s.rateLimits {
                     out += "    " + l.name.padding(toLength: width, withPad: " ", startingAt: 0) + "\(l.passed) passed\(unit)  \(l.dropped) dropped\(unit)\n"
+                }
+            }
+            if let g = s.egress {
+                out += "  tc egress     \(g.packets) packets\(unit)  \(g.bytes) bytes\(unit)  pass \(g.verdicts[2])  drop \(g.verdicts[1])  aborted \(g.verdicts[0])  nat_no_port \(g.dropReasons[5])\n"
+            }
+            if !s.nat.isEmpty {
+                let width = max(18, (s.nat.map(\.name.count).max() ?? 0) + 2)
+                out += "  nat\n"
+                for n in s.nat {
+                    out += "    " + "\(n.name) (\(n.kind))".padding(toLength: width + 7, withPad: " ", startingAt: 0)
+                        + "\(n.packets) packets\(unit)  \(n.bytes) bytes\(unit)  \(n.connections) connections\(unit)  \(n.noPort) no_port\(unit)\n"
                 }
             }
             for lb in s.loadBalancers {
@@ -243,8 +308,9 @@ public struct ConnectionEntry: Sendable, Equatable {
 }
 
 public enum ConntrackRenderer {
-    public static func json(_ entries: [ConnectionEntry]) -> String {
-        JSONOutput.render(.obj(["connections": .array(entries.map { e in
+    /// `conntrack --json`: the load balancers' connections, then NAT's.
+    public static func json(_ entries: [ConnectionEntry], nat: [NATConnection]) -> String {
+        JSONOutput.render(.obj(["nat": .array(nat.map(\.json)), "connections": .array(entries.map { e in
             .obj(["interface": .string(e.interface), "load_balancer": .string(e.loadBalancer), "proto": .string(e.proto),
                   "client": .string("\(e.client)"), "client_port": .int(e.clientPort),
                   "vip": .string("\(e.vip)"), "vip_port": .int(e.vipPort),
@@ -253,8 +319,17 @@ public enum ConntrackRenderer {
         })]), indent: "  ")
     }
 
-    public static func text(_ entries: [ConnectionEntry]) -> String {
-        guard !entries.isEmpty else { return "no connections\n" }
+    public static func text(_ entries: [ConnectionEntry], nat: [NATConnection]) -> String {
+        guard !entries.isEmpty || !nat.isEmpty else { return "no connections\n" }
+        var out = ""
+        if !nat.isEmpty {
+            out += table(["INTERFACE", "RULE", "PROTO", "ORIGINAL", "REPLY", "STATE", "PKTS", "AGE(s)", "EXPIRES(s)"], nat.map { c in
+                [c.interface, "\(c.rule) (\(c.kind))", c.proto, c.original.text, c.reply.text, c.state,
+                 "\(c.packets.original)/\(c.packets.reply)", String(format: "%.1f", c.ageSeconds), String(format: "%.0f", c.expiresSeconds)]
+            })
+        }
+        guard !entries.isEmpty else { return out }
+        if !out.isEmpty { out += "\n" }
         func endpoint(_ a: IPAddress?, _ p: UInt16) -> String {
             guard let a else { return "?" }
             return LoadBalancer.endpoint(a, p)
@@ -263,10 +338,60 @@ public enum ConntrackRenderer {
             [e.interface, e.loadBalancer, e.proto, endpoint(e.client, e.clientPort), endpoint(e.vip, e.vipPort),
              endpoint(e.backend, e.backendPort), e.state.rawValue, String(format: "%.1f", e.ageSeconds)]
         }
-        let header = ["INTERFACE", "LB", "PROTO", "CLIENT", "VIP", "BACKEND", "STATE", "AGE(s)"]
+        return out + table(["INTERFACE", "LB", "PROTO", "CLIENT", "VIP", "BACKEND", "STATE", "AGE(s)"], rows)
+    }
+
+    static func table(_ header: [String], _ rows: [[String]]) -> String {
         let widths = header.indices.map { c in ([header] + rows).map { $0[c].count }.max()! }
         return ([header] + rows).map { row in
             row.enumerated().map { c, v in c == row.count - 1 ? v : v.padding(toLength: widths[c], withPad: " ", startingAt: 0) }.joined(separator: "  ")
         }.joined(separator: "\n") + "\n"
+    }
+}
+
+/// One NAT connection: its tuple as it arrived, the tuple it left with, and what the
+/// replies look like when they arrive (the translated tuple reversed).
+public struct NATConnection: Sendable, Equatable {
+    public struct Tuple: Sendable, Equatable {
+        public var src: IPAddress, sport: UInt16, dst: IPAddress, dport: UInt16
+        public init(src: IPAddress, sport: UInt16, dst: IPAddress, dport: UInt16) {
+            (self.src, self.sport, self.dst, self.dport) = (src, sport, dst, dport)
+        }
+        var json: JSONValue {
+            .obj(["src": .string("\(src)"), "sport": .int(sport), "dst": .string("\(dst)"), "dport": .int(dport)])
+        }
+        var text: String { "\(LoadBalancer.endpoint(src, sport)) > \(LoadBalancer.endpoint(dst, dport))" }
+    }
+    public var interface: String
+    public var rule: String
+    public var kind: String
+    public var proto: String
+    public var original: Tuple
+    public var reply: Tuple
+    public var state: String
+    public var ageSeconds: Double
+    /// Seconds until it expires unless a packet comes.
+    public var expiresSeconds: Double
+    public var packets: (original: UInt64, reply: UInt64)
+    public var bytes: (original: UInt64, reply: UInt64)
+
+    public init(interface: String, rule: String, kind: String, proto: String, original: Tuple, reply: Tuple, state: String,
+                ageSeconds: Double, expiresSeconds: Double, packets: (UInt64, UInt64), bytes: (UInt64, UInt64)) {
+        (self.interface, self.rule, self.kind, self.proto) = (interface, rule, kind, proto)
+        (self.original, self.reply, self.state) = (original, reply, state)
+        (self.ageSeconds, self.expiresSeconds, self.packets, self.bytes) = (ageSeconds, expiresSeconds, packets, bytes)
+    }
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.interface == b.interface && a.original == b.original && a.reply == b.reply && a.state == b.state
+    }
+
+    var json: JSONValue {
+        .obj(["interface": .string(interface), "rule": .string(rule), "kind": .string(kind), "proto": .string(proto),
+              "original": original.json, "reply": reply.json, "state": .string(state),
+              "age_seconds": .number(String(format: "%.3f", ageSeconds)),
+              "expires_seconds": .number(String(format: "%.3f", expiresSeconds)),
+              "packets": .obj(["original": .int(packets.original), "reply": .int(packets.reply)]),
+              "bytes": .obj(["original": .int(bytes.original), "reply": .int(bytes.reply)])])
     }
 }

@@ -38,6 +38,8 @@ public struct InterfaceState: Sendable, Equatable {
     /// (LoadBalancerCompiler.backendID).
     public var vipSlots: [String: UInt32]
     public var backendSlots: [String: UInt32]
+    /// Counter slot per NAT rule name.
+    public var natSlots: [String: UInt32]
     /// What the reports show of the interface's config (nil in states written before
     /// format 3: the reports then decode the config).
     public var summary: InterfaceSummary?
@@ -45,7 +47,7 @@ public struct InterfaceState: Sendable, Equatable {
     public init(name: String, ifindex: Int32, mode: String, slots: RuleSlots, firewallNodes: Int, firewallTrees: Int,
                 firewallCapacity: Int, limitSlots: [String: UInt32] = [:],
                 vipSlots: [String: UInt32] = [:], backendSlots: [String: UInt32] = [:], firewallPatchTrees: Int = 0,
-                summary: InterfaceSummary? = nil) {
+                natSlots: [String: UInt32] = [:], summary: InterfaceSummary? = nil) {
         self.name = name
         self.ifindex = ifindex
         self.mode = mode
@@ -57,6 +59,7 @@ public struct InterfaceState: Sendable, Equatable {
         self.limitSlots = limitSlots
         self.vipSlots = vipSlots
         self.backendSlots = backendSlots
+        self.natSlots = natSlots
         self.summary = summary
     }
 
@@ -169,6 +172,7 @@ extension DataplaneState {
                     "limit_slots": Self.slotObject(i.limitSlots),
                     "vip_slots": Self.slotObject(i.vipSlots),
                     "backend_slots": Self.slotObject(i.backendSlots),
+                    "nat_slots": Self.slotObject(i.natSlots),
                     "summary": i.summary?.json ?? .null,
                 ])
             }),
@@ -210,6 +214,7 @@ extension DataplaneState {
                                              limitSlots: try slotTable("limit_slots"),
                                              vipSlots: try slotTable("vip_slots"), backendSlots: try slotTable("backend_slots"),
                                              firewallPatchTrees: count("firewall_patch_trees"),
+                                             natSlots: try slotTable("nat_slots"),
                                              summary: InterfaceSummary(json: m["summary"])))
         }
         self.init(generation: gen, netns: top["netns"]?.stringValue, configText: config, interfaces: interfaces)

@@ -10,6 +10,8 @@ public struct InterfaceSummary: Sendable, Equatable {
     public var limits: [String]
     /// Load balancers and their backends, in file order, with zero counters.
     public var balancers: [InterfaceStats.BalancerCounter]
+    /// NAT rules, DNAT then SNAT, in file order, with zero counters.
+    public var nat: [InterfaceStats.NATCounter]
 
     public init(_ iface: InterfaceConfig) {
         xdpMode = iface.xdpMode.rawValue
@@ -20,6 +22,8 @@ public struct InterfaceSummary: Sendable, Equatable {
                 .init(address: "\(b.address)", port: b.port, weight: b.weight, state: b.state.rawValue)
             })
         }
+        nat = (iface.nat?.dnat.map { InterfaceStats.NATCounter(name: $0.name, kind: "dnat") } ?? [])
+            + (iface.nat?.snat.map { InterfaceStats.NATCounter(name: $0.name, kind: "snat") } ?? [])
     }
 
     /// The backend slot key of a backend (LoadBalancerCompiler.backendID).
@@ -38,6 +42,7 @@ public struct InterfaceSummary: Sendable, Equatable {
                           .obj(["address": .string(b.address), "port": .int(b.port), "weight": .int(b.weight), "state": .string(b.state)])
                       })])
             }),
+            "nat": .array(nat.map { .obj(["name": .string($0.name), "kind": .string($0.kind)]) }),
         ])
     }
 
@@ -60,5 +65,9 @@ public struct InterfaceSummary: Sendable, Equatable {
             out.append(.init(name: name, vip: vip, proto: proto, port: port, backends: backendsOut))
         }
         balancers = out
+        nat = (json["nat"]?.arrayValue ?? []).compactMap { n in
+            guard let name = n["name"]?.stringValue, let kind = n["kind"]?.stringValue else { return nil }
+            return InterfaceStats.NATCounter(name: name, kind: kind)
+        }
     }
 }

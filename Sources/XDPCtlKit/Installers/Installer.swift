@@ -20,6 +20,10 @@ final class InterfaceStage {
     /// This apply created the interface's pin directory.
     var createdDirectory = false
     var mode = XDPAttachMode.native
+    /// The tc egress program loaded for this apply (the interface has NAT, and its XDP
+    /// program is new or it had no tc program), and the one it replaces.
+    var tcProgram: BPFObject?
+    var previousTcProgram: OwnedDescriptor?
 
     // The generation.
     /// The root and table maps the new generation goes to.
@@ -35,6 +39,7 @@ final class InterfaceStage {
 
     // How far the transaction got, for the roll-back.
     var prepared = false, flipped = false, attached = false, replaced = false
+    var tcAttached = false, tcReplaced = false
 
     init(_ plan: InterfacePlan, dir: String) {
         self.plan = plan

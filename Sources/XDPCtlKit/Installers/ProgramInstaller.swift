@@ -4,8 +4,9 @@ import SystemPackage
 import XDPCtlBPF
 import XDPCtlCore
 
-/// The program's part of an apply: the pin directory, the program instance the plan
-/// loads (or the one loaded ahead), and the attachment.
+/// The programs' part of an apply: the pin directory, the XDP program instance the plan
+/// loads (or the one loaded ahead), the tc egress program of an interface with NAT, and
+/// their attachments.
 struct ProgramInstaller {
     let root: PinRoot
 
@@ -54,11 +55,35 @@ struct ProgramInstaller {
         let maps = if let program = stage.program { try GenerationMaps(program) } else { try GenerationMaps(pinDirectory: stage.dir) }
         stage.maps = maps
         stage.previousWord = try maps.word()
+        // The tc program reads the root and maps pinned now: a new XDP instance's own.
+        if stage.plan.nat != nil && (stage.program != nil || access(root.tcLink(name), F_OK) != 0) {
+            stage.tcProgram = try BPFObject(.tcEgress, pinRoot: stage.dir)
+        }
     }
 
-    /// After the flip: the new program runs on the interface, replacing the running one
-    /// in one step, or attached anew (`auto` falls back to generic).
+    /// After the flip: the new programs run on the interface, each replacing the running
+    /// one in one step, or attached anew (`auto` falls back to generic for XDP).
     func attach(_ stage: InterfaceStage) throws(BPFError) {
+        try attachXDP(stage)
+        try attachTC(stage)
+    }
+
+    private func attachTC(_ stage: InterfaceStage) throws(BPFError) {
+        guard let tc = stage.tcProgram else { return }
+        let pin = root.tcLink(stage.name)
+        let fd = try tc.programFD(DP_PROG_TC)
+        if access(pin, F_OK) == 0, (try? XDPLink.info(pinPath: pin))?.ifindex == UInt32(stage.plan.ifindex) {
+            stage.previousTcProgram = try XDPLink.program(pinPath: pin)
+            try TCLink.replaceProgram(pinPath: pin, programFD: fd, interface: stage.name)
+            stage.tcReplaced = true
+            return
+        }
+        try XDPLink.detach(pinPath: pin, interface: stage.name) // a link left on an interface that is gone
+        try TCLink.attach(programFD: fd, ifindex: stage.plan.ifindex, interface: stage.name, pinPath: pin)
+        stage.tcAttached = true
+    }
+
+    private func attachXDP(_ stage: InterfaceStage) throws(BPFError) {
         let name = stage.name
         if stage.plan.keepsLink {
             stage.mode = XDPAttachMode(rawValue: stage.plan.previous!.mode) ?? .native
@@ -95,6 +120,10 @@ struct ProgramInstaller {
     /// the interface runs its old program on its old generation again.
     func undoAttach(_ stage: InterfaceStage) {
         let name = stage.name
+        if stage.tcAttached { try? XDPLink.detach(pinPath: root.tcLink(name), interface: name) }
+        if stage.tcReplaced, let old = stage.previousTcProgram {
+            try? TCLink.replaceProgram(pinPath: root.tcLink(name), programFD: old.raw, interface: name)
+        }
         if stage.attached { try? XDPLink.detach(pinPath: root.link(name), interface: name) }
         if stage.replaced, let old = stage.previousProgram {
             try? XDPLink.replaceProgram(pinPath: root.link(name), programFD: old.raw, interface: name)
@@ -112,11 +141,14 @@ struct ProgramInstaller {
         if stage.createdDirectory || stage.plan.previous == nil { try? root.removeTree(stage.dir) }
     }
 
-    /// The apply went through: the pins the running program stood on go.
-    func retire(_ stage: InterfaceStage) {
+    /// The apply went through: the pins the running program stood on go, and so does the
+    /// tc program of an interface that no longer has NAT.
+    func retire(_ stage: InterfaceStage) throws(BPFError) {
         for pin in stage.setAside { unlink(pin + "_old") }
-        // ABI 2's firewall map, left by a program this apply replaced.
-        unlink(root.map("dp_fw", of: stage.name))
+        // Maps of older builds, left by a program this apply replaced: ABI 2's firewall
+        // map, ABI 3's interface counters.
+        for old in ["dp_fw", "dp_stats"] { unlink(root.map(old, of: stage.name)) }
+        if stage.plan.nat == nil { try XDPLink.detach(pinPath: root.tcLink(stage.name), interface: stage.name) }
     }
 }
 

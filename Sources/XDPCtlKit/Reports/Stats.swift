@@ -1,4 +1,5 @@
 import CXDPCtlABI
+import Glibc
 import XDPCtlBPF
 import XDPCtlCore
 
@@ -20,17 +21,23 @@ extension Dataplane {
 
     func counters(of s: InterfaceState) throws(BPFError) -> InterfaceStats {
         var stats = InterfaceStats(name: s.name, ifindex: s.ifindex)
-        for c in try BPFMap.open(pinned: root.map(DP_MAP_STATS, of: s.name)).lookupPerCPU(0, as: dp_if_stats.self) {
-            stats.rxPackets += c.rx_packets
-            stats.rxBytes += c.rx_bytes
-            withUnsafeBytes(of: c.verdict) { raw in
-                for i in stats.verdicts.indices { stats.verdicts[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
-            }
-            withUnsafeBytes(of: c.drop_reason) { raw in
-                for i in stats.dropReasons.indices { stats.dropReasons[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
+        let ingress = try programCounters(DP_MAP_STATS, of: s.name)
+        (stats.rxPackets, stats.rxBytes, stats.verdicts, stats.dropReasons) = (ingress.packets, ingress.bytes, ingress.verdicts, ingress.dropReasons)
+        if access(root.tcLink(s.name), F_OK) == 0 { stats.egress = try programCounters(DP_MAP_TC_STATS, of: s.name) }
+        guard let summary = s.summary else { return stats }
+        if !summary.nat.isEmpty {
+            let natStats = try BPFMap.open(pinned: root.map(DP_MAP_NAT_STATS, of: s.name))
+            stats.nat = try summary.nat.map { (c: InterfaceStats.NATCounter) throws(BPFError) in
+                var c = c
+                for v in try natStats.lookupPerCPU(s.natSlots[c.name] ?? 0, as: dp_nat_stats.self) {
+                    c.packets += v.packets
+                    c.bytes += v.bytes
+                    c.connections += v.connections
+                    c.noPort += v.no_port
+                }
+                return c
             }
         }
-        guard let summary = s.summary else { return stats }
         if !summary.limits.isEmpty {
             let limitMap = try BPFMap.open(pinned: root.map(DP_MAP_RL_STATS, of: s.name))
             for name in summary.limits {
@@ -53,6 +60,22 @@ extension Dataplane {
             stats.defaultAction = counter(defaultAction, 0)
         }
         return stats
+    }
+
+    /// A program's interface counters (dp_stats_v4 or dp_tc_stats), summed over CPUs.
+    func programCounters(_ map: String, of name: String) throws(BPFError) -> InterfaceStats.EgressCounters {
+        var sum = InterfaceStats.EgressCounters()
+        for c in try BPFMap.open(pinned: root.map(map, of: name)).lookupPerCPU(0, as: dp_if_stats.self) {
+            sum.packets += c.rx_packets
+            sum.bytes += c.rx_bytes
+            withUnsafeBytes(of: c.verdict) { raw in
+                for i in sum.verdicts.indices { sum.verdicts[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
+            }
+            withUnsafeBytes(of: c.drop_reason) { raw in
+                for i in sum.dropReasons.indices { sum.dropReasons[i] += raw.load(fromByteOffset: i * 8, as: UInt64.self) }
+            }
+        }
+        return sum
     }
 
     /// `lbs` (from the summary) with their counters and their backends'.

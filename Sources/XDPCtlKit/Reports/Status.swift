@@ -12,6 +12,12 @@ public struct InterfaceStatus: Sendable {
     public var requestedMode: String
     public var programID: UInt32
     public var linkIntact: Bool
+    /// The tc egress program's id (nil: none attached, the interface has no NAT).
+    public var tcProgramID: UInt32?
+    public var natRules: Int
+    /// NAT connections (each has two entries) in the established and the new table.
+    public var natConnections: Int
+    public var natNew: Int
     public var firewallRules: Int
     public var firewallNodes: Int
     public var firewallTrees: Int
@@ -53,6 +59,10 @@ public struct StatusReport: Sendable {
                                       "patch_trees": .int(i.firewallPatchTrees)]),
                     "rate_limits": .obj(["limits": .int(i.rateLimits), "source_buckets": .int(i.sourceBuckets),
                                          "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
+                    "tc_egress": i.tcProgramID.map { .obj(["program_id": .int($0)]) } ?? .null,
+                    "nat": .obj(["rules": .int(i.natRules), "connections": .int(i.natConnections),
+                                 "connections_max": .int(Int(DP_CT_MAX) / 2), "new": .int(i.natNew),
+                                 "new_max": .int(Int(DP_CT_NEW_MAX) / 2)]),
                     "load_balancers": .obj(["balancers": .int(i.loadBalancers), "connections": .int(i.connections),
                                             "connections_max": .int(Int(DP_LB_CT_MAX)), "half_open": .int(i.halfOpen),
                                             "half_open_max": .int(Int(DP_LB_HALF_OPEN_MAX))]),
@@ -72,6 +82,12 @@ public struct StatusReport: Sendable {
             out += "  firewall  \(i.firewallRules) rules -> \(i.firewallTrees) trees\(patched), \(i.firewallNodes)/\(i.firewallCapacity) nodes\n"
             if i.rateLimits > 0 {
                 out += "  limits    \(i.rateLimits) rate limit\(i.rateLimits == 1 ? "" : "s"), \(i.sourceBuckets)/\(DP_RL_MAX_SOURCES) per-source buckets\n"
+            }
+            if let tc = i.tcProgramID {
+                out += "  tc egress attached (tcx), program id \(tc)\n"
+            }
+            if i.natRules > 0 {
+                out += "  nat       \(i.natRules) rule\(i.natRules == 1 ? "" : "s"), \(i.natConnections)/\(DP_CT_MAX / 2) connections, \(i.natNew)/\(DP_CT_NEW_MAX / 2) new\n"
             }
             if i.loadBalancers > 0 {
                 out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_LB_CT_MAX) connections, \(i.halfOpen)/\(DP_LB_HALF_OPEN_MAX) half-open\n"
@@ -94,8 +110,9 @@ extension Dataplane {
             let query = live ? try? XDPLink.attachedMode(ifindex: s.ifindex, interface: s.name) : nil
             let summary = s.summary
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
-            let maps = [DP_MAP_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
-                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_LB_CT, DP_MAP_LB_HALF].compactMap(open)
+            let maps = [DP_MAP_STATS, DP_MAP_TC_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
+                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_LB_CT, DP_MAP_LB_HALF,
+                        DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS].compactMap(open)
             // The root, the table maps and the tables the running generation uses.
             let generation = try? GenerationMaps(pinDirectory: root.interface(s.name))
             let tables = generation.map { g in
@@ -105,7 +122,12 @@ extension Dataplane {
             let memory = (maps + tables).reduce(spare) { $0 + $1.memoryBytes() }
             return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: summary?.xdpMode ?? "auto",
-                                   programID: link?.programID ?? 0, linkIntact: live, firewallRules: s.slots.count,
+                                   programID: link?.programID ?? 0, linkIntact: live,
+                                   tcProgramID: (try? XDPLink.info(pinPath: root.tcLink(s.name)))?.programID,
+                                   natRules: summary?.nat.count ?? 0,
+                                   natConnections: ((try? open(DP_MAP_CT)?.keys(as: dp_ct_key.self).count) ?? 0) / 2,
+                                   natNew: ((try? open(DP_MAP_CT_NEW)?.keys(as: dp_ct_key.self).count) ?? 0) / 2,
+                                   firewallRules: s.slots.count,
                                    firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallPatchTrees: s.firewallPatchTrees,
                                    firewallCapacity: s.firewallCapacity,
                                    slotsUsed: s.slots.count + 1, rateLimits: summary?.limits.count ?? 0,

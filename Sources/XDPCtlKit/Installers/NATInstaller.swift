@@ -1,0 +1,84 @@
+import CLibBPF
+import CXDPCtlABI
+import XDPCtlBPF
+import XDPCtlCore
+
+/// NAT's part of an apply: the SNAT and DNAT tables; counters of new rules, zeroed
+/// before any table names them; and the connections of removed rules, which end once
+/// the flip has made the rules go (docs/config.md, "nat").
+struct NATInstaller: Installer {
+    let root: PinRoot
+
+    func build(_ stage: InterfaceStage) throws(BPFError) -> [GenerationTable: BPFMap] {
+        guard let nat = stage.plan.nat else { return [:] }
+        return try Dataplane.natTables(nat)
+    }
+
+    func prepare(_ stage: InterfaceStage) throws(BPFError) {
+        guard !stage.plan.freshNatSlots.isEmpty else { return }
+        let stats = try BPFMap.open(pinned: root.map(DP_MAP_NAT_STATS, of: stage.name))
+        for slot in stage.plan.freshNatSlots { try stats.updatePerCPU(slot, dp_nat_stats()) }
+    }
+
+    func retire(_ stage: InterfaceStage) throws(BPFError) {
+        let removed = Set(stage.plan.removedNatSlots)
+        guard !removed.isEmpty else { return }
+        _ = try ConnectionTable(pinDirectory: stage.dir).remove { removed.contains($0.rule) }
+    }
+}
+
+extension Dataplane {
+    /// The generation tables holding `tables`: SNAT entries and DNAT targets.
+    public static func natTables(_ tables: NATTables) throws(BPFError) -> [GenerationTable: BPFMap] {
+        let snat = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_nat_snat_t", keySize: 4,
+                                     valueSize: MemoryLayout<dp_nat_snat>.size, maxEntries: Int(DP_NAT_MAX_SNAT) + 1)
+        try snat.fill(tables.snat)
+        let dnat = try BPFMap.create(type: BPF_MAP_TYPE_HASH, name: "dp_nat_dnat_t", keySize: MemoryLayout<dp_lb_endpoint>.size,
+                                     valueSize: MemoryLayout<dp_nat_dnat>.size, maxEntries: Int(DP_NAT_MAX_DNAT))
+        for (key, value) in tables.dnat { try dnat.update(key, value) }
+        return [.snat: snat, .dnat: dnat]
+    }
+}
+
+/// An interface's connection table (dp_ct and dp_ct_new, xdpctl_abi.h): both entries of
+/// every connection.
+public struct ConnectionTable {
+    let established: BPFMap
+    let fresh: BPFMap
+
+    public init(pinDirectory dir: String) throws(BPFError) {
+        established = try BPFMap.open(pinned: "\(dir)/\(DP_MAP_CT)")
+        fresh = try BPFMap.open(pinned: "\(dir)/\(DP_MAP_CT_NEW)")
+    }
+
+    /// Every entry, with its key, from both tables.
+    public func entries() throws(BPFError) -> [(key: dp_ct_key, entry: dp_ct_entry)] {
+        var out: [(key: dp_ct_key, entry: dp_ct_entry)] = []
+        for map in [established, fresh] {
+            for key in try map.keys(as: dp_ct_key.self) {
+                if let e: dp_ct_entry = try map.lookup(key) { out.append((key, e)) }
+            }
+        }
+        return out
+    }
+
+    /// Removes the connections (both entries) whose original entry `matches`; returns how many.
+    public func remove(where matches: (dp_ct_entry) -> Bool) throws(BPFError) -> Int {
+        var removed = 0
+        for (key, e) in try entries() where e.reply == 0 && matches(e) {
+            var reply = dp_ct_key()
+            reply.src = e.to.dst
+            reply.dst = e.to.src
+            reply.sport = e.to.dport
+            reply.dport = e.to.sport
+            reply.proto = e.to.proto
+            reply.family = e.to.family
+            for map in [established, fresh] {
+                try map.delete(key)
+                try map.delete(reply)
+            }
+            removed += 1
+        }
+        return removed
+    }
+}

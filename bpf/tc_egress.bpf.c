@@ -1,0 +1,84 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * tc_egress — what leaves an interface with NAT: SNAT for new flows and their packets,
+ * and the source of DNAT replies, through the connection table the interface's XDP
+ * program shares. Counted apart from XDP (dp_tc_stats).
+ */
+#include <linux/pkt_cls.h>
+#include "lib/common.h"
+#include "lib/parsing.h"
+#include "lib/stats.h"
+#include "lib/generation.h"
+#include "lib/conntrack.h"
+#include "lib/nat.h"
+#include "lib/rewrite.h"
+#include "lib/nat_icmp.h"
+
+/* Bytes of headers the parse wants in the skb's linear part. */
+#define TC_PULL 128
+
+/* Translates a leaving packet's source in the generation in `slot`: the entry of its
+ * connection (or, for an ICMP error, of the connection it is about), or a new mapping
+ * from the first SNAT rule that takes it. A global
+ * function, verified once on its own rather than once per path through the parse.
+ * Returns the verdict; *reason: why it drops. */
+__noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot, __u32 *reason)
+{
+	__u64 now = bpf_ktime_get_coarse_ns();
+	struct dp_ct_key k, to;
+	struct dp_ct_entry *e;
+	__u32 rule = 0;
+	int fresh, opened;
+
+	if (!skb || !p || !reason)
+		return DP_VERDICT_PASS;
+	if (ct_key_of(p, &k)) {
+		/* ICMP errors are small: the whole of one fits the linear part. */
+		if (p->icmp_kind == DP_ICMP_ERROR && !bpf_skb_pull_data(skb, skb->len))
+			nat_icmp_error((void *)(long)skb->data, (void *)(long)skb->data_end, p, NAT_SRC);
+		return DP_VERDICT_PASS;
+	}
+	e = ct_find(&k, now, &fresh);
+	if (e) {
+		if (!e->rewrites_src)
+			return DP_VERDICT_PASS;
+		to = e->to;
+		rule = e->rule;
+		ct_seen(&k, e, fresh, p, now);
+		nat_count(rule, p, 0, 0);
+	} else {
+		if (p->icmp_kind == DP_ICMP_ECHO_REPLY)
+			return DP_VERDICT_PASS;
+		opened = nat_snat_open(&k, slot, p->len, &to, &rule);
+		if (opened == NAT_NO_RULE)
+			return DP_VERDICT_PASS;
+		if (opened == NAT_NO_PORT) {
+			nat_count(rule, p, 0, 1);
+			*reason = DP_REASON_NAT_NO_PORT;
+			return DP_VERDICT_DROP;
+		}
+		nat_count(rule, p, 1, 0);
+	}
+	return nat_rewrite_skb(skb, p, NAT_SRC, to.src, to.sport) ? DP_VERDICT_ABORTED : DP_VERDICT_PASS;
+}
+
+SEC("tc")
+int tc_egress(struct __sk_buff *skb)
+{
+	__u32 verdict = DP_VERDICT_PASS;
+	__u32 reason = DP_REASON_NONE;
+	struct dp_pkt pkt = {};
+	__u32 linear = skb->data_end - skb->data, gen;
+
+	if (linear < TC_PULL && skb->len > linear)
+		bpf_skb_pull_data(skb, skb->len < TC_PULL ? skb->len : TC_PULL);
+	if (parse_frame((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt) == DP_PARSE_IP) {
+		gen = gen_read();
+		if (gen & DP_GEN_NAT)
+			verdict = tc_nat(skb, &pkt, gen & DP_GEN_SLOT, &reason);
+	}
+	verdict = dp_count_in(&dp_tc_stats, &pkt, verdict, reason);
+	return verdict == DP_VERDICT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
+}
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
