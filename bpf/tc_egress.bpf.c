@@ -13,6 +13,7 @@
 #include "lib/nat.h"
 #include "lib/rewrite.h"
 #include "lib/nat_icmp.h"
+#include "lib/nat_frag.h"
 
 /* Bytes of headers the parse wants in the skb's linear part. */
 #define TC_PULL 128
@@ -32,6 +33,12 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 
 	if (!skb || !p || !reason)
 		return DP_VERDICT_PASS;
+	if (p->frag == DP_FRAG_LATER) {
+		if (nat_frag_find(p, 1, to.src, &rule))
+			return DP_VERDICT_PASS;
+		nat_count(rule, p, 0, 0);
+		return nat_rewrite_skb(skb, p, NAT_SRC, to.src, 0) ? DP_VERDICT_ABORTED : DP_VERDICT_PASS;
+	}
 	if (ct_key_of(p, &k)) {
 		/* ICMP errors are small: the whole of one fits the linear part. */
 		if (p->icmp_kind == DP_ICMP_ERROR && !bpf_skb_pull_data(skb, skb->len))
@@ -59,6 +66,8 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 		}
 		nat_count(rule, p, 1, 0);
 	}
+	if (p->frag == DP_FRAG_FIRST)
+		nat_frag_remember(p, to.src, rule, 1);
 	return nat_rewrite_skb(skb, p, NAT_SRC, to.src, to.sport) ? DP_VERDICT_ABORTED : DP_VERDICT_PASS;
 }
 

@@ -14,6 +14,7 @@
 #include "lib/nat.h"
 #include "lib/rewrite.h"
 #include "lib/nat_icmp.h"
+#include "lib/nat_frag.h"
 #include "lib/forward.h"
 
 #define DP_NO_HOP ((__u32)~0)
@@ -93,7 +94,18 @@ __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 	__u32 rule;
 	int fresh;
 
-	if (!p || !t || ct_key_of(p, &k))
+	if (!p || !t)
+		return 0;
+	t->side = NAT_DST;
+	t->hop = DP_NO_HOP;
+	t->tag = 0;
+	if (p->frag == DP_FRAG_LATER) {
+		if (nat_frag_find(p, 0, t->to.addr, &rule))
+			return 0;
+		nat_count(rule, p, 0, 0);
+		return 1;
+	}
+	if (ct_key_of(p, &k))
 		return 0;
 	e = ct_find(&k, now, &fresh);
 	if (e) {
@@ -110,9 +122,8 @@ __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 	}
 	__builtin_memcpy(t->to.addr, to.dst, sizeof(t->to.addr));
 	t->to.port = to.dport;
-	t->side = NAT_DST;
-	t->hop = DP_NO_HOP;
-	t->tag = 0;
+	if (p->frag == DP_FRAG_FIRST)
+		nat_frag_remember(p, to.dst, rule, 0);
 	return 1;
 }
 

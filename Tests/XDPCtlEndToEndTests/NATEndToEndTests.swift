@@ -29,7 +29,7 @@ struct NATEndToEndTests {
         }
     }
 
-    @Test("through SNAT, IPv4 and IPv6: 2,000 TCP connections, UDP and ping succeed; the server sees only the router's address, ports in the range")
+    @Test("through SNAT, IPv4 and IPv6: 2,000 TCP connections, UDP (also fragmented) and ping succeed; the server sees only the router's address, ports in the range")
     func snat() throws {
         let lab = try NATLab()
         defer { lab.close() }
@@ -46,6 +46,9 @@ struct NATEndToEndTests {
                     "the server sees \(address) with ports 20000-29999: \(seen.filter { $0.address != address || !(20000...29999).contains($0.port) }.prefix(3))")
             let udp = Self.peers(try lab.python(lab.lan, NATLab.udpClient, [server, "7000", "20", client]))
             #expect(udp.count == 20 && udp.allSatisfy { $0.address == address && (20000...29999).contains($0.port) }, "UDP through SNAT: \(udp.prefix(3))")
+            // 4,000-byte datagrams each way: three fragments out (tc), three back (XDP).
+            let big = Self.peers(try lab.python(lab.lan, NATLab.udpClient, [server, "7000", "10", client, "4000"]))
+            #expect(big.count == 10 && big.allSatisfy { $0.address == address }, "fragmented UDP through SNAT: \(big.prefix(3))")
             let ping = try sh(["ip", "netns", "exec", lab.lan, "ping", "-c", "3", "-i", "0.2", "-W", "1", "-I", client, server])
             #expect(ping.status == 0 && ping.out.contains(" 0% packet loss"), "ping \(server): \(ping.out)")
         }

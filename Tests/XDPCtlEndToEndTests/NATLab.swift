@@ -113,8 +113,10 @@ final class NATLab: RouterLab {
         if family == socket.AF_INET6: s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         while True:
-            data, peer = s.recvfrom(2048)
-            s.sendto(f"{peer[0]} {peer[1]}\n".encode(), peer)
+            data, peer = s.recvfrom(65535)
+            answer = f"{peer[0]} {peer[1]}\n".encode()
+            # A datagram of "big" and padding is answered at its own size (both ways fragmented).
+            s.sendto(answer + b"." * (len(data) - len(answer)) if data.startswith(b"big") else answer, peer)
     for f in (socket.AF_INET, socket.AF_INET6):
         threading.Thread(target=tcp, args=(f,), daemon=True).start()
         threading.Thread(target=udp, args=(f,), daemon=True).start()
@@ -176,17 +178,21 @@ final class NATLab: RouterLab {
     """#
 
     /// `count` UDP request/replies, each from a socket of its own (bound to the source
-    /// address given); prints the peer each answer named ("FAIL" when none came).
+    /// address given), of `size` bytes each way when given (fragmented when larger than
+    /// the MTU); prints the peer each answer named ("FAIL" when none came, or a short one).
     static let udpClient = #"""
     import socket, sys
     host, port, count = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
     source = sys.argv[4] if len(sys.argv) > 4 else None
+    size = int(sys.argv[5]) if len(sys.argv) > 5 else 0
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     for i in range(count):
         s = socket.socket(family, socket.SOCK_DGRAM); s.settimeout(2)
         if source: s.bind((source, 0))
         try:
-            s.sendto(b"hi", (host, port)); print(s.recvfrom(2048)[0].decode().strip(), flush=True)
+            s.sendto(b"big" + b"." * (size - 3) if size else b"hi", (host, port))
+            answer = s.recvfrom(65535)[0]
+            print(answer.decode().split("\n")[0] if len(answer) >= size else "FAIL short", flush=True)
         except Exception as e:
             print("FAIL", e, flush=True)
         s.close()

@@ -116,6 +116,10 @@
 #ifndef DP_CT_NEW_MAX
 #define DP_CT_NEW_MAX 32768
 #endif
+/* Datagrams whose later fragments NAT translates as their first one was, per interface. */
+#ifndef DP_NAT_FRAG_MAX
+#define DP_NAT_FRAG_MAX 4096
+#endif
 /* IPv6 extension headers walked before giving up on finding the L4 header. */
 #define DP_IPV6_EXT_MAX 8
 /* VLAN tags (802.1Q / 802.1ad) skipped in front of the network header. */
@@ -148,6 +152,7 @@
 #define DP_MAP_NAT_SNAT   "dp_nat_snat"
 #define DP_MAP_NAT_DNAT   "dp_nat_dnat"
 #define DP_MAP_NAT_STATS  "dp_nat_stats"
+#define DP_MAP_NAT_FRAG   "dp_nat_frag"
 #define DP_PROG_XDP       "xdp_ingress"
 #define DP_PROG_TC        "tc_egress"
 
@@ -610,6 +615,33 @@ struct dp_nat_dnat {
 	__u32 rule;     /* counter slot */
 };
 _Static_assert(sizeof(struct dp_nat_dnat) == 24, "dp_nat_dnat changed: bump DP_ABI_VERSION");
+
+/* Fragments: the first fragment of a datagram carries the L4 header and is translated
+ * with its connection; its translation is remembered in dp_nat_frag (LRU_HASH of
+ * DP_NAT_FRAG_MAX) under the datagram's (src, dst, id, proto, family) as it arrived, and
+ * later fragments of the datagram get the same address (they carry no ports or L4
+ * checksum). A later fragment with no entry (its first fragment has not been seen, or
+ * came more than DP_NAT_FRAG_TIMEOUT seconds ago) passes untranslated. */
+#define DP_NAT_FRAG_TIMEOUT 30
+
+struct dp_frag_key {
+	__u32 src[4];
+	__u32 dst[4];
+	__u32 id;       /* IPv4: 16 bits */
+	__u8 proto;
+	__u8 family;
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct dp_frag_key) == 40, "dp_frag_key changed: bump DP_ABI_VERSION");
+
+struct dp_frag_xlate {
+	__u32 addr[4];  /* the address the fragments get (host order) */
+	__u32 rule;     /* counter slot */
+	__u8 rewrites_src; /* 1: the source (tc egress); 0: the destination (XDP) */
+	__u8 pad[3];
+	__u64 seen_ns;  /* the first fragment */
+};
+_Static_assert(sizeof(struct dp_frag_xlate) == 32, "dp_frag_xlate changed: bump DP_ABI_VERSION");
 
 /* packets/bytes: translated packets of the rule's connections, both ways; connections:
  * mappings made; no_port (SNAT): new flows dropped for want of a free port. */

@@ -17,6 +17,14 @@ struct dp_pkt {
 	__u16 icmp_id;            /* ICMP/ICMPv6 echo: the identifier (host order) */
 	__u8 tcp_flags;           /* TCP header flags byte (CWR..FIN); 0 for anything else */
 	__u8 icmp_kind;           /* enum dp_icmp_kind */
+	__u8 frag;                /* enum dp_frag */
+	__u32 frag_id;            /* a fragment's identification (IPv4: 16 bits), host order */
+};
+
+enum dp_frag {
+	DP_FRAG_NONE = 0,
+	DP_FRAG_FIRST = 1,        /* offset 0, more to come: carries the L4 header */
+	DP_FRAG_LATER = 2,        /* no L4 header */
 };
 
 enum dp_icmp_kind {

@@ -43,6 +43,7 @@ struct ipv6_frag_hdr {
 };
 
 #define IPV4_FRAG_OFFSET_MASK 0x1fff
+#define IPV4_FRAG_MORE 0x2000
 #define IPV6_FRAG_OFFSET_MASK 0xfff8
 
 /* Skips Ethernet and up to DP_VLAN_MAX tags; returns the inner ethertype, host order, or
@@ -93,6 +94,10 @@ static __always_inline int parse_ipv4(struct hdr_cursor *c, struct dp_pkt *p, in
 	p->key[DP_FW_F_DST0] = bpf_ntohl(ip->daddr);
 	p->key[DP_FW_F_FAMILY] = 4;
 	*l4_present = !(ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET_MASK));
+	if (ip->frag_off & bpf_htons(IPV4_FRAG_OFFSET_MASK | IPV4_FRAG_MORE)) {
+		p->frag = *l4_present ? DP_FRAG_FIRST : DP_FRAG_LATER;
+		p->frag_id = bpf_ntohs(ip->id);
+	}
 	c->pos += hdr_len;
 	return ip->protocol;
 }
@@ -147,10 +152,14 @@ static __always_inline int parse_ipv6(struct hdr_cursor *c, struct dp_pkt *p, in
 				return -1;
 			nexthdr = frag->nexthdr;
 			c->pos = frag + 1;
+			p->frag_id = bpf_ntohl(frag->identification);
 			if (frag->frag_off & bpf_htons(IPV6_FRAG_OFFSET_MASK)) {
+				p->frag = DP_FRAG_LATER;
 				*l4_present = 0;
 				return nexthdr;
 			}
+			if (frag->frag_off & bpf_htons(1)) /* M: more to come */
+				p->frag = DP_FRAG_FIRST;
 			break;
 		default:
 			return nexthdr;

@@ -6,6 +6,8 @@
  * (the ICMPv4 checksum covers only the message). An IPv4 UDP datagram without a checksum
  * keeps none; options and payload are untouched.
  *
+ * A later fragment of a datagram (no L4 header) gets only the address.
+ *
  * Two forms: nat_rewrite writes an XDP frame directly; nat_rewrite_skb goes through the
  * skb helpers, which also handle checksums the stack left for the device to finish
  * (CHECKSUM_PARTIAL: only the pseudo-header part is in the field), as tc egress sees them.
@@ -63,19 +65,23 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct dp_pkt *
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
 	__u32 l3 = p->l3_off, l4 = p->l4_off, change, to[4];
-	__u16 *l4_csum, *l4_port, new_port = bpf_htons(port);
-	struct rewrite_at at;
+	__u16 *l4_csum = 0, *l4_port = 0, new_port = bpf_htons(port);
+	struct rewrite_at at = {};
 	__u32 *field;
 	__u8 *l4h;
 	int words;
 
-	if (l3 > DP_MAX_L4_OFF || l4 > DP_MAX_L4_OFF || rewrite_place(p, side, &at))
+	if (l3 > DP_MAX_L4_OFF || l4 > DP_MAX_L4_OFF)
 		return -1;
-	l4h = data + l4;
-	l4_csum = (__u16 *)(l4h + (at.csum & 31));
-	l4_port = (__u16 *)(l4h + (at.port & 7));
-	if ((void *)(l4_csum + 1) > end || (void *)(l4_port + 1) > end)
-		return -1;
+	if (p->frag != DP_FRAG_LATER) {
+		if (rewrite_place(p, side, &at))
+			return -1;
+		l4h = data + l4;
+		l4_csum = (__u16 *)(l4h + (at.csum & 31));
+		l4_port = (__u16 *)(l4h + (at.port & 7));
+		if ((void *)(l4_csum + 1) > end || (void *)(l4_port + 1) > end)
+			return -1;
+	}
 
 	if (p->key[DP_FW_F_FAMILY] == 4) {
 		struct iphdr *ip = data + l3;
@@ -98,15 +104,18 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct dp_pkt *
 		words = 4;
 	}
 
-	change = csum_diff16(*l4_port, new_port);
-	if (at.pseudo)
-		change += csum_diff32(field, to, words);
-	if (at.udp && p->key[DP_FW_F_FAMILY] == 4 && *l4_csum == 0) {
-		/* no checksum to keep */
-	} else {
-		csum_apply(l4_csum, change);
-		if (at.udp && *l4_csum == 0)
-			*l4_csum = 0xffff; /* RFC 768: a computed 0 is sent as all ones */
+	if (l4_csum && l4_port) {
+		change = csum_diff16(*l4_port, new_port);
+		if (at.pseudo)
+			change += csum_diff32(field, to, words);
+		if (at.udp && p->key[DP_FW_F_FAMILY] == 4 && *l4_csum == 0) {
+			/* no checksum to keep */
+		} else {
+			csum_apply(l4_csum, change);
+			if (at.udp && *l4_csum == 0)
+				*l4_csum = 0xffff; /* RFC 768: a computed 0 is sent as all ones */
+		}
+		*l4_port = new_port;
 	}
 #pragma unroll
 	for (int i = 0; i < 4; i++) {
@@ -114,7 +123,6 @@ static __always_inline int nat_rewrite(struct xdp_md *ctx, const struct dp_pkt *
 			break;
 		field[i] = to[i];
 	}
-	*l4_port = new_port;
 	return 0;
 }
 
@@ -126,10 +134,11 @@ static __noinline __attribute__((unused)) int nat_rewrite_skb(struct __sk_buff *
 	__u32 l3 = p->l3_off, l4 = p->l4_off, addr_off, size, flags;
 	__be32 from[4] = {}, to[4] = {};
 	__be16 old_port, new_port = bpf_htons(port);
-	struct rewrite_at at;
+	struct rewrite_at at = {};
+	int later = p->frag == DP_FRAG_LATER;
 	__s64 diff;
 
-	if (rewrite_place(p, side, &at))
+	if (!later && rewrite_place(p, side, &at))
 		return -1;
 	flags = at.udp ? BPF_F_MARK_MANGLED_0 : 0;
 	if (p->key[DP_FW_F_FAMILY] == 4) {
@@ -142,7 +151,7 @@ static __noinline __attribute__((unused)) int nat_rewrite_skb(struct __sk_buff *
 #pragma unroll
 	for (int i = 0; i < 4; i++)
 		to[i] = bpf_htonl(addr[i]);
-	if (bpf_skb_load_bytes(skb, addr_off, from, size) || bpf_skb_load_bytes(skb, l4 + at.port, &old_port, 2))
+	if (bpf_skb_load_bytes(skb, addr_off, from, size))
 		return -1;
 	if (size == 4) {
 		if (bpf_l3_csum_replace(skb, l3 + offsetof(struct iphdr, check), from[0], to[0], 4))
@@ -153,13 +162,16 @@ static __noinline __attribute__((unused)) int nat_rewrite_skb(struct __sk_buff *
 	}
 	if (diff < 0)
 		return -1;
-	if (at.pseudo && bpf_l4_csum_replace(skb, l4 + at.csum, 0, diff, flags | BPF_F_PSEUDO_HDR))
-		return -1;
-	if (bpf_l4_csum_replace(skb, l4 + at.csum, old_port, new_port, flags | 2))
-		return -1;
-	if (bpf_skb_store_bytes(skb, addr_off, to, size, 0) || bpf_skb_store_bytes(skb, l4 + at.port, &new_port, 2, 0))
-		return -1;
-	return 0;
+	if (!later) {
+		if (bpf_skb_load_bytes(skb, l4 + at.port, &old_port, 2))
+			return -1;
+		if (at.pseudo && bpf_l4_csum_replace(skb, l4 + at.csum, 0, diff, flags | BPF_F_PSEUDO_HDR))
+			return -1;
+		if (bpf_l4_csum_replace(skb, l4 + at.csum, old_port, new_port, flags | 2) ||
+		    bpf_skb_store_bytes(skb, l4 + at.port, &new_port, 2, 0))
+			return -1;
+	}
+	return bpf_skb_store_bytes(skb, addr_off, to, size, 0) ? -1 : 0;
 }
 
 #endif
