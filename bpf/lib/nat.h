@@ -121,13 +121,12 @@ struct nat_search {
 	__u32 lo;
 	__u32 range;
 	__u32 start;
+	int random; /* pick ports at random instead of stepping from `start` */
 	int found;
 };
 
-/* Tries port i of the search (bpf_loop callback): in a range of at most
- * DP_NAT_PORT_TRIES ports every port in turn from `start`, in a wider one a port at
- * random (ports in use cluster: a run of them would stop a search that steps by one).
- * Returns 1 to stop. */
+/* Tries port i of the search (bpf_loop callback): the i-th from `start`, or one at
+ * random. Returns 1 to stop. */
 static long nat_try_port(__u32 i, void *ctx)
 {
 	struct nat_search *s = ctx;
@@ -136,7 +135,7 @@ static long nat_try_port(__u32 i, void *ctx)
 
 	if (!s->range)
 		return 1;
-	port = s->lo + (s->range <= DP_NAT_PORT_TRIES ? (s->start + i) % s->range : bpf_get_prandom_u32() % s->range);
+	port = s->lo + (s->random ? bpf_get_prandom_u32() : s->start + i) % s->range;
 	s->to->sport = port;
 	if (s->to->proto == IPPROTO_ICMP || s->to->proto == IPPROTO_ICMPV6)
 		s->to->dport = port;
@@ -182,9 +181,13 @@ static __noinline __attribute__((unused)) int nat_snat_open(const struct dp_ct_k
 		s.start = k->sport - r->port_lo;
 		nat_try_port(0, &s);
 	}
+	/* A range of at most DP_NAT_PORT_TRIES ports is searched whole; in a wider one ports
+	 * are tried at random (ports in use cluster: a run of them would stop a search that
+	 * steps by one). */
 	if (!s.found) {
 		s.start = nat_flow_hash(k) % s.range;
-		bpf_loop(s.range < DP_NAT_PORT_TRIES ? s.range : DP_NAT_PORT_TRIES, nat_try_port, &s, 0);
+		s.random = s.range > DP_NAT_PORT_TRIES;
+		bpf_loop(s.random ? DP_NAT_PORT_TRIES : s.range, nat_try_port, &s, 0);
 	}
 	return s.found ? 0 : NAT_NO_PORT;
 }
