@@ -19,10 +19,10 @@
 #define TC_PULL 128
 
 /* Translates a leaving packet's source in the generation in `slot`: the entry of its
- * connection (or, for an ICMP error, of the connection it is about), or a new mapping
- * from the first SNAT rule that takes it. A global
- * function, verified once on its own rather than once per path through the parse.
- * Returns the verdict; *reason: why it drops. */
+ * connection (for an ICMP error, of the connection it is about; for a later fragment,
+ * its first fragment's address), or a new mapping from the first SNAT rule that takes
+ * it. A global function, verified once on its own rather than once per path through the
+ * parse. Returns the verdict; *reason: why it drops. */
 __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot, __u32 *reason)
 {
 	__u64 now = bpf_ktime_get_coarse_ns();
