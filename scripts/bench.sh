@@ -8,14 +8,17 @@
 #      generator, against XDP_DROP, xdp-filter, nftables (linear and set) and iptables raw;
 #   3. rate-limit precision under a flood from 1 source and from 1,000 sources, driven by
 #      the same generator (configured against measured passed rate, per 5 s window);
-#   4. apply timings through the real xdpctl on a veth in a private network namespace:
+#   4. NAT on a router namespace (scripts/bench_nat.py): router nanoseconds per packet for
+#      SNAT out (tc egress), its replies and DNAT (XDP ingress), and new flows, against
+#      nftables masquerade/dnat and plain forwarding, driven by an AF_PACKET generator;
+#   5. apply timings through the real xdpctl on a veth in a private network namespace:
 #      cold apply, no-op apply, one-rule changes (an action, an insert, and deletes of
 #      rules spread over the list, a different one each run).
 # Options go to xdpctl-bench (e.g. --rules 10 1000 10000 100000); results are also written
 # to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against rule count,
 # drop rates). VETH_RUNS (default 9) and VETH_FRAMES (default 5000000) set part 2,
-# RATELIMIT_WINDOWS (default 3) part 3;
-# APPLY_RULES (default 100000) and APPLY_RUNS (default 5) part 4.
+# RATELIMIT_WINDOWS (default 3) part 3; NAT_RUNS (default 5) and NAT_FRAMES (default 300000)
+# part 4; APPLY_RULES (default 100000) and APPLY_RUNS (default 5) part 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -61,6 +64,9 @@ python3 scripts/plot_bench.py "$out/bench.json" "$out/bench.png" && echo "(plot:
 echo "== rate-limit precision"
 python3 scripts/bench_ratelimit.py --xdpctl "$xdpctl" --bench "$bench" --windows "${RATELIMIT_WINDOWS:-3}" --json "$out/bench.json" \
     || echo "== rate-limit precision: NOT MEASURED (the generator failed; see docs/benchmarks.md)"
+
+echo "== NAT on a router namespace"
+python3 scripts/bench_nat.py --xdpctl "$xdpctl" --bench "$bench" --runs "${NAT_RUNS:-5}" --frames "${NAT_FRAMES:-300000}" --json "$out/bench.json"
 
 rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
 "$bench" --emit-config "$rules" --interface xbench0 > "$work/a.json"

@@ -38,8 +38,10 @@ struct Bench: ParsableCommand {
     @Flag(help: "Also measure the load balancer's paths (needs the namespace scripts/bench.sh sets up).") var balancer = false
     @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface with live-frames PROG_TEST_RUN, print JSON, and exit. The frames go to MAC 02:00:00:00:00:01.", valueName: "FRAMES"))
     var liveFrames: Int?
-    @Option(help: "With --live-frames: the flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
-    @Option(help: "With --live-frames: rotate the IPv4 source over this many addresses from SRC up.") var sources = 1
+    @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface through an AF_PACKET socket (sendmmsg, qdisc bypassed): skbs, which the receiver's stack takes like any others (live frames do not survive XDP_PASS). Prints JSON and exits.", valueName: "FRAMES"))
+    var packetFrames: Int?
+    @Option(help: "With --live-frames or --packet-frames: the flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
+    @Option(help: "With --live-frames or --packet-frames: rotate the IPv4 source over this many addresses from SRC up.") var sources = 1
     @Option(help: ArgumentHelp("Attach the trivial XDP_DROP program natively to --interface through a bpf_link pinned at this bpffs path (remove the pin to detach), and exit.", valueName: "PIN"))
     var attachDrop: String?
 
@@ -130,6 +132,7 @@ struct Bench: ParsableCommand {
         }
         if compileOnly { return printShapes() }
         if let liveFrames { return try generate(liveFrames) }
+        if let packetFrames { return try generatePackets(packetFrames) }
         if let attachDrop { return try attachFloor(pin: attachDrop) }
         BPFLog.install(verbose: false)
         if let netns { try Netns.enter(netns) }
