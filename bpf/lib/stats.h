@@ -22,8 +22,6 @@ static __always_inline __u32 dp_count_in(void *map, const struct dp_pkt *p, __u3
 	__u32 zero = 0;
 	struct dp_if_stats *s = bpf_map_lookup_elem(map, &zero);
 
-	/* The compiler may know every verdict a callee returns; the verifier does not. */
-	asm volatile("" : "+r"(verdict), "+r"(reason));
 	if (verdict >= DP_VERDICT__MAX)
 		verdict = DP_VERDICT_ABORTED;
 	if (reason >= DP_REASON__MAX)
