@@ -87,6 +87,8 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             return "not enough kernel memory for the maps (check `ulimit -l` and the rule count)"
         case (.enterNetns, .noSuchFileOrDirectory):
             return "no such network namespace (see `ip netns list`)"
+        case (.lockPinRoot, .timedOut):
+            return "another xdpctl command (an apply, down or conntrack flush) held the pin root's lock for longer than --wait allows; nothing was changed"
         case (.adoptPinRoot, _):
             return "it must be a directory owned by this user (root) that no one else can write, or anyone could remove the pinned links and detach the firewall; remove it, or give another --pin-root"
         case (_, .notPermitted), (_, .permissionDenied):

@@ -46,8 +46,9 @@ public struct PinRoot: Sendable {
     public var exists: Bool { access(state, F_OK) == 0 }
 
     /// Holds an exclusive lock on the pin root for the life of the returned descriptor,
-    /// so two applies (or an apply and a down) never interleave.
-    public func lock() throws(BPFError) -> OwnedDescriptor {
+    /// so two applies (or an apply and a down) never interleave. When another command
+    /// holds it, calls `waiting` once and waits up to `seconds`, then throws (ETIMEDOUT).
+    public func lock(wait seconds: Double = .infinity, waiting: () -> Void = {}) throws(BPFError) -> OwnedDescriptor {
         let handle: OwnedDescriptor
         do {
             handle = OwnedDescriptor(try FileDescriptor.open(FilePath(path), .readOnly, options: [.directory, .closeOnExec], retryOnInterrupt: true))
@@ -55,7 +56,18 @@ public struct PinRoot: Sendable {
             throw BPFError(.lockPinRoot(path), errno: (error as? Errno)?.rawValue ?? EIO)
         }
         // swift-system has no flock().
-        if flock(handle.raw, LOCK_EX) != 0 { throw BPFError(.lockPinRoot(path), errno: errno) }
+        if flock(handle.raw, LOCK_EX | LOCK_NB) == 0 { return handle }
+        guard errno == EWOULDBLOCK else { throw BPFError(.lockPinRoot(path), errno: errno) }
+        waiting()
+        let start = ContinuousClock.now
+        while flock(handle.raw, LOCK_EX | LOCK_NB) != 0 {
+            guard errno == EWOULDBLOCK || errno == EINTR else { throw BPFError(.lockPinRoot(path), errno: errno) }
+            let waited = ContinuousClock.now - start
+            if Double(waited.components.seconds) + Double(waited.components.attoseconds) / 1e18 >= seconds {
+                throw BPFError(.lockPinRoot(path), errno: ETIMEDOUT)
+            }
+            usleep(20_000)
+        }
         return handle
     }
 

@@ -82,9 +82,10 @@ extension Dataplane {
         return ApplyResult(generation: plan.generation, changed: true, changes: plan.changes)
     }
 
-    /// Holds the pin root's lock until the descriptor closes.
+    /// Holds the pin root's lock until the descriptor closes, waiting up to `lockWait`
+    /// seconds for another command that holds it (and telling `onLockWait` so).
     func lockRoot() throws(DataplaneError) -> OwnedDescriptor {
-        do { return try root.lock() } catch { throw .kernel(error) }
+        do { return try root.lock(wait: lockWait) { onLockWait?(lockWait) } } catch { throw .kernel(error) }
     }
 
     func isUnchanged(_ old: DataplaneState, _ text: String) -> Bool {

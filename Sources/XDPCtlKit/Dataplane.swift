@@ -9,6 +9,10 @@ public final class Dataplane {
     public let root: PinRoot
     public private(set) var netns: String?
     var compiler = FirewallCompiler()
+    /// Seconds an apply, down or flush waits for another one that holds the pin root.
+    public var lockWait: Double = 60
+    /// Told when a command starts waiting for the lock (with lockWait).
+    public var onLockWait: ((Double) -> Void)?
 
     /// `netns`: run against the interfaces of that network namespace (pins stay on the
     /// host's bpffs). Call on the thread that will make every other call.

@@ -7,8 +7,7 @@ extension Dataplane {
     /// Detaches everything under the pin root and removes the pins.
     public func down() throws(DataplaneError) -> [String] {
         guard access(root.path, F_OK) == 0 else { return [] }
-        let lock: OwnedDescriptor
-        do { lock = try root.lock() } catch { throw .kernel(error) }
+        let lock = try lockRoot()
         defer { withExtendedLifetime(lock) {} }
         let names = root.interfaceNames()
         do {

@@ -35,6 +35,28 @@ struct KernelOptions: ParsableArguments {
     }
 }
 
+/// How long a command that changes the data plane waits for another one to finish.
+struct LockOptions: ParsableArguments {
+    @Option(help: ArgumentHelp(
+        "Wait at most this long for another apply, down or conntrack flush under the same pin root.",
+        discussion: "Such a command holds the pin root's lock; this one says it is waiting, and gives up (changing nothing, exit 1) after SECONDS.",
+        valueName: "SECONDS"))
+    var wait: Double = 60
+
+    func validate() throws {
+        guard wait >= 0, wait.isFinite else { throw ValidationError("--wait \(wait): expected a number of seconds, 0 or more") }
+    }
+
+    /// `dataplane` with this wait, saying on standard error when it starts to wait.
+    func configure(_ dataplane: Dataplane) {
+        dataplane.lockWait = wait
+        let root = dataplane.root.path
+        dataplane.onLockWait = { seconds in
+            FileOutput.standardError.write("xdpctl: waiting for another xdpctl command to finish under \(root) (giving up after \(seconds) s; --wait)\n")
+        }
+    }
+}
+
 /// The config file argument.
 struct ConfigFileOption: ParsableArguments {
     @Option(name: .shortAndLong, help: ArgumentHelp("The JSON config file; - reads standard input.", valueName: "FILE"))

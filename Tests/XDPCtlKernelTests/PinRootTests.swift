@@ -25,4 +25,23 @@ struct PinRootTests {
         let foreign = #expect(throws: BPFError.self) { try root.create() }
         #expect(foreign?.description.contains("owner uid 65534") == true, "\(String(describing: foreign))")
     }
+
+    @Test("a command that finds the pin root locked says it waits, and gives up after its wait with ETIMEDOUT")
+    func lockWait() throws {
+        let root = PinRoot("/sys/fs/bpf/xdpctl-pinlock-\(getpid())")
+        defer { try? root.removeTree(root.path) }
+        try? root.removeTree(root.path)
+        try root.create()
+        do {
+            let held = try root.lock()
+            var told = 0
+            let start = ContinuousClock.now
+            let error = #expect(throws: BPFError.self) { _ = try root.lock(wait: 0.3) { told += 1 } }
+            let waited = ContinuousClock.now - start
+            #expect(error?.errno == .timedOut && error?.description.contains("held the pin root's lock") == true, "\(String(describing: error))")
+            #expect(told == 1 && waited >= .milliseconds(300) && waited < .seconds(3), "told \(told), waited \(waited)")
+            withExtendedLifetime(held) {}
+        }
+        _ = try root.lock(wait: 0) // free again once the holder is gone
+    }
 }

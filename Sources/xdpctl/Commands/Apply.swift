@@ -23,6 +23,7 @@ struct Apply: ParsableCommand {
 
     @OptionGroup var config: ConfigFileOption
     @OptionGroup var kernel: KernelOptions
+    @OptionGroup var lock: LockOptions
 
     @Flag(help: "Compile every rule even when only a few changed (a table as compact as a first apply builds).")
     var fullCompile = false
@@ -30,6 +31,7 @@ struct Apply: ParsableCommand {
     func run() throws {
         let text = try config.read()
         let dataplane = try kernel.dataplane()
+        lock.configure(dataplane)
         let result = try report(file: config.file) { try dataplane.apply(text, patching: !fullCompile) }
         if !result.changed {
             output("no changes (generation \(result.generation))")

@@ -46,6 +46,7 @@ struct Conntrack: ParsableCommand {
                 """)
 
         @OptionGroup var kernel: KernelOptions
+        @OptionGroup var lock: LockOptions
         @Option(help: "Only connections of this interface.") var interface: String?
         @Option(help: "Only connections of this NAT rule (by name).") var rule: String?
         @Option(help: "Only connections with this address in either tuple.") var address: String?
@@ -60,6 +61,7 @@ struct Conntrack: ParsableCommand {
                 filter.address = parsed
             }
             let dataplane = try kernel.dataplane()
+            lock.configure(dataplane)
             let removed = try report({ try dataplane.flushNAT(filter) })
             output(json ? "{\"flushed\": \(removed)}\n" : "flushed \(removed) NAT connection\(removed == 1 ? "" : "s")\n")
         }
