@@ -10,6 +10,9 @@ public struct ApplyResult: Sendable {
     public var changes: [String]
     /// The change was made by patching the running firewall table (see Dataplane.patch).
     public var patched = false
+    /// Settings that are valid but almost surely a mistake (ConfigWarnings), from a full
+    /// apply (a patch or an unchanged file does not check them again).
+    public var warnings: [ConfigError] = []
 }
 
 extension Dataplane {
@@ -43,6 +46,7 @@ extension Dataplane {
         let runningConfig = running.map { s in Concurrently { () -> Result<Config, ConfigErrors> in
             Result { () throws(ConfigErrors) in try ConfigDecoder.decode(s.configText) } } }
         let config = try Self.validate(text)
+        let warnings = ConfigWarnings.check(config)
         let refused = Self.unsupported(config)
         if !refused.isEmpty { throw .refused(refused) }
         do { try root.create() } catch { throw .kernel(error) }
@@ -79,7 +83,7 @@ extension Dataplane {
             let interfaces = stages.map { $0.plan.state(mode: $0.mode.rawValue, capacity: $0.capacity) }
             try root.writeState(DataplaneState(generation: plan.generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }
-        return ApplyResult(generation: plan.generation, changed: true, changes: plan.changes)
+        return ApplyResult(generation: plan.generation, changed: true, changes: plan.changes, warnings: warnings)
     }
 
     /// Holds the pin root's lock until the descriptor closes, waiting up to `lockWait`

@@ -77,6 +77,11 @@ struct ConfigFileOption: ParsableArguments {
     }
 }
 
+/// Prints a warning the way every command does; the command goes on.
+func warn(_ message: String) {
+    FileOutput.standardError.write("xdpctl: warning: \(message)\n")
+}
+
 /// Prints an error the way every command does and exits 1.
 func fail(_ message: String) -> Never {
     FileOutput.standardError.write("xdpctl: error: \(message)\n")

@@ -263,3 +263,30 @@ struct LongRuleListTests {
         }
     }
 }
+
+@Suite("Warnings: valid configs that are almost surely a mistake")
+struct ConfigWarningTests {
+    @Test("IPv4-mapped prefixes, multicast and broadcast VIPs, and a VIP that is its own backend are named; a clean config has none")
+    func warnings() throws {
+        let text = #"""
+        {"version": 1, "interfaces": [{"name": "eth0",
+          "firewall": {"default_action": "allow", "rules": [{"name": "m", "action": "drop", "src": ["10.0.0.0/8", "::ffff:192.0.2.0/120"]}]},
+          "rate_limits": [{"name": "r", "per": "rule", "dst": ["::ffff:10.0.0.1/128"], "packets_per_second": 10, "burst_packets": 10}],
+          "load_balancers": [
+            {"name": "mc", "vip": "239.1.1.1", "proto": "udp", "port": 53, "backends": [{"address": "10.1.0.2", "port": 53}]},
+            {"name": "bc", "vip": "255.255.255.255", "proto": "udp", "port": 67, "backends": [{"address": "10.1.0.3", "port": 67}]},
+            {"name": "self", "vip": "10.0.0.10", "proto": "tcp", "port": 80, "backends": [{"address": "10.0.0.10", "port": 8080}]},
+            {"name": "mc6", "vip": "ff02::1", "proto": "udp", "port": 53, "backends": [{"address": "fd01::2", "port": 53}]}]}]}
+        """#
+        let lines = ConfigWarnings.check(try ConfigDecoder.decode(text)).map(\.description)
+        #expect(lines == [
+            "interfaces[0].firewall.rules[0].src[1]: ::ffff:192.0.2.0/120 is an IPv4-mapped IPv6 prefix, which matches no packet; write the IPv4 prefix 192.0.2.0/24",
+            "interfaces[0].rate_limits[0].dst[0]: ::ffff:10.0.0.1/128 is an IPv4-mapped IPv6 prefix, which matches no packet; write the IPv4 prefix 10.0.0.1/32",
+            "interfaces[0].load_balancers[0].vip: 239.1.1.1 is a multicast address; a VIP takes unicast traffic, so no client reaches it",
+            "interfaces[0].load_balancers[1].vip: 255.255.255.255 is a broadcast address; a VIP takes unicast traffic, so no client reaches it",
+            "interfaces[0].load_balancers[2].backends[0].address: 10.0.0.10 is the VIP itself; packets sent to this backend come back to the load balancer",
+            "interfaces[0].load_balancers[3].vip: ff02::1 is a multicast address; a VIP takes unicast traffic, so no client reaches it",
+        ], "\(lines)")
+        #expect(ConfigWarnings.check(try ConfigDecoder.decode(NATCompilerTests.config)).isEmpty)
+    }
+}

@@ -33,6 +33,7 @@ struct Apply: ParsableCommand {
         let dataplane = try kernel.dataplane()
         lock.configure(dataplane)
         let result = try report(file: config.file) { try dataplane.apply(text, patching: !fullCompile) }
+        for w in result.warnings { warn("\(w)") }
         if !result.changed {
             output("no changes (generation \(result.generation))")
             return

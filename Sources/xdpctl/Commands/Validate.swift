@@ -1,10 +1,11 @@
 import ArgumentParser
+import XDPCtlCore
 import XDPCtlKit
 
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a config file; change nothing.",
-        discussion: "Every problem is reported with its JSON path, the value found and the form expected. Rule sets and rate limits are compiled as apply would, so one that does not fit the data plane's tables is an error here too. Sections this build cannot apply yet are named.")
+        discussion: "Every problem is reported with its JSON path, the value found and the form expected. Rule sets and rate limits are compiled as apply would, so one that does not fit the data plane's tables is an error here too. Sections this build cannot apply yet are named, and so are settings that are valid but almost surely a mistake (warnings).")
 
     @OptionGroup var config: ConfigFileOption
 
@@ -19,5 +20,6 @@ struct Validate: ParsableCommand {
         let unsupported = Dataplane.unsupported(parsed)
         output("\(config.file): valid (\(parsed.interfaces.count) interface\(parsed.interfaces.count == 1 ? "" : "s"))")
         for e in unsupported { output("  note: \(e); apply will refuse this file") }
+        for w in ConfigWarnings.check(parsed) { output("  warning: \(w)") }
     }
 }
