@@ -25,11 +25,9 @@
  * parse. Returns the verdict; *reason: why it drops. */
 __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot, __u32 *reason)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
 	struct dp_ct_key k, to;
-	struct dp_ct_entry *e;
 	__u32 rule = 0;
-	int fresh, opened;
+	int opened;
 
 	if (!skb || !p || !reason)
 		return DP_VERDICT_PASS;
@@ -45,15 +43,10 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 			nat_icmp_error((void *)(long)skb->data, (void *)(long)skb->data_end, p, NAT_SRC);
 		return DP_VERDICT_PASS;
 	}
-	e = ct_find(&k, now, &fresh);
-	if (e) {
-		if (!e->rewrites_src)
-			return DP_VERDICT_PASS;
-		to = e->to;
-		rule = e->rule;
-		ct_seen(&k, e, fresh, p, now);
-		nat_count(rule, p, 0, 0);
-	} else {
+	switch (nat_connection(&k, p, 1, bpf_ktime_get_coarse_ns(), &to, &rule)) {
+	case NAT_CT_OTHER:
+		return DP_VERDICT_PASS;
+	case NAT_CT_NONE:
 		if (p->icmp_kind == DP_ICMP_ECHO_REPLY)
 			return DP_VERDICT_PASS;
 		opened = nat_snat_open(&k, slot, p->len, &to, &rule);

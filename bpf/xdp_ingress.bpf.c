@@ -88,11 +88,8 @@ __noinline int dp_over_limit(const struct dp_pkt *p, __u32 slot)
  * translates: dp_translate's frame beside this one's would not fit the stack.) */
 __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 {
-	__u64 now = bpf_ktime_get_coarse_ns();
 	struct dp_ct_key k, to;
-	struct dp_ct_entry *e;
 	__u32 rule;
-	int fresh;
 
 	if (!p || !t)
 		return 0;
@@ -107,15 +104,10 @@ __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 	}
 	if (ct_key_of(p, &k))
 		return 0;
-	e = ct_find(&k, now, &fresh);
-	if (e) {
-		if (e->rewrites_src)
-			return 0;
-		to = e->to;
-		rule = e->rule;
-		ct_seen(&k, e, fresh, p, now);
-		nat_count(rule, p, 0, 0);
-	} else {
+	switch (nat_connection(&k, p, 0, bpf_ktime_get_coarse_ns(), &to, &rule)) {
+	case NAT_CT_OTHER:
+		return 0;
+	case NAT_CT_NONE:
 		if (nat_dnat_open(&k, slot, p->len, &to, &rule))
 			return 0;
 		nat_count(rule, p, 1, 0);

@@ -63,6 +63,31 @@ static __always_inline void nat_count(__u32 rule, const struct dp_pkt *p, int co
 	s->connections += connection;
 }
 
+enum nat_connection { NAT_CT_NONE = 0, NAT_CT_OURS, NAT_CT_OTHER };
+
+/* A packet of a live connection, on the hook that rewrites sources (`src`) or the one
+ * that rewrites destinations: when the connection's entry serves this hook, accounts the
+ * packet and fills *to (the tuple it leaves with) and *rule. Returns NAT_CT_OURS;
+ * NAT_CT_OTHER for an entry of the other hook (the packet is left alone); NAT_CT_NONE
+ * when no connection has it. */
+static __always_inline int nat_connection(const struct dp_ct_key *k, const struct dp_pkt *p, int src, __u64 now,
+					  struct dp_ct_key *to, __u32 *rule)
+{
+	struct dp_ct_entry *e;
+	int fresh;
+
+	e = ct_find(k, now, &fresh);
+	if (!e)
+		return NAT_CT_NONE;
+	if (e->rewrites_src != src)
+		return NAT_CT_OTHER;
+	*to = e->to;
+	*rule = e->rule;
+	ct_seen(k, e, fresh, p, now);
+	nat_count(*rule, p, 0, 0);
+	return NAT_CT_OURS;
+}
+
 /* A SNAT rule search: the source, and the table, its count and the match found. */
 struct nat_rule_search {
 	const struct dp_ct_key *k;
