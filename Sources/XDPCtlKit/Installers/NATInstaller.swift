@@ -66,19 +66,22 @@ public struct ConnectionTable {
     public func remove(where matches: (dp_ct_entry) -> Bool) throws(BPFError) -> Int {
         var removed = 0
         for (key, e) in try entries() where e.reply == 0 && matches(e) {
-            var reply = dp_ct_key()
-            reply.src = e.to.dst
-            reply.dst = e.to.src
-            reply.sport = e.to.dport
-            reply.dport = e.to.sport
-            reply.proto = e.to.proto
-            reply.family = e.to.family
             for map in [established, fresh] {
                 try map.delete(key)
-                try map.delete(reply)
+                try map.delete(e.to.reversed)
             }
             removed += 1
         }
         return removed
+    }
+}
+
+extension dp_ct_key {
+    /// The key of the packets that answer a packet leaving with this tuple (conntrack.h's
+    /// ct_reverse): the other entry of its connection.
+    var reversed: dp_ct_key {
+        var r = dp_ct_key()
+        (r.src, r.dst, r.sport, r.dport, r.proto, r.family) = (dst, src, dport, sport, proto, family)
+        return r
     }
 }

@@ -60,7 +60,7 @@ extension Dataplane {
             do { entries = try ConnectionTable(pinDirectory: root.interface(s.name)).entries() } catch { throw .kernel(error) }
             let byKey = Dictionary(entries.map { (Self.tupleID($0.key), $0.entry) }, uniquingKeysWith: { a, b in a.seen_ns >= b.seen_ns ? a : b })
             for (key, e) in entries where e.reply == 0 {
-                let replyKey = Self.reversed(e.to)
+                let replyKey = e.to.reversed
                 let reply = byKey[Self.tupleID(replyKey)]
                 let seen = max(e.seen_ns, reply?.seen_ns ?? 0)
                 let expires = Double(Self.timeout(proto: key.proto, state: e.state)) - Double(now > seen ? now - seen : 0) / 1e9
@@ -108,12 +108,6 @@ extension Dataplane {
 
     static func tuple(_ k: dp_ct_key) -> NATConnection.Tuple {
         .init(src: IPAddress(family: k.family, tuple: k.src), sport: k.sport, dst: IPAddress(family: k.family, tuple: k.dst), dport: k.dport)
-    }
-
-    static func reversed(_ t: dp_ct_key) -> dp_ct_key {
-        var r = dp_ct_key()
-        (r.src, r.dst, r.sport, r.dport, r.proto, r.family) = (t.dst, t.src, t.dport, t.sport, t.proto, t.family)
-        return r
     }
 
     static func tupleID(_ k: dp_ct_key) -> [UInt8] { withUnsafeBytes(of: k, Array.init) }
