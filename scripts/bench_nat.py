@@ -35,20 +35,12 @@ import subprocess
 import sys
 import tempfile
 
+from bench_veth import merge_json, run, xdp_drops
+
 LAN, ROUTER_LAN, ROUTER_WAN, FAR = "10.204.1.2", "10.204.1.1", "10.204.2.1", "10.204.2.2"
 PORT = 40000        # the generator's source port; the flows use it as destination too
 DNAT_PORT = 8080
 NEW_FLOWS = 60000
-
-
-def run(*args, input=None, env=None):
-    return subprocess.run(args, check=True, capture_output=True, text=True, input=input, env=env).stdout
-
-
-def merge_json(path, key, value):
-    data = json.load(open(path)) if os.path.exists(path) else {}
-    data[key] = value
-    json.dump(data, open(path, "w"), indent=2)
 
 
 class Lab:
@@ -103,8 +95,7 @@ class Lab:
         return run("nsenter", f"--net=/run/netns/{self.dut}", "sh", "-c", script, input=input)
 
     def drops(self, ns, dev):
-        stats = run("ip", "netns", "exec", ns, "ethtool", "-S", dev)
-        return sum(int(l.split(":")[1]) for l in stats.splitlines() if l.strip().startswith("rx_queue_") and "_xdp_drops" in l)
+        return xdp_drops(run("ip", "netns", "exec", ns, "ethtool", "-S", dev))
 
     def send(self, ns, dev, flow, frames, sources=1):
         return json.loads(run("taskset", "-c", "0", self.bench, "--netns", ns, "--interface", dev, "--packet-frames", str(frames),

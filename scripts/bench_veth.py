@@ -34,6 +34,11 @@ def merge_json(path, key, value):
     json.dump(data, open(path, "w"), indent=2)
 
 
+def xdp_drops(ethtool_stats):
+    """Frames a veth's XDP program dropped, from its `ethtool -S` output."""
+    return sum(int(l.split(":")[1]) for l in ethtool_stats.splitlines() if l.strip().startswith("rx_queue_") and "_xdp_drops" in l)
+
+
 def run(*args, input=None, env=None):
     return subprocess.run(args, check=True, capture_output=True, text=True, input=input, env=env).stdout
 
@@ -80,8 +85,7 @@ class Lab:
                               "--flow", f"{SRC},{DST},{DPORT}", "--sources", str(sources)))
 
     def xdp_drops(self):
-        stats = self.dut_sh("ethtool -S vd")
-        return sum(int(l.split(":")[1]) for l in stats.splitlines() if l.strip().startswith("rx_queue_") and "_xdp_drops" in l)
+        return xdp_drops(self.dut_sh("ethtool -S vd"))
 
 
 def xdpctl_config():
