@@ -40,7 +40,7 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 	if (ct_key_of(p, &k)) {
 		/* ICMP errors are small: the whole of one fits the linear part. */
 		if (p->icmp_kind == DP_ICMP_ERROR && !bpf_skb_pull_data(skb, skb->len))
-			nat_icmp_error((void *)(long)skb->data, (void *)(long)skb->data_end, p, NAT_SRC);
+			nat_icmp_error((void *)(long)skb->data, (void *)(long)skb->data_end, p, 1);
 		return DP_VERDICT_PASS;
 	}
 	switch (nat_connection(&k, p, 1, bpf_ktime_get_coarse_ns(), &to, &rule)) {
@@ -49,7 +49,7 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 	case NAT_CT_NONE:
 		if (p->icmp_kind == DP_ICMP_ECHO_REPLY)
 			return DP_VERDICT_PASS;
-		opened = nat_snat_open(&k, slot, p->len, &to, &rule);
+		opened = nat_snat_open(&k, slot, p, &to, &rule);
 		if (opened == NAT_NO_RULE)
 			return DP_VERDICT_PASS;
 		if (opened == NAT_NO_PORT) {
@@ -74,6 +74,7 @@ int tc_egress(struct __sk_buff *skb)
 
 	if (linear < TC_PULL && skb->len > linear)
 		bpf_skb_pull_data(skb, skb->len < TC_PULL ? skb->len : TC_PULL);
+	pkt.ifindex = skb->ifindex;
 	if (parse_frame((void *)(long)skb->data, (void *)(long)skb->data_end, skb->len, &pkt) == DP_PARSE_IP) {
 		gen = gen_read();
 		if (gen & DP_GEN_NAT)

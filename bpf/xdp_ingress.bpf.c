@@ -17,49 +17,6 @@
 #include "lib/nat_frag.h"
 #include "lib/forward.h"
 
-#define DP_NO_HOP ((__u32)~0)
-
-/* Where a translated packet goes: the new address and port of one side, and which
- * remembered next hop to use (a backend slot whose hop must carry `tag`, or DP_NO_HOP:
- * by destination; see forward.h). */
-struct dp_target {
-	struct dp_lb_endpoint to;
-	__u32 side; /* enum nat_side */
-	__u32 hop;
-	__u32 tag;
-};
-
-/* Load balancing, then reply translation: LB_FORWARD fills *t. `generation`: the slot of
- * the generation's balancers, or DP_GEN_SLOTS when it has none. */
-static __always_inline int dp_balance(const struct dp_pkt *p, __u32 generation, struct dp_target *t)
-{
-	const struct dp_lb_backend *backend;
-	const struct dp_lb_endpoint *vip;
-	enum lb_step step;
-
-	if (!p || !t)
-		return LB_NOT_VIP;
-	step = lb_balance(p, generation, &backend, &t->hop);
-	if (step == LB_FORWARD) {
-		__builtin_memcpy(t->to.addr, backend->addr, sizeof(t->to.addr));
-		t->to.port = backend->port;
-		t->side = NAT_DST;
-		t->tag = backend->epoch;
-		return LB_FORWARD;
-	}
-	if (step == LB_NO_BACKEND)
-		return LB_NO_BACKEND;
-	/* Replies of load-balanced connections leave with their VIP as the source. */
-	vip = lb_reply(p);
-	if (!vip)
-		return LB_NOT_VIP;
-	t->to = *vip;
-	t->side = NAT_SRC;
-	t->hop = DP_NO_HOP;
-	t->tag = 0;
-	return LB_FORWARD;
-}
-
 /* Rewrites the packet to *t and sends it on. Returns the verdict, counted. Not inlined:
  * its frame (the FIB lookup's) would add to each caller's. */
 static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, const struct dp_target *t)
@@ -108,7 +65,7 @@ __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 	case NAT_CT_OTHER:
 		return 0;
 	case NAT_CT_NONE:
-		if (nat_dnat_open(&k, slot, p->len, &to, &rule))
+		if (nat_dnat_open(&k, slot, p, &to, &rule))
 			return 0;
 		nat_count(rule, p, 1, 0);
 	}
@@ -119,29 +76,14 @@ __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 	return 1;
 }
 
-/* An ICMP error about a connection whose entry rewrites the destination is translated
- * (nat_icmp.h) and sent on. Returns its verdict, counted; -1 for anything else. */
+/* An ICMP error about a connection with an entry served here (NAT's or the load
+ * balancer's) is translated (nat_icmp.h) and sent on. Returns its verdict, counted; -1
+ * for anything else. */
 __noinline int dp_nat_icmp(struct xdp_md *ctx, const struct dp_pkt *p)
 {
-	if (!ctx || !p || nat_icmp_error((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, NAT_DST) < 0)
+	if (!ctx || !p || nat_icmp_error((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, 0) < 0)
 		return -1;
 	return dp_count(p, dp_forward(ctx, p, 0, 0), DP_REASON_NONE);
-}
-
-/* The load balancer and its reply translation. `gen`: the packet's generation word. */
-__noinline int dp_lb(struct xdp_md *ctx, const struct dp_pkt *p, __u32 gen)
-{
-	struct dp_target target = {};
-
-	if (!p)
-		return XDP_ABORTED;
-	switch (dp_balance(p, gen & DP_GEN_BALANCERS ? gen & DP_GEN_SLOT : DP_GEN_SLOTS, &target)) {
-	case LB_FORWARD:
-		return dp_translate(ctx, p, &target);
-	case LB_NO_BACKEND:
-		return dp_count(p, DP_VERDICT_DROP, DP_REASON_NO_BACKEND);
-	}
-	return dp_count(p, DP_VERDICT_PASS, DP_REASON_NONE);
 }
 
 SEC("xdp")
@@ -153,6 +95,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	__u32 gen, slot;
 	int verdict;
 
+	pkt.ifindex = ctx->ingress_ifindex;
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
 		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_MALFORMED);
@@ -171,20 +114,26 @@ int xdp_ingress(struct xdp_md *ctx)
 	}
 	if ((gen & DP_GEN_RATE_LIMITS) && dp_over_limit(&pkt, slot))
 		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
-	if (gen & DP_GEN_NAT) {
-		if (pkt.icmp_kind == DP_ICMP_ERROR) {
-			verdict = dp_nat_icmp(ctx, &pkt);
-			if (verdict >= 0)
-				return verdict;
-		} else if (dp_nat(&pkt, slot, &nat)) {
-			return dp_translate(ctx, &pkt, &nat);
-		}
+	if (pkt.icmp_kind == DP_ICMP_ERROR) {
+		verdict = dp_nat_icmp(ctx, &pkt);
+		if (verdict >= 0)
+			return verdict;
+	} else if ((gen & DP_GEN_NAT) && dp_nat(&pkt, slot, &nat)) {
+		return dp_translate(ctx, &pkt, &nat);
 	}
 	/* Most packets need nothing more: ports that no VIP of this interface and no
 	 * backend use skip the load balancer. */
 	if (!lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) && !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
 		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
-	return dp_lb(ctx, &pkt, gen);
+	/* The load balancer: packets of its connections, both ways, then new flows to a VIP. */
+	verdict = lb_connection(&pkt, &nat);
+	if (verdict == LB_NOT_VIP && lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]))
+		verdict = lb_open(&pkt, gen & DP_GEN_BALANCERS ? slot : DP_GEN_SLOTS, &nat);
+	if (verdict == LB_FORWARD)
+		return dp_translate(ctx, &pkt, &nat);
+	if (verdict == LB_NO_BACKEND)
+		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_NO_BACKEND);
+	return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

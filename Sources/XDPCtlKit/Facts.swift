@@ -32,8 +32,8 @@ extension Dataplane {
             let dir = root.interface(iface.name)
             guard let maps = (try? GenerationMaps.pinned(in: dir)) ?? nil else {
                 // A program of an older build: the next apply loads this build's. ABI 3
-                // has a root of this shape; ABI 2 reads the rate-limit and load-balancer
-                // slot its firewall header names.
+                // and 4 have a root of this shape; ABI 2 reads the rate-limit and
+                // load-balancer slot its firewall header names.
                 let rootWord = (try? BPFMap.open(pinned: "\(dir)/\(DP_MAP_GEN)").lookup(UInt32(0), as: UInt32.self)) ?? nil
                 let slot = rootWord.map { $0 == 0 ? nil : $0 & DP_GEN_SLOT } ?? legacySlot(iface.name)
                 out[iface.name] = InterfaceFacts(linkIntact: linkIntact(iface), runningSlot: slot, hasRoot: false, firewallCapacity: 0)

@@ -57,9 +57,11 @@ public struct GenerationMaps: Sendable {
     }
 
     /// The maps pinned in an interface's pin directory; nil when they are not this
-    /// build's (a program from before generation roots, ABI 2, or before NAT, ABI 3).
+    /// build's (a program from before generation roots, ABI 2; before NAT, ABI 3; or
+    /// with connection tables of its own, ABI 4).
     public static func pinned(in dir: String) throws(BPFError) -> GenerationMaps? {
-        guard access("\(dir)/\(DP_MAP_GEN)", F_OK) == 0, access("\(dir)/\(DP_MAP_STATS)", F_OK) == 0 else { return nil }
+        guard access("\(dir)/\(DP_MAP_GEN)", F_OK) == 0, access("\(dir)/\(DP_MAP_STATS)", F_OK) == 0,
+              access("\(dir)/dp_lb_ct", F_OK) != 0 else { return nil }
         return try GenerationMaps(pinDirectory: dir)
     }
 

@@ -17,10 +17,14 @@ extension Dataplane {
         return names
     }
 
-    /// Detaches an interface's programs and removes its pins.
+    /// Detaches an interface's programs and removes its pins and connections.
     static func detach(_ name: String, root: PinRoot) throws(BPFError) {
+        let ifindex = (try? XDPLink.info(pinPath: root.link(name)))?.ifindex
         try XDPLink.detach(pinPath: root.link(name), interface: name)
         try XDPLink.detach(pinPath: root.tcLink(name), interface: name)
         try root.removeTree(root.interface(name))
+        if let ifindex, access(root.shared(DP_MAP_CT), F_OK) == 0 {
+            _ = try ConnectionTable(root: root).remove { $0.ifindex == ifindex }
+        }
     }
 }

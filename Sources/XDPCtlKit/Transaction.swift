@@ -14,7 +14,7 @@ struct Transaction {
     let programs: ProgramInstaller
     /// The features, in the order they are staged and prepared.
     let installers: [any Installer]
-    let replies: Replies
+    let replyPorts: ReplyPorts
 
     init(root: PinRoot, plan: ApplyPlan, preloads: [String: Preload]) {
         self.root = root
@@ -26,20 +26,20 @@ struct Transaction {
         }
         programs = ProgramInstaller(root: root)
         installers = [FirewallInstaller(root: root), RateLimitInstaller(root: root), BalancerInstaller(root: root), NATInstaller(root: root)]
-        replies = Replies(root: root, new: plan.replies, old: plan.oldReplies)
+        replyPorts = ReplyPorts(root: root)
     }
 
     /// Runs the plan; `record` writes the state (the last step that can roll back).
     func run(record: ([InterfaceStage]) throws(BPFError) -> Void) throws(DataplaneError) {
-        var wroteReplies = false
+        var wrotePorts = false
         do throws(BPFError) {
             for stage in stages {
                 try programs.choose(stage)
                 for installer in installers { stage.tables.merge(try installer.build(stage)) { $1 } }
                 try programs.load(stage)
             }
-            try replies.write(replies.new, alsoListed: replies.old)
-            wroteReplies = true
+            try replyPorts.write(plan.replyPorts.union(plan.oldReplyPorts))
+            wrotePorts = true
             for stage in stages {
                 stage.prepared = true
                 for installer in installers { try installer.prepare(stage) }
@@ -55,7 +55,7 @@ struct Transaction {
             for stage in stages { try programs.attach(stage) }
             try record(stages)
         } catch {
-            rollBack(replies: wroteReplies)
+            rollBack(replyPorts: wrotePorts)
             throw .kernel(error)
         }
         do { try retire() } catch { throw .kernel(error) }
@@ -63,7 +63,7 @@ struct Transaction {
 
     /// Puts back what the running generations read, in the reverse order of the steps:
     /// the old program first, so no packet meets a new program without its generation.
-    private func rollBack(replies wroteReplies: Bool) {
+    private func rollBack(replyPorts wrotePorts: Bool) {
         for stage in stages.reversed() {
             programs.undoAttach(stage)
             if stage.flipped, let maps = stage.maps {
@@ -73,7 +73,7 @@ struct Transaction {
             if stage.prepared { for installer in installers.reversed() { installer.undo(stage) } }
             programs.undo(stage)
         }
-        if wroteReplies { try? replies.write(replies.old, removingOthers: true) }
+        if wrotePorts { try? replyPorts.write(plan.oldReplyPorts) }
     }
 
     private func retire() throws(BPFError) {
@@ -81,7 +81,7 @@ struct Transaction {
             try programs.retire(stage)
             for installer in installers { try installer.retire(stage) }
         }
-        try replies.write(replies.new, removingOthers: true)
+        try replyPorts.write(plan.replyPorts)
         for gone in plan.detach { try Dataplane.detach(gone, root: root) }
     }
 }

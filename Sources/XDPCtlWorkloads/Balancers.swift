@@ -6,7 +6,7 @@ import XDPCtlKit
 extension Dataplane {
     /// Writes load balancers straight into a loaded program's maps (VIP slots 1, 2, ...
     /// and backend slots 1, 2, ... in config order; every backend of epoch `epoch`), with
-    /// their reply translations, and returns the generation tables that hold them. For
+    /// their port filters, and returns the generation tables that hold them. For
     /// tests and the benchmark: apply stages the same writes around its atomic flip.
     public static func installBalancers(_ lbs: [LoadBalancer], into object: BPFObject,
                                         epoch: UInt32 = 1) throws -> (backendSlots: [String: UInt32], tables: [GenerationTable: BPFMap]) {
@@ -19,12 +19,6 @@ extension Dataplane {
             var e = entry
             e.epoch = epoch
             try backends.update(index, e)
-        }
-        let replies = try object.map(DP_MAP_LB_REPLY)
-        for lb in lbs {
-            for b in lb.backends {
-                try replies.update(LoadBalancerCompiler.endpoint(b.address, b.port, lb.proto), LoadBalancerCompiler.endpoint(lb.vip, lb.port, lb.proto))
-            }
         }
         try object.map(DP_MAP_LB_VPORTS).fill(LoadBalancerCompiler.portWords(LoadBalancerCompiler.vipPorts(lbs)))
         try object.map(DP_MAP_LB_RPORTS).fill(LoadBalancerCompiler.portWords(Set(lbs.flatMap { $0.backends.map(\.port) })))

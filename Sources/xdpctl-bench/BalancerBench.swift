@@ -47,9 +47,22 @@ extension Bench {
             case .established: return b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: 0x10))
             case .established6: return b.ipv6(src: "fd50::2", dst: "fd50:100::1", .tcp(src: port, dst: 80, flags: 0x10))
             case .newFlow: return b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: 0x02))
-            case .reply: return b.ipv4(src: "10.51.1.\(2 + i % 3)", dst: "10.50.0.2", .tcp(src: 8080, dst: port, flags: 0x10))
+            case .reply: return b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 8080, dst: port, flags: 0x10))
             }
         }
+    }
+
+    /// Replies (ACKs) from the backends of the IPv4 connections in `program`'s connection
+    /// table: a backend's packet is translated only on a connection the balancer made.
+    func replyFrames(_ program: BPFObject) throws -> [[UInt8]] {
+        let b = PacketBuilder(), table = try program.map(DP_MAP_CT)
+        var out: [[UInt8]] = []
+        for key in try table.keys(as: dp_ct_key.self) where key.family == 4 && out.count < frames {
+            guard let e: dp_ct_entry = try table.lookup(key), e.kind == UInt8(DP_CT_LB.rawValue), e.reply == 1 else { continue }
+            out.append(b.ipv4(src: IPAddress(family: 4, tuple: key.src).description, dst: IPAddress(family: 4, tuple: key.dst).description,
+                              .tcp(src: key.sport, dst: key.dport, flags: 0x10)))
+        }
+        return out
     }
 
     /// Measures every path; `hold` keeps a program attached while it is measured.
@@ -83,7 +96,7 @@ extension Bench {
 
         var rows: [BalancerRow] = []
         for path in BalancerPath.allCases {
-            let frames = balancerFrames(path)
+            let frames = path == .reply ? try replyFrames(program) : balancerFrames(path)
             if path == .established || path == .established6 {
                 // The handshake's SYN and ACK, once each, put every flow in the connection table.
                 for f in frames {
@@ -119,6 +132,6 @@ extension Bench {
             out += (r.path.rawValue as NSString).padding(toLength: 20, withPad: " ", startingAt: 0)
                 + String(format: "  %6.1f  %8.1f  %8.2fx  %15.1f\n", r.ns, r.floor, r.ns / r.floor, r.ns - r.floor)
         }
-        return out + "(medians of \(runs) runs of \(frames) frames × \(self.repeat) repeats, through a wrapper that restores each frame; the wrapper's own cost is taken out. New flows: a new source every run, into a half-open table of \(DP_LB_HALF_OPEN_MAX) entries)"
+        return out + "(medians of \(runs) runs of \(frames) frames × \(self.repeat) repeats, through a wrapper that restores each frame; the wrapper's own cost is taken out. New flows: a new source every run, into a table of \(DP_CT_NEW_MAX / 2) new connections)"
     }
 }

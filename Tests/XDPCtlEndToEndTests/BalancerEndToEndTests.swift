@@ -134,4 +134,33 @@ struct BalancerEndToEndTests {
         #expect(zip(afterRemove, afterAdd).allSatisfy { $0.0.hasPrefix("error:") || $0.0 == $0.1 }, "\(afterAdd)")
         #expect(try fresh(100) == ["b1", "b4"])
     }
+
+    @Test("replies go by connection: a backend of two VIPs answers each from its own; a client reaches a backend directly through the LB; a backend's port unreachable reaches the client as the VIP's (IPv4 and IPv6)")
+    func repliesByConnection() throws {
+        let lab = try BalancerLab(backends: 2)
+        defer { lab.close() }
+        let both = [(index: 0, weight: 1, state: "active"), (index: 1, weight: 1, state: "active")]
+        let balancers = [lab.balancer("web", both), lab.balancer("web-alt", port: 81, both),
+                         lab.balancer("web6", v6: true, both), lab.balancer("web6-alt", v6: true, port: 81, both),
+                         lab.balancer("closed", proto: "udp", port: 7, backendPort: 5999, both),
+                         lab.balancer("closed6", v6: true, proto: "udp", port: 7, backendPort: 5999, both)]
+        let applied = try lab.apply(lab.config(balancers.joined(separator: ", ")))
+        #expect(applied.status == 0, "\(applied.err)")
+        for v6 in [false, true] {
+            for port in [80, 81] {
+                let names = try lab.curl(40, v6: v6, port: port)
+                #expect(Set(names) == ["b1", "b2"], "VIP port \(port) (v6: \(v6)): \(Self.counts(names))")
+            }
+            // Straight to a backend's service port, routed through the LB host: its
+            // replies are not the balancer's and pass untouched.
+            let direct = try lab.curl(10, v6: v6, host: v6 ? "[\(lab.backendV6(0))]" : lab.backendV4(0), port: 8080)
+            #expect(direct == Array(repeating: "b1", count: 10), "direct to b1 (v6: \(v6)): \(direct)")
+            // The backends have no UDP/5999: their port unreachable, about the packet the
+            // LB rewrote, must name the VIP's port for the client's socket to see it.
+            let answers = try lab.connectedUDP(4, port: 7, v6: v6)
+            #expect(answers == Array(repeating: "refused", count: 4), "UDP to a closed backend port (v6: \(v6)): \(answers)")
+        }
+        let conntrack = try lab.xdpctl("conntrack", "--json")
+        #expect(conntrack.status == 0 && conntrack.out.contains("web-alt"), "\(conntrack.out.prefix(400))")
+    }
 }

@@ -101,10 +101,11 @@ final class BalancerLab: RouterLab {
         return #"{"name": "\#(name)", "vip": "\#(v6 ? vipV6 : vipV4)", "proto": "\#(proto)", "port": \#(port), "backends": [\#(list.joined(separator: ", "))]}"#
     }
 
-    /// `count` HTTP requests from the client with curl, each on a connection of its own;
-    /// returns the backend names that answered, in order ("" for a failed request).
-    func curl(_ count: Int, v6: Bool = false) throws -> [String] {
-        let url = v6 ? "http://[\(vipV6)]/name" : "http://\(vipV4)/name"
+    /// `count` HTTP requests from the client with curl, each on a connection of its own,
+    /// to the VIP (or `host`) and `port`; returns the backend names that answered, in
+    /// order ("" for a failed request).
+    func curl(_ count: Int, v6: Bool = false, host: String? = nil, port: Int = 80) throws -> [String] {
+        let url = "http://\(host ?? (v6 ? "[\(vipV6)]" : vipV4)):\(port)/name"
         let args = ["ip", "netns", "exec", client, "curl", "-s", "-m", "3", "-H", "Connection: close", "-w", "=%{http_code};"] + Array(repeating: url, count: count)
         let r = try sh(args, timeout: 120)
         // Each transfer prints "NAME\n=200;" (just "=000;" when it failed).
@@ -112,6 +113,33 @@ final class BalancerLab: RouterLab {
             let parts = transfer.split(separator: "=", omittingEmptySubsequences: false)
             return parts.count == 2 && parts[1] == "200" ? parts[0].trimmingCharacters(in: .whitespacesAndNewlines) : ""
         }
+    }
+
+    /// `count` datagrams to the VIP's `port`, each from a connected socket of its own;
+    /// returns for each "refused" (an ICMP port unreachable reached the socket),
+    /// "timeout", or the answer.
+    func connectedUDP(_ count: Int, port: Int, v6: Bool = false) throws -> [String] {
+        let script = """
+            import socket, sys, json
+            vip, port, n = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+            out = []
+            for i in range(n):
+                s = socket.socket(socket.AF_INET6 if ":" in vip else socket.AF_INET, socket.SOCK_DGRAM)
+                s.settimeout(2)
+                s.connect((vip, port))
+                s.send(b"hello")
+                try:
+                    out.append(s.recv(2048).decode())
+                except ConnectionRefusedError:
+                    out.append("refused")
+                except socket.timeout:
+                    out.append("timeout")
+                s.close()
+            print(json.dumps(out))
+            """
+        let r = try sh(["ip", "netns", "exec", client, "python3", "-c", script, v6 ? vipV6 : vipV4, String(port), String(count)], timeout: 120)
+        guard case .array(let items) = try JSONParser.parse(r.out) else { throw Lab.LabError(message: "udp client: \(r.out) \(r.err)") }
+        return items.map { if case .string(let s) = $0 { return s }; return "" }
     }
 
     /// `count` UDP datagrams to the VIP, each from a socket of its own; returns the

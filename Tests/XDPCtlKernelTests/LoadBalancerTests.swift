@@ -108,25 +108,34 @@ extension LoadedProgram {
         }
     }
 
-    /// The connection entry of a flow in dp_lb_ct (or dp_lb_half).
-    func connection(_ table: String, client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) throws -> dp_lb_conn? {
-        try object.map(table).lookup(flowKey(client: client, port: port, vip: vip, vipPort: vipPort, proto: proto), as: dp_lb_conn.self)
+    /// The client's entry of a load-balanced connection, in dp_ct (or, `new`, dp_ct_new).
+    func connection(new: Bool = false, client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) throws -> dp_ct_entry? {
+        try object.map(new ? DP_MAP_CT_NEW : DP_MAP_CT).lookup(flowKey(client: client, port: port, vip: vip, vipPort: vipPort, proto: proto),
+                                                              as: dp_ct_entry.self)
     }
 
-    /// Puts a TCP flow to the VIP 10.50.100.1:80 in the connection table, on backend slot `backend`.
+    /// Puts an established TCP connection to the VIP 10.50.100.1:80 (load balancer "web",
+    /// VIP slot 1) in the connection table, on backend slot `backend` (web's backends in
+    /// order from slot 1): the client's entry and the reply's, as the data path makes them
+    /// on the test run's interface (the namespace's loopback).
     @discardableResult
-    func establish(client: String, port: UInt16, backend: UInt32) throws -> dp_lb_flow {
-        let flow = flowKey(client: client, port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
-        var conn = dp_lb_conn()
-        (conn.backend, conn.epoch, conn.vip) = (backend, 1, 1)
-        try object.map(DP_MAP_LB_CT).update(flow, conn)
-        return flow
+    func establish(client: String, port: UInt16, backend: UInt32) throws -> dp_ct_key {
+        let key = flowKey(client: client, port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+        let to = flowKey(client: client, port: port, vip: "\(LoadBalancerTests.web.backends[Int(backend) - 1].address)", vipPort: 8080, proto: 6)
+        var e = dp_ct_entry()
+        (e.state, e.kind, e.rule, e.ifindex, e.epoch, e.vip) = (UInt8(DP_CT_ESTABLISHED.rawValue), UInt8(DP_CT_LB.rawValue), backend, 1, 1, 1)
+        (e.created_ns, e.seen_ns) = (Dataplane.monotonicNow(), Dataplane.monotonicNow())
+        e.to = to
+        try object.map(DP_MAP_CT).update(key, e)
+        (e.to, e.reply, e.rewrites_src) = (key.reversed, 1, 1)
+        try object.map(DP_MAP_CT).update(to.reversed, e)
+        return key
     }
 }
 
 /// A connection-table key: the client's packet to the VIP as it arrives.
-func flowKey(client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) -> dp_lb_flow {
-    var key = dp_lb_flow()
+func flowKey(client: String, port: UInt16, vip: String, vipPort: UInt16, proto: UInt8) -> dp_ct_key {
+    var key = dp_ct_key()
     let c = IPAddress(client)!
     key.src = c.tuple
     key.dst = IPAddress(vip)!.tuple
@@ -200,18 +209,18 @@ struct LoadBalancerTests {
             let expected = Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.syn)), egressMAC: ns.egressMAC)
             #expect(r.output == expected, "output \(r.output)\nexpected \(expected)")
             #expect(Checksums.valid(r.output))
-            let half = try p.connection(DP_MAP_LB_HALF, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
-            #expect(half?.epoch == 1 && half?.vip == 1)
-            #expect(try p.connection(DP_MAP_LB_CT, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
+            let half = try p.connection(new: true, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+            #expect(half?.epoch == 1 && half?.vip == 1 && half?.kind == UInt8(DP_CT_LB.rawValue) && half?.state == UInt8(DP_CT_NEW.rawValue))
+            #expect(try p.connection(client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
 
             // The handshake's ACK moves it to the connection table and counts a connection.
             let ackIn = Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.ack)))
             let ackOut = try p.run(ackIn)
             #expect(ackOut.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.ack)), egressMAC: ns.egressMAC))
-            #expect(try p.connection(DP_MAP_LB_HALF, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
-            let conn = try p.connection(DP_MAP_LB_CT, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
-            #expect(conn?.backend == half?.backend)
-            let slot = half!.backend
+            #expect(try p.connection(new: true, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
+            let conn = try p.connection(client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+            #expect(conn?.rule == half?.rule && conn?.state == UInt8(DP_CT_ESTABLISHED.rawValue))
+            let slot = half!.rule
             let bs = try p.lbCounters(DP_MAP_LB_BSTATS, slot), vs = try p.lbCounters(DP_MAP_LB_VSTATS, 1)
             #expect(bs.packets == 2 && bs.connections == 1 && bs.bytes == UInt64(input.count + ackIn.count))
             #expect(vs.packets == 2 && vs.connections == 1 && vs.no_backend == 0)
@@ -257,15 +266,22 @@ struct LoadBalancerTests {
         }
     }
 
-    @Test("replies from a backend leave with the VIP as source (TCP, UDP, UDP without checksum, IPv6)")
+    @Test("replies on a connection the balancer made leave with the VIP as source (TCP, UDP, UDP without checksum, IPv6)")
     func replies() throws {
         try withProgram([Self.web, Self.web6, Self.dns]) { p, ns in
+            // The clients' first packets make the connections.
+            let v4 = Self.pick(Self.web, client: "10.50.0.2", port: 40000).address, v6 = Self.pick(Self.web6, client: "fd50::2", port: 40000).address
+            for first in [Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 40000, dst: 80, flags: Self.syn)),
+                          Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.53", .udp(src: 40000, dst: 53)),
+                          Self.b.ipv6(src: "fd50::2", dst: "fd50:100::1", .tcp(src: 40000, dst: 80, flags: Self.syn))] {
+                #expect(try p.run(Checksums.filled(first)).returnValue == DP_VERDICT_REDIRECT.rawValue)
+            }
             let cases: [([UInt8], [UInt8])] = [
-                (Self.b.ipv4(src: "10.51.1.3", dst: "10.50.0.2", .tcp(src: 8080, dst: 40000, flags: Self.syn | Self.ack)),
+                (Self.b.ipv4(src: "\(v4)", dst: "10.50.0.2", .tcp(src: 8080, dst: 40000, flags: Self.syn | Self.ack)),
                  Self.b.ipv4(src: "10.50.100.1", dst: "10.50.0.2", .tcp(src: 80, dst: 40000, flags: Self.syn | Self.ack))),
                 (Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .udp(src: 5353, dst: 40000)),
                  Self.b.ipv4(src: "10.50.100.53", dst: "10.50.0.2", .udp(src: 53, dst: 40000))),
-                (Self.b.ipv6(src: "fd51::2", dst: "fd50::2", .tcp(src: 8080, dst: 40000, flags: Self.ack)),
+                (Self.b.ipv6(src: "\(v6)", dst: "fd50::2", .tcp(src: 8080, dst: 40000, flags: Self.ack)),
                  Self.b.ipv6(src: "fd50:100::1", dst: "fd50::2", .tcp(src: 80, dst: 40000, flags: Self.ack))),
             ]
             for (input, output) in cases {
@@ -279,9 +295,32 @@ struct LoadBalancerTests {
             expected[14 + 20 + 6] = 0
             expected[14 + 20 + 7] = 0
             #expect(bare.output == expected)
-            // The same backend address on a port it does not serve: not a reply.
-            let other = Checksums.filled(Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 22, dst: 40000, flags: Self.ack)))
-            #expect(try p.run(other).output == other)
+            // The same backend address on a port it does not serve: not a reply. Nor is
+            // its service port on a connection the balancer did not make (a client that
+            // talks to the backend straight through this host).
+            for other in [Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 22, dst: 40000, flags: Self.ack)),
+                          Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 8080, dst: 40999, flags: Self.syn | Self.ack)),
+                          Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .udp(src: 5353, dst: 40999))].map(Checksums.filled) {
+                let r = try p.run(other)
+                #expect(r.returnValue == DP_VERDICT_PASS.rawValue && r.output == other)
+            }
+        }
+    }
+
+    @Test("one backend serves two VIPs: each connection's replies leave from its own VIP")
+    func backendOfTwoVIPs() throws {
+        let backend = [LoadBalancer.Backend(address: IPAddress("10.51.1.2")!, port: 8080)]
+        let a = LoadBalancer(name: "a", vip: IPAddress("10.50.100.1")!, proto: .tcp, port: 80, backends: backend)
+        let b = LoadBalancer(name: "b", vip: IPAddress("10.50.100.2")!, proto: .tcp, port: 443, backends: backend)
+        try withProgram([a, b]) { p, ns in
+            for (vip, port, client) in [("10.50.100.1", UInt16(80), UInt16(40001)), ("10.50.100.2", 443, 40002)] {
+                let first = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: vip, .tcp(src: client, dst: port, flags: Self.syn))))
+                #expect(first.returnValue == DP_VERDICT_REDIRECT.rawValue)
+            }
+            for (vip, port, client) in [("10.50.100.1", UInt16(80), UInt16(40001)), ("10.50.100.2", 443, 40002)] {
+                let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 8080, dst: client, flags: Self.syn | Self.ack))))
+                #expect(r.output == Self.forwarded(Self.b.ipv4(src: vip, dst: "10.50.0.2", .tcp(src: port, dst: client, flags: Self.syn | Self.ack)), egressMAC: ns.egressMAC))
+            }
         }
     }
 
@@ -311,7 +350,7 @@ struct LoadBalancerTests {
         }
     }
 
-    @Test("a connection whose backend was removed (epoch 0) is balanced afresh and stays established")
+    @Test("a connection whose backend was removed (epoch 0) is balanced afresh")
     func removedBackend() throws {
         try withProgram([Self.web]) { p, ns in
             let port: UInt16 = 47000
@@ -322,8 +361,12 @@ struct LoadBalancerTests {
             let backend = Self.pick(Self.web, client: "10.50.0.2", port: port)
             let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.ack))))
             #expect(r.output == Self.forwarded(Self.b.ipv4(src: "10.50.0.2", dst: "\(backend.address)", .tcp(src: port, dst: 8080, flags: Self.ack)), egressMAC: ns.egressMAC))
-            let moved = try p.connection(DP_MAP_LB_CT, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
-            #expect(moved != nil && moved?.backend != 3 && moved?.epoch == 1)
+            let moved = try p.connection(new: true, client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6)
+            #expect(moved != nil && moved?.rule != 3 && moved?.epoch == 1)
+            #expect(try p.connection(client: "10.50.0.2", port: port, vip: "10.50.100.1", vipPort: 80, proto: 6) == nil)
+            // The old backend's replies are no longer translated.
+            let late = Checksums.filled(Self.b.ipv4(src: "10.51.1.4", dst: "10.50.0.2", .tcp(src: 8080, dst: port, flags: Self.ack)))
+            #expect(try p.run(late).output == late)
         }
     }
 
@@ -340,11 +383,11 @@ struct LoadBalancerTests {
 
 @Suite("Kernel: a SYN flood against the connection table", .serialized)
 struct SynFloodTests {
-    @Test("200,000 SYNs from new sources fill only the half-open table: 1,000 established connections all stay")
+    @Test("200,000 SYNs from new sources fill only the table of new connections: 1,000 established connections all stay")
     func synFloodKeepsConnections() throws {
         let program = try LoadedProgram.load()
         try program.installBalancers([LoadBalancerTests.web])
-        let table = try program.object.map(DP_MAP_LB_CT)
+        let table = try program.object.map(DP_MAP_CT)
         let flows = try (0..<1000).map { i in
             try program.establish(client: "10.60.\(i / 250).\(i % 250 + 1)", port: 40000, backend: UInt32(1 + i % 2))
         }
@@ -358,10 +401,10 @@ struct SynFloodTests {
         _ = try TestRun.run(programFD: try wrapper.programFD("restore_run"), packet: syn, repeat: 200_000)
 
         var kept = 0
-        for flow in flows where try table.lookup(flow, as: dp_lb_conn.self) != nil { kept += 1 }
+        for flow in flows where try table.lookup(flow, as: dp_ct_entry.self) != nil { kept += 1 }
         #expect(kept == 1000, "established connections left: \(kept) of 1000")
-        let halfOpen = try program.object.map(DP_MAP_LB_HALF).keys(as: dp_lb_flow.self).count
-        #expect(halfOpen > Int(DP_LB_HALF_OPEN_MAX) / 2, "the flood went to the half-open table: \(halfOpen) entries")
+        let halfOpen = try program.object.map(DP_MAP_CT_NEW).keys(as: dp_ct_key.self).count
+        #expect(halfOpen > Int(DP_CT_NEW_MAX) / 2, "the flood went to the table of new connections: \(halfOpen) entries")
         let balanced = try program.lbCounters(DP_MAP_LB_VSTATS, 1)
         #expect(balanced.packets == 200_000 && balanced.connections == 0, "\(balanced.packets) SYNs balanced, \(balanced.connections) connections")
     }

@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define DP_ABI_VERSION 4
+#define DP_ABI_VERSION 5
 
 /* ---- limits (overridable at build time) -------------------------------------- */
 
@@ -72,17 +72,6 @@
 #ifndef DP_LB_MAX_BACKENDS
 #define DP_LB_MAX_BACKENDS 4096
 #endif
-/* Connections per interface: established, and half-open (seen one packet of). */
-#ifndef DP_LB_CT_MAX
-#define DP_LB_CT_MAX 131072
-#endif
-#ifndef DP_LB_HALF_OPEN_MAX
-#define DP_LB_HALF_OPEN_MAX 32768
-#endif
-/* Backend endpoints whose replies are translated back, over all interfaces. */
-#ifndef DP_LB_MAX_ENDPOINTS
-#define DP_LB_MAX_ENDPOINTS 16384
-#endif
 /* Maglev entries per generation, all VIPs of an interface together. */
 #ifndef DP_LB_MAX_RING
 #define DP_LB_MAX_RING (1U << 24)
@@ -108,13 +97,14 @@
 #endif
 /* Ports tried for a new SNAT mapping before the packet is dropped as nat_no_port. */
 #define DP_NAT_PORT_TRIES 32
-/* Connection-table entries per interface (two per connection): established (a reply
- * was seen), and new (unreplied). */
+/* Connection-table entries, one table for all interfaces (two entries per connection):
+ * established (answered; for the load balancer, the client's second packet seen), and
+ * new. */
 #ifndef DP_CT_MAX
-#define DP_CT_MAX 131072
+#define DP_CT_MAX 262144
 #endif
 #ifndef DP_CT_NEW_MAX
-#define DP_CT_NEW_MAX 32768
+#define DP_CT_NEW_MAX 65536
 #endif
 /* Datagrams whose later fragments NAT translates as their first one was, per interface. */
 #ifndef DP_NAT_FRAG_MAX
@@ -142,13 +132,10 @@
 #define DP_MAP_LB_BACKENDS "dp_lb_backends"
 #define DP_MAP_LB_VSTATS  "dp_lb_vstats"
 #define DP_MAP_LB_BSTATS  "dp_lb_bstats"
-#define DP_MAP_LB_CT      "dp_lb_ct"
-#define DP_MAP_LB_HALF    "dp_lb_half"
-#define DP_MAP_LB_REPLY   "dp_lb_reply"    /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_LB_VPORTS  "dp_lb_vports"
 #define DP_MAP_LB_RPORTS  "dp_lb_rports"   /* shared by all interfaces: pinned at the pin root */
-#define DP_MAP_CT         "dp_ct"
-#define DP_MAP_CT_NEW     "dp_ct_new"
+#define DP_MAP_CT         "dp_ct"          /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_CT_NEW     "dp_ct_new"      /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_NAT_SNAT   "dp_nat_snat"
 #define DP_MAP_NAT_DNAT   "dp_nat_dnat"
 #define DP_MAP_NAT_STATS  "dp_nat_stats"
@@ -422,19 +409,22 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
  * backend's slot before the first generation that uses it, and sets its epoch to 0 when
  * the backend is removed. A slot's epoch is the generation that gave it to its backend.
  *
- * Connections: dp_lb_half (LRU) holds flows seen once; a flow's next packet from the
- * client (for TCP: one without SYN) moves it to dp_lb_ct (LRU), so a flood of spoofed
- * first packets only churns the half-open table. A connection names its backend by
- * slot and epoch: an entry whose epoch is no longer its slot's (the backend was removed)
- * is balanced afresh. Entries are keyed by the packet's own addresses and ports.
+ * Connections live in the connection table (see "NAT and the connection table"), two
+ * entries each of kind DP_CT_LB: the client's (client to VIP; it leaves for the backend)
+ * and the backend's replies' (backend to client; they leave from the VIP). Both are
+ * served at XDP ingress: the client's entry on the interface that balanced it, the
+ * reply's on whichever interface the reply arrives at. A connection starts in dp_ct_new
+ * and moves to dp_ct with the client's second packet (for TCP, one without SYN), so a
+ * flood of spoofed first packets only churns dp_ct_new. Its entry names the backend by
+ * slot and epoch: one whose epoch is no longer its slot's (the backend was removed) is
+ * balanced afresh. A TCP SYN for a tuple of an established connection opens a new one.
+ * Only replies of connections the balancer made are translated, so one backend
+ * endpoint may serve several VIPs, and traffic to a backend straight through the LB
+ * host passes untouched.
  *
- * Replies: dp_lb_reply, one HASH for all interfaces, maps a backend endpoint to its
- * VIP endpoint; a packet from a backend endpoint gets the VIP as its source. A backend
- * endpoint therefore serves one VIP (apply refuses anything else).
- *
- * Port filters spare most packets both hash lookups: bit p of dp_lb_vports (per
+ * Port filters spare most packets the connection lookup: bit p of dp_lb_vports (per
  * interface) is set when a VIP of the interface has destination port p, bit p of
- * dp_lb_rports (shared) when a backend endpoint answers from source port p; each is an
+ * dp_lb_rports (shared) when a backend answers from source port p; each is an
  * ARRAY[DP_LB_PORT_WORDS] of __u32, bit p being bit p % 32 of word p / 32. A clear bit
  * skips the lookup, a set one only says "look". Apply sets the bits of both the old and
  * the new generation before the swap and clears the old ones' after it.
@@ -465,29 +455,8 @@ struct dp_lb_backend {
 };
 _Static_assert(sizeof(struct dp_lb_backend) == 24, "dp_lb_backend changed: bump DP_ABI_VERSION");
 
-/* Key of dp_lb_ct and dp_lb_half: the client's packet as it arrives. */
-struct dp_lb_flow {
-	__u32 src[4];
-	__u32 dst[4];
-	__u16 sport;
-	__u16 dport;
-	__u8 proto;
-	__u8 family;
-	__u8 pad[2];
-};
-_Static_assert(sizeof(struct dp_lb_flow) == 40, "dp_lb_flow changed: bump DP_ABI_VERSION");
-
-struct dp_lb_conn {
-	__u32 backend;    /* slot in dp_lb_backends */
-	__u32 epoch;      /* the slot's epoch when the flow was balanced */
-	__u32 vip;        /* the VIP's counter slot */
-	__u32 pad;
-	__u64 created_ns; /* bpf_ktime_get_coarse_ns() when the flow was balanced */
-};
-_Static_assert(sizeof(struct dp_lb_conn) == 24, "dp_lb_conn changed: bump DP_ABI_VERSION");
-
 /* dp_lb_vstats: PERCPU_ARRAY[DP_LB_MAX_VIPS]; dp_lb_bstats: PERCPU_ARRAY[DP_LB_MAX_BACKENDS].
- * packets/bytes: client packets forwarded; connections: flows that entered dp_lb_ct;
+ * packets/bytes: client packets forwarded; connections: flows that became established;
  * no_backend (VIPs only): new flows dropped because no backend takes new flows. */
 struct dp_lb_stats {
 	__u64 packets;
@@ -534,14 +503,18 @@ _Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI
  * public endpoint (dst, dst_port, proto, family) to its dp_nat_dnat target, read at XDP
  * ingress. dp_nat_stats: PERCPU_ARRAY[DP_NAT_MAX_RULES] of dp_nat_stats by rule slot.
  *
- * Connections: two entries each, keyed by a packet's tuple as it arrives at the hook that
- * translates it (dp_ct_key): the original direction's, and the reply's (the translated
- * tuple reversed). Each entry holds the tuple its packets leave with, and which side it
- * rewrites: an entry that rewrites the source (SNAT out, DNAT replies) serves tc egress,
- * one that rewrites the destination (DNAT in, SNAT replies) XDP ingress. ICMP echo uses
- * the identifier as both ports. A connection starts in dp_ct_new (LRU_HASH[DP_CT_NEW_MAX])
- * and moves to dp_ct (LRU_HASH[DP_CT_MAX]) with the first reply, so a flood of new flows
- * only churns dp_ct_new and never evicts a connection that was answered.
+ * Connections (NAT's and the load balancer's): two entries each, keyed by a packet's
+ * tuple as it arrives at the hook that translates it (dp_ct_key): the original
+ * direction's, and the reply's (the translated tuple reversed). Each entry holds the
+ * tuple its packets leave with, which side it rewrites, and the interface whose rules
+ * made it. A NAT entry that rewrites the source (SNAT out, DNAT replies) serves that
+ * interface's tc egress, one that rewrites the destination (DNAT in, SNAT replies) its
+ * XDP ingress; load-balancer entries are served at XDP ingress (see the load balancers
+ * above). ICMP echo uses the identifier as both ports. The two tables are shared by
+ * every interface's programs (pinned at the pin root). A connection starts in dp_ct_new
+ * (LRU_HASH[DP_CT_NEW_MAX]) and moves to dp_ct (LRU_HASH[DP_CT_MAX]) with the first
+ * reply, so a flood of new flows only churns dp_ct_new and never evicts a connection
+ * that was answered.
  *
  * Expiry is lazy: an entry idle past its state's timeout (DP_CT_TIMEOUT_*, seconds) is
  * treated as absent, unless the other direction's entry is still live. A SNAT port is
@@ -567,6 +540,7 @@ enum dp_ct_state {
 enum dp_ct_kind {
 	DP_CT_SNAT = 1,
 	DP_CT_DNAT = 2,
+	DP_CT_LB = 3,
 };
 
 /* A packet's tuple: addresses and ports as host-order words (IPv4 in word 0). */
@@ -587,13 +561,17 @@ struct dp_ct_entry {
 	__u8 kind;      /* enum dp_ct_kind */
 	__u8 reply;     /* 1: the reply direction's entry */
 	__u8 rewrites_src; /* 1: rewrites the source (tc egress); 0: the destination (XDP) */
-	__u32 rule;     /* the NAT rule's counter slot */
+	__u32 rule;     /* NAT: the rule's counter slot; load balancer: the backend's slot */
+	__u32 ifindex;  /* the interface whose rules made the connection */
+	__u32 epoch;    /* load balancer: the backend slot's epoch when it was balanced */
+	__u32 vip;      /* load balancer: the VIP's counter slot */
+	__u32 pad;
 	__u64 created_ns; /* bpf_ktime_get_coarse_ns() */
 	__u64 seen_ns;    /* the last packet this way */
 	__u64 packets;    /* this way */
 	__u64 bytes;
 };
-_Static_assert(sizeof(struct dp_ct_entry) == 80, "dp_ct_entry changed: bump DP_ABI_VERSION");
+_Static_assert(sizeof(struct dp_ct_entry) == 96, "dp_ct_entry changed: bump DP_ABI_VERSION");
 
 struct dp_nat_snat {
 	__u32 count;    /* header only */

@@ -19,6 +19,7 @@ struct dp_pkt {
 	__u8 icmp_kind;           /* enum dp_icmp_kind */
 	__u8 frag;                /* enum dp_frag */
 	__u32 frag_id;            /* a fragment's identification (IPv4: 16 bits), host order */
+	__u32 ifindex;            /* the interface the hook runs on */
 };
 
 enum dp_frag {

@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
- * conntrack.h — the connection table the XDP and tc programs of an interface share: two
- * entries per connection (original and reply direction), states, lazy expiry, and the
- * move from the new table to the established one on the first reply. See xdpctl_abi.h,
- * "NAT and the connection table".
+ * conntrack.h — the connection table of NAT and the load balancer, which every XDP and tc
+ * program shares: two entries per connection (original and reply direction), states,
+ * lazy expiry, and the move from the new table to the established one on the first
+ * reply (for the load balancer, the client's second packet). See xdpctl_abi.h, "NAT and
+ * the connection table".
  */
 #ifndef DP_CONNTRACK_H
 #define DP_CONNTRACK_H
@@ -140,40 +141,52 @@ static __always_inline int ct_vacant(const struct dp_ct_key *k, __u64 now)
 	return 1;
 }
 
-/* Opens a connection for packets *k that leave as *to, answered by packets *rk (*to
+/* Who opens a connection: its kind, rule (NAT) or backend slot and epoch and VIP (load
+ * balancer), and interface. */
+struct ct_origin {
+	__u32 kind;
+	__u32 rule;
+	__u32 ifindex;
+	__u32 epoch;
+	__u32 vip;
+};
+
+/* Opens a connection for packets *k, answered by packets *rk (so *k leaves as *rk
  * reversed), with its first packet of `len` bytes: the reply entry first, which fails
- * (-1) when another CPU took its key meanwhile. One entry on the stack serves as both
- * (the stack is small). */
-static __always_inline int ct_open(const struct dp_ct_key *k, const struct dp_ct_key *to, const struct dp_ct_key *rk,
-				   __u8 kind, __u32 rule, __u64 now, __u32 len)
+ * (-1) when its key is taken (by another CPU meanwhile, or an entry not yet known dead).
+ * One entry on the stack serves as both (the stack is small). */
+static __always_inline int ct_open(const struct dp_ct_key *k, const struct dp_ct_key *rk, const struct ct_origin *o,
+				   __u64 now, __u32 len)
 {
 	struct dp_ct_entry e = {};
 
 	ct_reverse(k, &e.to);
 	e.state = DP_CT_NEW;
-	e.kind = kind;
+	e.kind = o->kind;
 	e.reply = 1;
-	e.rewrites_src = kind == DP_CT_DNAT;
-	e.rule = rule;
+	e.rewrites_src = o->kind != DP_CT_SNAT;
+	e.rule = o->rule;
+	e.ifindex = o->ifindex;
+	e.epoch = o->epoch;
+	e.vip = o->vip;
 	e.created_ns = now; /* seen_ns 0: until a reply, the original entry keeps it alive */
 	if (bpf_map_update_elem(&dp_ct_new, rk, &e, BPF_NOEXIST))
 		return -1;
-	e.to = *to;
+	ct_reverse(rk, &e.to);
 	e.reply = 0;
-	e.rewrites_src = kind == DP_CT_SNAT;
+	e.rewrites_src = o->kind == DP_CT_SNAT;
 	e.seen_ns = now;
 	e.packets = 1;
 	e.bytes = len;
 	return bpf_map_update_elem(&dp_ct_new, k, &e, BPF_ANY) ? -1 : 0;
 }
 
-/* Moves the entry of *k (in dp_ct_new) to dp_ct with `state`. */
-static __always_inline void ct_promote(const struct dp_ct_key *k, const struct dp_ct_entry *e, __u8 state)
+/* Moves the entry of *k (in dp_ct_new) to dp_ct with `state`, copied from the map's own
+ * value (a copy on the stack would cost every caller's chain 96 bytes). */
+static __always_inline void ct_promote(const struct dp_ct_key *k, struct dp_ct_entry *e, __u8 state)
 {
-	struct dp_ct_entry copy = *e;
-
-	copy.state = state;
-	bpf_map_update_elem(&dp_ct, k, &copy, BPF_ANY);
+	e->state = state;
+	bpf_map_update_elem(&dp_ct, k, e, BPF_ANY);
 	bpf_map_delete_elem(&dp_ct_new, k);
 }
 
@@ -199,7 +212,9 @@ static __noinline void ct_transition(const struct dp_ct_key *k, struct dp_ct_ent
 
 /* Accounts a packet of entry e (of key *k) and moves the connection's state on: TCP RST
  * closes, FIN starts closing, a SYN reopens a closed tuple; the first reply establishes
- * it. Both entries keep the same state. */
+ * it, or for the load balancer the client's second packet (for TCP, one without SYN):
+ * its replies may bypass it, and a backend's SYN-ACK to a spoofed SYN must not move the
+ * flow out of the table of new connections. Both entries keep the same state. */
 static __always_inline void ct_seen(const struct dp_ct_key *k, struct dp_ct_entry *e, int fresh,
 				    const struct dp_pkt *p, __u64 now)
 {
@@ -215,11 +230,12 @@ static __always_inline void ct_seen(const struct dp_ct_key *k, struct dp_ct_entr
 			next = DP_CT_CLOSED;
 		else if (f & CT_TCP_FIN)
 			next = state == DP_CT_CLOSED ? state : DP_CT_CLOSING;
-		else if ((f & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN && !e->reply && state >= DP_CT_CLOSING)
-			next = DP_CT_NEW;
-		else if (e->reply && state == DP_CT_NEW)
+		else if ((f & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN) {
+			if (!e->reply && state >= DP_CT_CLOSING)
+				next = DP_CT_NEW;
+		} else if (state == DP_CT_NEW && (e->kind == DP_CT_LB ? !e->reply : e->reply))
 			next = DP_CT_ESTABLISHED;
-	} else if (e->reply && state == DP_CT_NEW) {
+	} else if (state == DP_CT_NEW && (e->kind == DP_CT_LB ? !e->reply && e->packets > 1 : e->reply)) {
 		next = DP_CT_ESTABLISHED;
 	}
 	if (next != state)

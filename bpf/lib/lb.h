@@ -1,15 +1,18 @@
 /* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
 /*
  * lb.h — L4 load balancing: a packet to a VIP goes to the backend its connection already
- * has, else to the one the VIP's Maglev table picks for the flow's hash; a packet from a
- * backend endpoint is a reply to translate back to its VIP. See xdpctl_abi.h for the
- * tables and the connection lifecycle (half-open, established, stale).
+ * has, else to the one the VIP's Maglev table picks for the flow's hash; a backend's
+ * reply on a connection the balancer made leaves from the VIP. Connections live in the
+ * shared connection table (conntrack.h). See xdpctl_abi.h for the tables and the
+ * connection lifecycle (new, established, stale).
  */
 #ifndef DP_LB_H
 #define DP_LB_H
 
 #include <linux/in.h>
 #include "common.h"
+#include "conntrack.h"
+#include "rewrite.h"
 
 struct dp_lb_vip_table {
 	__uint(type, BPF_MAP_TYPE_HASH);
@@ -68,31 +71,6 @@ struct {
 } dp_lb_bstats SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DP_LB_CT_MAX);
-	__type(key, struct dp_lb_flow);
-	__type(value, struct dp_lb_conn);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} dp_lb_ct SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, DP_LB_HALF_OPEN_MAX);
-	__type(key, struct dp_lb_flow);
-	__type(value, struct dp_lb_conn);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} dp_lb_half SEC(".maps");
-
-/* One for all interfaces: the control plane points its pin at the pin root. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, DP_LB_MAX_ENDPOINTS);
-	__type(key, struct dp_lb_endpoint);
-	__type(value, struct dp_lb_endpoint);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} dp_lb_reply SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DP_LB_PORT_WORDS);
 	__type(key, __u32);
@@ -108,7 +86,7 @@ struct {
 	__type(value, struct dp_fwd_hop);
 } dp_lb_hops SEC(".maps");
 
-/* One for all interfaces, as dp_lb_reply. */
+/* One for all interfaces: the control plane points its pin at the pin root. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, DP_LB_PORT_WORDS);
@@ -127,8 +105,8 @@ static __always_inline int lb_port_listed(void *filter, __u32 port)
 }
 
 enum lb_step {
-	LB_NOT_VIP = 0,   /* not for a VIP of this interface */
-	LB_FORWARD,       /* rewrite to *backend and forward */
+	LB_NOT_VIP = 0,   /* not for the load balancer */
+	LB_FORWARD,       /* rewrite to *t and forward */
 	LB_NO_BACKEND,    /* a new flow to a VIP no backend takes */
 };
 
@@ -161,29 +139,21 @@ static __always_inline __u32 lb_hash(const struct dp_pkt *p)
 	return h ^ (h >> 16);
 }
 
-static __always_inline void lb_endpoint(struct dp_lb_endpoint *e, const struct dp_pkt *p, int dst)
+/* A TCP SYN opens a connection, whatever the table holds for its tuple. */
+static __always_inline int lb_opens(const struct dp_pkt *p)
 {
-	int base = dst ? DP_FW_F_DST0 : DP_FW_F_SRC0;
-
-#pragma unroll
-	for (int i = 0; i < 4; i++)
-		e->addr[i] = p->key[base + i];
-	e->port = p->key[dst ? DP_FW_F_DPORT : DP_FW_F_SPORT];
-	e->proto = p->key[DP_FW_F_PROTO];
-	e->family = p->key[DP_FW_F_FAMILY];
+	return p->key[DP_FW_F_PROTO] == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
 }
 
-/* The connection's backend, while it is still the backend the connection was given. */
-static __always_inline const struct dp_lb_backend *lb_backend_of(const struct dp_lb_conn *c)
+/* The backend in `slot`, while it is still the one given out at `epoch`. */
+static __always_inline const struct dp_lb_backend *lb_backend(__u32 slot, __u32 epoch)
 {
-	__u32 slot = c->backend;
 	const struct dp_lb_backend *b = bpf_map_lookup_elem(&dp_lb_backends, &slot);
 
-	return b && b->epoch && b->epoch == c->epoch ? b : 0;
+	return b && b->epoch && b->epoch == epoch ? b : 0;
 }
 
-static __always_inline void lb_count(void *map, __u32 slot,
-				     const struct dp_pkt *p, int connection)
+static __always_inline void lb_count(void *map, __u32 slot, const struct dp_pkt *p, int connection)
 {
 	struct dp_lb_stats *s = bpf_map_lookup_elem(map, &slot);
 
@@ -194,120 +164,153 @@ static __always_inline void lb_count(void *map, __u32 slot,
 	}
 }
 
-/* Balances a packet addressed to a VIP of the generation in slot `generation` (none:
- * DP_GEN_SLOTS): on LB_FORWARD, *backend and *slot name where it goes. Not inlined: its
- * keys take stack beside the forwarding's. */
-static __noinline int lb_balance(const struct dp_pkt *p, __u32 generation,
-					       const struct dp_lb_backend **backend, __u32 *slot)
+/* Forgets the connection of entry e (key *k): both entries, in both tables. */
+static __always_inline void lb_forget(const struct dp_ct_key *k, const struct dp_ct_entry *e)
 {
-	struct dp_lb_endpoint vip_key = {};
-	struct dp_lb_flow flow = {};
-	struct dp_lb_conn *c, conn = {};
-	const struct dp_lb_backend *b = 0;
+	struct dp_ct_key rk;
+
+	ct_reverse(&e->to, &rk);
+	bpf_map_delete_elem(&dp_ct, &rk);
+	bpf_map_delete_elem(&dp_ct_new, &rk);
+	bpf_map_delete_elem(&dp_ct, k);
+	bpf_map_delete_elem(&dp_ct_new, k);
+}
+
+/* A packet of a connection the balancer made: a client's, to its backend while that is
+ * still there, or a backend's reply, from the VIP. Fills *t and returns LB_FORWARD;
+ * LB_NOT_VIP for a packet of no such connection (a client's whose backend is gone, or
+ * whose SYN reopens an established tuple, is forgotten here and balanced afresh). A
+ * global function, as lb_open: each is verified once on its own, and their frames are
+ * siblings of the forwarding's. */
+__noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
+{
+	struct dp_ct_entry *e;
+	struct dp_ct_key k;
+	__u32 slot, epoch, vip;
+	__u64 now;
+	int fresh, opens, reply, second;
+
+	if (!p || !t || ct_key_of(p, &k))
+		return LB_NOT_VIP;
+	now = bpf_ktime_get_coarse_ns();
+	e = ct_find(&k, now, &fresh);
+	if (!e || e->kind != DP_CT_LB)
+		return LB_NOT_VIP;
+	reply = e->reply;
+	slot = e->rule;
+	epoch = e->epoch;
+	vip = e->vip;
+	if (reply) {
+		__builtin_memcpy(t->to.addr, e->to.src, sizeof(t->to.addr));
+		t->to.port = e->to.sport;
+		t->side = NAT_SRC;
+		t->hop = DP_NO_HOP;
+		t->tag = 0;
+	} else {
+		if (e->ifindex != p->ifindex)
+			return LB_NOT_VIP;
+		opens = lb_opens(p);
+		if ((opens && !fresh) || !lb_backend(slot, epoch)) {
+			lb_forget(&k, e);
+			return LB_NOT_VIP;
+		}
+		__builtin_memcpy(t->to.addr, e->to.dst, sizeof(t->to.addr));
+		t->to.port = e->to.dport;
+		t->side = NAT_DST;
+		t->hop = slot;
+		t->tag = epoch;
+	}
+	/* The counters are the balancing interface's: a client's packets, and as a
+	 * connection its second packet (replies may arrive elsewhere, or bypass us). */
+	second = !reply && e->packets == 1;
+	ct_seen(&k, e, fresh, p, now);
+	if (!reply) {
+		lb_count(&dp_lb_vstats, vip, p, second);
+		lb_count(&dp_lb_bstats, slot, p, second);
+	}
+	return LB_FORWARD;
+}
+
+/* Balances a new flow to a VIP of the generation in slot `generation` (none:
+ * DP_GEN_SLOTS): the backend the VIP's Maglev table picks for it, and a new connection.
+ * Fills *t and returns LB_FORWARD; LB_NOT_VIP; or LB_NO_BACKEND when no backend takes
+ * it, or when the reply tuple it would make is another live connection's (the same
+ * client address and port to the same backend through another VIP). */
+__noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_target *t)
+{
+	struct ct_origin o = { .kind = DP_CT_LB };
+	const struct dp_lb_backend *b;
 	const struct dp_lb_vip *vip;
+	struct dp_ct_key k;
+	union { /* one after the other: the stack is small */
+		struct dp_lb_endpoint vip;
+		struct dp_ct_key reply;
+	} key = {};
+	struct dp_ct_key *rk = &key.reply;
 	void *vips, *ring;
 	__u32 *entry, index;
-	int opens, stale = 0, connection = 0;
+	__u64 now;
 
-	if (!lb_port_listed(&dp_lb_vports, p->key[DP_FW_F_DPORT]))
+	if (!p || !t || ct_key_of(p, &k))
 		return LB_NOT_VIP;
-	__builtin_memcpy(flow.src, &p->key[DP_FW_F_SRC0], sizeof(flow.src));
-	__builtin_memcpy(flow.dst, &p->key[DP_FW_F_DST0], sizeof(flow.dst));
-	flow.sport = p->key[DP_FW_F_SPORT];
-	flow.dport = p->key[DP_FW_F_DPORT];
-	flow.proto = p->key[DP_FW_F_PROTO];
-	flow.family = p->key[DP_FW_F_FAMILY];
-	/* A TCP SYN opens a connection, whatever the table holds for its addresses. */
-	opens = flow.proto == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
-
-	/* An established connection needs no VIP lookup: only VIP traffic enters the table,
-	 * and a VIP that is gone took its backends (and so its connections) with it. */
-	if (!opens) {
-		c = bpf_map_lookup_elem(&dp_lb_ct, &flow);
-		if (c) {
-			b = lb_backend_of(c);
-			if (b) {
-				conn = *c;
-				goto forward;
-			}
-			stale = 1; /* its backend was removed: balance afresh, keep it established */
-		}
-	}
-
 	vips = bpf_map_lookup_elem(&dp_lb_vips, &generation);
 	if (!vips)
 		return LB_NOT_VIP;
-	lb_endpoint(&vip_key, p, 1);
-	vip = bpf_map_lookup_elem(vips, &vip_key);
+	__builtin_memcpy(key.vip.addr, k.dst, sizeof(key.vip.addr));
+	key.vip.port = k.dport;
+	key.vip.proto = k.proto;
+	key.vip.family = k.family;
+	vip = bpf_map_lookup_elem(vips, &key.vip);
 	if (!vip)
 		return LB_NOT_VIP;
-	if (opens)
-		bpf_map_delete_elem(&dp_lb_ct, &flow);
-	if (!stale) {
-		c = bpf_map_lookup_elem(&dp_lb_half, &flow);
-		if (c) {
-			b = lb_backend_of(c);
-			if (b) {
-				conn = *c;
-				if (!opens) { /* the client's second packet: established */
-					bpf_map_update_elem(&dp_lb_ct, &flow, &conn, BPF_ANY);
-					bpf_map_delete_elem(&dp_lb_half, &flow);
-					connection = 1;
-				}
-				goto forward;
-			}
-		}
-	}
-
+	o.vip = vip->slot;
 	ring = bpf_map_lookup_elem(&dp_lb_ring, &generation);
-	if (!ring || !vip->ring_size) {
-		struct dp_lb_stats *s = bpf_map_lookup_elem(&dp_lb_vstats, &vip->slot);
-
-		if (s)
-			s->no_backend++;
-		return LB_NO_BACKEND;
-	}
+	if (!ring || !vip->ring_size)
+		goto no_backend;
 	index = vip->ring_start + lb_hash(p) % vip->ring_size;
 	entry = bpf_map_lookup_elem(ring, &index);
 	if (!entry)
 		return LB_NO_BACKEND;
-	conn.backend = *entry;
-	b = bpf_map_lookup_elem(&dp_lb_backends, &conn.backend);
+	o.rule = *entry;
+	b = bpf_map_lookup_elem(&dp_lb_backends, &o.rule);
 	if (!b || !b->family)
 		return LB_NO_BACKEND;
-	conn.epoch = b->epoch;
-	conn.vip = vip->slot;
-	conn.created_ns = bpf_ktime_get_coarse_ns();
-	if (stale) {
-		bpf_map_update_elem(&dp_lb_ct, &flow, &conn, BPF_ANY);
-		connection = 1;
-	} else {
-		bpf_map_update_elem(&dp_lb_half, &flow, &conn, BPF_ANY);
-	}
-
-forward:
-	lb_count(&dp_lb_vstats, conn.vip, p, connection);
-	lb_count(&dp_lb_bstats, conn.backend, p, connection);
-	*backend = b;
-	*slot = conn.backend;
+	o.epoch = b->epoch;
+	o.ifindex = p->ifindex;
+	/* The replies: from the backend to the client. */
+	__builtin_memcpy(rk->src, b->addr, sizeof(rk->src));
+	__builtin_memcpy(rk->dst, k.src, sizeof(rk->dst));
+	rk->sport = b->port;
+	rk->dport = k.sport;
+	rk->proto = k.proto;
+	rk->family = k.family;
+	rk->pad[0] = rk->pad[1] = 0;
+	__builtin_memcpy(t->to.addr, b->addr, sizeof(t->to.addr));
+	t->to.port = b->port;
+	t->side = NAT_DST;
+	t->hop = o.rule;
+	t->tag = o.epoch;
+	now = bpf_ktime_get_coarse_ns();
+	if (ct_open(&k, rk, &o, now, p->len) && (!ct_vacant(rk, now) || ct_open(&k, rk, &o, now, p->len)))
+		goto no_backend;
+	lb_count(&dp_lb_vstats, o.vip, p, 0);
+	lb_count(&dp_lb_bstats, o.rule, p, 0);
 	return LB_FORWARD;
+
+no_backend:
+	{
+		struct dp_lb_stats *s = bpf_map_lookup_elem(&dp_lb_vstats, &o.vip);
+
+		if (s)
+			s->no_backend++;
+	}
+	return LB_NO_BACKEND;
 }
 
 /* This CPU's remembered next hop toward backend `slot`. */
 static __always_inline struct dp_fwd_hop *lb_hop(__u32 slot)
 {
 	return bpf_map_lookup_elem(&dp_lb_hops, &slot);
-}
-
-/* The VIP a packet from a backend endpoint answers for, or null. */
-static __always_inline const struct dp_lb_endpoint *lb_reply(const struct dp_pkt *p)
-{
-	struct dp_lb_endpoint key = {};
-
-	if (!lb_port_listed(&dp_lb_rports, p->key[DP_FW_F_SPORT]))
-		return 0;
-	lb_endpoint(&key, p, 0);
-	return bpf_map_lookup_elem(&dp_lb_reply, &key);
 }
 
 #endif

@@ -68,7 +68,8 @@ enum nat_connection { NAT_CT_NONE = 0, NAT_CT_OURS, NAT_CT_OTHER };
 /* A packet of a live connection, on the hook that rewrites sources (`src`) or the one
  * that rewrites destinations: when the connection's entry serves this hook, accounts the
  * packet and fills *to (the tuple it leaves with) and *rule. Returns NAT_CT_OURS;
- * NAT_CT_OTHER for an entry of the other hook (the packet is left alone); NAT_CT_NONE
+ * NAT_CT_OTHER for an entry of the other hook, another interface or the load balancer
+ * (the packet is left alone here); NAT_CT_NONE
  * when no connection has it. */
 static __always_inline int nat_connection(const struct dp_ct_key *k, const struct dp_pkt *p, int src, __u64 now,
 					  struct dp_ct_key *to, __u32 *rule)
@@ -79,7 +80,7 @@ static __always_inline int nat_connection(const struct dp_ct_key *k, const struc
 	e = ct_find(k, now, &fresh);
 	if (!e)
 		return NAT_CT_NONE;
-	if (e->rewrites_src != src)
+	if (e->rewrites_src != src || e->kind == DP_CT_LB || e->ifindex != p->ifindex)
 		return NAT_CT_OTHER;
 	*to = e->to;
 	*rule = e->rule;
@@ -142,7 +143,7 @@ struct nat_search {
 	struct dp_ct_key *to;
 	__u64 now;
 	__u32 len;
-	__u32 rule;
+	struct ct_origin origin;
 	__u32 lo;
 	__u32 range;
 	__u32 start;
@@ -165,7 +166,7 @@ static long nat_try_port(__u32 i, void *ctx)
 	if (s->to->proto == IPPROTO_ICMP || s->to->proto == IPPROTO_ICMPV6)
 		s->to->dport = port;
 	ct_reverse(s->to, &rk);
-	if (ct_vacant(&rk, s->now) && !ct_open(s->k, s->to, &rk, DP_CT_SNAT, s->rule, s->now, s->len)) {
+	if (ct_vacant(&rk, s->now) && !ct_open(s->k, &rk, &s->origin, s->now, s->len)) {
 		s->found = 1;
 		return 1;
 	}
@@ -182,22 +183,25 @@ static __always_inline __u32 nat_flow_hash(const struct dp_ct_key *k)
 	return h;
 }
 
-/* Maps a new flow *k (first packet: len bytes) leaving through the generation in `slot`
+/* Maps a new flow *k (first packet: *p) leaving through the generation in `slot`
  * to the first SNAT rule that takes it: that rule's address and a free port, and opens
  * its connection; fills *to and *rule. Returns 0; NAT_NO_RULE; or NAT_NO_PORT when no
  * port of the range was free. Not inlined: its searches take stack (and only the tc
  * program calls it). */
 enum { NAT_NO_RULE = 1, NAT_NO_PORT = 2 };
 
-static __noinline __attribute__((unused)) int nat_snat_open(const struct dp_ct_key *k, __u32 slot, __u32 len, struct dp_ct_key *to,
-				    __u32 *rule)
+static __noinline __attribute__((unused)) int nat_snat_open(const struct dp_ct_key *k, __u32 slot, const struct dp_pkt *p,
+							    struct dp_ct_key *to, __u32 *rule)
 {
 	const struct dp_nat_snat *r = nat_snat_rule(k, slot);
-	struct nat_search s = { .k = k, .to = to, .now = bpf_ktime_get_coarse_ns(), .len = len };
+	struct nat_search s = { .k = k, .to = to, .now = bpf_ktime_get_coarse_ns() };
 
-	if (!r || r->port_hi < r->port_lo)
+	if (!r || !p || r->port_hi < r->port_lo)
 		return NAT_NO_RULE;
-	*rule = s.rule = r->rule;
+	s.len = p->len;
+	s.origin.kind = DP_CT_SNAT;
+	s.origin.ifindex = p->ifindex;
+	*rule = s.origin.rule = r->rule;
 	s.lo = r->port_lo;
 	s.range = (__u32)r->port_hi - r->port_lo + 1;
 	*to = *k;
@@ -217,19 +221,20 @@ static __noinline __attribute__((unused)) int nat_snat_open(const struct dp_ct_k
 	return s.found ? 0 : NAT_NO_PORT;
 }
 
-/* Maps a new flow *k (first packet: len bytes) to the DNAT target of the generation in
+/* Maps a new flow *k (first packet: *p) to the DNAT target of the generation in
  * `slot` that its destination names, and opens its connection; fills *to and *rule.
  * Returns 0, or -1 (no rule, or its reply tuple is taken). Not inlined: its entry takes
  * stack (and only the XDP program calls it). */
-static __noinline __attribute__((unused)) int nat_dnat_open(const struct dp_ct_key *k, __u32 slot, __u32 len,
+static __noinline __attribute__((unused)) int nat_dnat_open(const struct dp_ct_key *k, __u32 slot, const struct dp_pkt *p,
 							    struct dp_ct_key *to, __u32 *rule)
 {
 	void *table = bpf_map_lookup_elem(&dp_nat_dnat, &slot);
 	struct dp_lb_endpoint public = {};
+	struct ct_origin origin = { .kind = DP_CT_DNAT };
 	const struct dp_nat_dnat *d;
 	struct dp_ct_key rk;
 
-	if (!table || k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6)
+	if (!table || !p || k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6)
 		return -1;
 	__builtin_memcpy(public.addr, k->dst, sizeof(public.addr));
 	public.port = k->dport;
@@ -241,9 +246,10 @@ static __noinline __attribute__((unused)) int nat_dnat_open(const struct dp_ct_k
 	*to = *k;
 	__builtin_memcpy(to->dst, d->to, sizeof(to->dst));
 	to->dport = d->to_port;
-	*rule = d->rule;
+	*rule = origin.rule = d->rule;
+	origin.ifindex = p->ifindex;
 	ct_reverse(to, &rk);
-	return ct_open(k, to, &rk, DP_CT_DNAT, d->rule, bpf_ktime_get_coarse_ns(), len);
+	return ct_open(k, &rk, &origin, bpf_ktime_get_coarse_ns(), p->len);
 }
 
 #endif

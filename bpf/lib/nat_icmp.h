@@ -6,9 +6,10 @@
  * every checksum, so PMTU discovery and traceroute work through NAT.
  *
  * An error about a packet X travels against X. The packets that answer X have the key
- * reverse(X); when that key is a connection's entry e on this hook, the error's outer
- * header gets e's rewrite (the destination at XDP ingress, the source at tc egress), and
- * the quote the opposite side: X becomes the packet before translation, reverse(e.to).
+ * reverse(X); when that key is a connection's entry e served on this hook, the error's
+ * outer header gets e's rewrite (its destination, or its source), and the quote the
+ * opposite side: X becomes the packet before translation, reverse(e.to). NAT's and the
+ * load balancer's connections alike.
  * Works on a linear frame from `data` to `end` (an XDP frame, or a pulled skb: ICMP
  * errors are small and their checksums complete).
  */
@@ -24,13 +25,21 @@
 #include "nat.h"
 #include "rewrite.h"
 
-/* Translates the ICMP error parsed in *p if it quotes a packet of a connection with an
- * entry on this hook (`side`: what the hook's entries rewrite). Returns the entry's rule
- * (counted), or -1 when it is about no such connection (then nothing was changed). Not
- * inlined: its keys take stack. */
-static __noinline __attribute__((unused)) int nat_icmp_error(void *data, void *end, const struct dp_pkt *p,
-							     enum nat_side side)
+/* Whether entry e serves the hook (`tc`: egress, else XDP ingress) of interface `ifindex`. */
+static __always_inline int nat_icmp_serves(const struct dp_ct_entry *e, int tc, __u32 ifindex)
 {
+	if (e->kind == DP_CT_LB)
+		return !tc;
+	return e->rewrites_src == tc && e->ifindex == ifindex;
+}
+
+/* Translates the ICMP error parsed in *p if it quotes a packet of a connection with an
+ * entry served on this hook (`tc`: egress, else XDP ingress). Returns 0 (a NAT rule's
+ * error is counted), or -1 when it is about no such connection (then nothing was
+ * changed). Not inlined: its keys take stack. */
+static __noinline __attribute__((unused)) int nat_icmp_error(void *data, void *end, const struct dp_pkt *p, int tc)
+{
+	enum nat_side side;
 	__u32 l3 = p->l3_off, l4 = p->l4_off, change = 0, d_addr, to[4], *outer, *inner_addr;
 	int v4 = p->key[DP_FW_F_FAMILY] == 4, words = v4 ? 1 : 4, pseudo;
 	__u16 *icmp_csum, *inner_port, *inner_csum, before, new_port;
@@ -78,7 +87,7 @@ static __noinline __attribute__((unused)) int nat_icmp_error(void *data, void *e
 	case IPPROTO_UDP:
 		k.dport = bpf_ntohs(*(__be16 *)ql4);
 		k.sport = bpf_ntohs(*(__be16 *)(ql4 + 2));
-		inner_port = (__u16 *)(ql4 + (side == NAT_DST ? 0 : 2));
+		inner_port = (__u16 *)ql4; /* the source port; the destination's when the entry rewrites a source */
 		inner_csum = (__u16 *)(ql4 + (proto == IPPROTO_TCP ? 16 : 6));
 		pseudo = 1;
 		break;
@@ -99,8 +108,11 @@ static __noinline __attribute__((unused)) int nat_icmp_error(void *data, void *e
 	e = bpf_map_lookup_elem(&dp_ct, &k);
 	if (!e)
 		e = bpf_map_lookup_elem(&dp_ct_new, &k);
-	if (!e || e->rewrites_src != (side == NAT_SRC))
+	if (!e || !nat_icmp_serves(e, tc, p->ifindex))
 		return -1;
+	side = e->rewrites_src ? NAT_SRC : NAT_DST;
+	if (side == NAT_SRC && (proto == IPPROTO_TCP || proto == IPPROTO_UDP))
+		inner_port++;
 	/* The outer side gets the entry's address; the quote's other side gets it too, with
 	 * the entry's port. */
 	{
@@ -151,8 +163,9 @@ static __noinline __attribute__((unused)) int nat_icmp_error(void *data, void *e
 	}
 	*inner_port = new_port;
 	csum_apply(icmp_csum, change);
-	nat_count(e->rule, p, 0, 0);
-	return e->rule;
+	if (e->kind != DP_CT_LB)
+		nat_count(e->rule, p, 0, 0);
+	return 0;
 }
 
 #endif

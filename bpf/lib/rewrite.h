@@ -26,6 +26,18 @@ enum nat_side {
 	NAT_DST = 1,
 };
 
+#define DP_NO_HOP ((__u32)~0)
+
+/* Where a translated packet goes: the new address and port of one side, and which
+ * remembered next hop to use (a backend slot whose hop must carry `tag`, or DP_NO_HOP:
+ * by destination; see forward.h). */
+struct dp_target {
+	struct dp_lb_endpoint to;
+	__u32 side; /* enum nat_side */
+	__u32 hop;
+	__u32 tag;
+};
+
 /* Where the rewrite writes in the L4 header: the checksum and the port (or identifier),
  * offsets from it; whether the pseudo-header counts. */
 struct rewrite_at {

@@ -76,13 +76,9 @@ public enum LoadBalancerCompiler {
         return words
     }
 
-    /// Backend endpoint to VIP endpoint, for translating replies, over every interface.
-    public static func replies(_ config: Config) -> [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)] {
-        config.interfaces.flatMap { iface in
-            iface.loadBalancers.flatMap { lb in
-                lb.backends.map { (endpoint($0.address, $0.port, lb.proto), endpoint(lb.vip, lb.port, lb.proto)) }
-            }
-        }
+    /// The ports backends answer from, over every interface: the reply port filter.
+    public static func replyPorts(_ config: Config) -> Set<UInt16> {
+        Set(config.interfaces.flatMap { $0.loadBalancers.flatMap { $0.backends.map(\.port) } })
     }
 
     public static func endpoint(_ address: IPAddress, _ port: UInt16, _ proto: IPProtocol) -> dp_lb_endpoint {

@@ -47,11 +47,9 @@ extension ConfigReader {
         return interfaces.map { Config(interfaces: $0) }
     }
 
-    /// A VIP is defined once per interface, and a backend endpoint serves one VIP in the
-    /// whole file: NAT tells a backend's replies apart only by its address and port. A
-    /// DNAT rule neither listens on nor sends to a VIP.
+    /// A VIP is defined once per interface. A DNAT rule neither listens on nor sends to a
+    /// VIP. (A backend may serve several VIPs: replies are translated by connection.)
     func endpoints(_ interfaces: [InterfaceConfig], _ path: JSONPath) {
-        var servedBy: [String: (path: JSONPath, lb: String)] = [:]
         let allVips = Set(interfaces.flatMap { $0.loadBalancers.map { "\($0.vipEndpoint)/\($0.proto)" } })
         for (i, iface) in interfaces.enumerated() {
             for (j, rule) in (iface.nat?.dnat ?? []).enumerated() {
@@ -73,14 +71,6 @@ extension ConfigReader {
                     fail(at.key("vip"), "\(vip) is already the VIP of load balancer \"\(other)\" on this interface; expected one load balancer per VIP address, port and protocol")
                 }
                 vips[vip] = lb.name
-                for (k, b) in lb.backends.enumerated() {
-                    let key = "\(b.endpoint)/\(lb.proto)"
-                    if let other = servedBy[key], other.lb != "\(i)/\(lb.name)" {
-                        fail(at.key("backends").index(k), "backend \(key) already serves the VIP at \(other.path); expected each backend address, port and protocol in one load balancer only (NAT maps a backend's replies back to its VIP by address and port)")
-                    } else {
-                        servedBy[key] = (at, "\(i)/\(lb.name)")
-                    }
-                }
             }
         }
     }

@@ -116,10 +116,10 @@ public struct ApplyPlan {
     public var interfaces: [InterfacePlan]
     /// Interfaces the last apply attached that the file no longer names.
     public var detach: [String]
-    /// Reply translations (backend endpoint to VIP endpoint), shared by every interface:
+    /// The ports backends answer from (the reply port filter, shared by every interface):
     /// the new config's and the running one's.
-    public var replies: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
-    public var oldReplies: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
+    public var replyPorts: Set<UInt16>
+    public var oldReplyPorts: Set<UInt16>
     /// What changes, as `diff` prints it; empty when the apply has nothing to do.
     public var changes: [String]
 }

@@ -57,7 +57,7 @@ public struct ApplyPlanner {
             + recompile.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
         return ApplyPlan(generation: generation, interfaces: interfaces,
                          detach: (old?.interfaces ?? []).map(\.name).filter { !named.contains($0) },
-                         replies: LoadBalancerCompiler.replies(config), oldReplies: oldConfig.map(LoadBalancerCompiler.replies) ?? [],
+                         replyPorts: LoadBalancerCompiler.replyPorts(config), oldReplyPorts: oldConfig.map(LoadBalancerCompiler.replyPorts) ?? [],
                          changes: changes)
     }
 

@@ -274,7 +274,7 @@ public struct ConnectionEntry: Sendable, Equatable {
     public enum State: String, Sendable {
         /// The client has sent a second packet; the flow stays on its backend.
         case established
-        /// One packet seen (a SYN, or a first datagram); kept in the half-open table.
+        /// One packet seen (a SYN, or a first datagram); kept in the table of new connections.
         case halfOpen = "half-open"
         /// Its backend was removed: the flow's next packet is balanced afresh.
         case stale

@@ -58,33 +58,16 @@ struct BalancerInstaller: Installer {
     }
 }
 
-/// The reply translations (backend endpoint to VIP endpoint) an apply installs, shared
-/// by every interface: new ones go in before the flips, stale ones leave after them.
-struct Replies {
+/// The reply port filter (dp_lb_rports, shared by every interface): the ports of the old
+/// and the new backends while an apply runs, the new ones' after it.
+struct ReplyPorts {
     var root: PinRoot
-    var new: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
-    var old: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)]
 
-    /// Writes `entries`; with `removingOthers`, removes every other entry, else leaves
-    /// them (and the source ports they listen on: `alsoListed`) in place.
-    func write(_ entries: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)], removingOthers: Bool = false,
-               alsoListed: [(backend: dp_lb_endpoint, vip: dp_lb_endpoint)] = []) throws(BPFError) {
-        let path = root.shared(DP_MAP_LB_REPLY)
-        // The maps appear with the first program loaded; without them there is nothing to translate.
+    func write(_ ports: Set<UInt16>) throws(BPFError) {
+        let path = root.shared(DP_MAP_LB_RPORTS)
+        // The map appears with the first program loaded; without it nothing is filtered.
         guard access(path, F_OK) == 0 else { return }
-        let map = try BPFMap.open(pinned: path)
-        let ports = try BPFMap.open(pinned: root.shared(DP_MAP_LB_RPORTS))
-        for e in entries { try map.update(e.backend, e.vip) }
-        try ports.fill(LoadBalancerCompiler.portWords(Set((entries + alsoListed).map(\.backend.port))))
-        guard removingOthers else { return }
-        let keep = Set(entries.map { Endpoint($0.backend) })
-        for key in try map.keys(as: dp_lb_endpoint.self) where !keep.contains(Endpoint(key)) { try map.delete(key) }
-    }
-
-    /// An endpoint as a hashable value.
-    struct Endpoint: Hashable {
-        var bytes: [UInt8]
-        init(_ e: dp_lb_endpoint) { bytes = withUnsafeBytes(of: e, Array.init) }
+        try BPFMap.open(pinned: path).fill(LoadBalancerCompiler.portWords(ports))
     }
 }
 

@@ -23,7 +23,8 @@ struct NATInstaller: Installer {
     func retire(_ stage: InterfaceStage) throws(BPFError) {
         let removed = Set(stage.plan.removedNatSlots)
         guard !removed.isEmpty else { return }
-        _ = try ConnectionTable(pinDirectory: stage.dir).remove { removed.contains($0.rule) }
+        let ifindex = UInt32(bitPattern: stage.plan.ifindex)
+        _ = try ConnectionTable(root: root).remove { $0.isNAT && $0.ifindex == ifindex && removed.contains($0.rule) }
     }
 }
 
@@ -40,23 +41,23 @@ extension Dataplane {
     }
 }
 
-/// An interface's connection table (dp_ct and dp_ct_new, xdpctl_abi.h): both entries of
-/// every connection.
+/// The connection table (dp_ct and dp_ct_new, xdpctl_abi.h) every interface's programs
+/// share, NAT's and the load balancer's: both entries of every connection.
 public struct ConnectionTable {
     let established: BPFMap
     let fresh: BPFMap
 
-    public init(pinDirectory dir: String) throws(BPFError) {
-        established = try BPFMap.open(pinned: "\(dir)/\(DP_MAP_CT)")
-        fresh = try BPFMap.open(pinned: "\(dir)/\(DP_MAP_CT_NEW)")
+    public init(root: PinRoot) throws(BPFError) {
+        established = try BPFMap.open(pinned: root.shared(DP_MAP_CT))
+        fresh = try BPFMap.open(pinned: root.shared(DP_MAP_CT_NEW))
     }
 
-    /// Every entry, with its key, from both tables.
-    public func entries() throws(BPFError) -> [(key: dp_ct_key, entry: dp_ct_entry)] {
-        var out: [(key: dp_ct_key, entry: dp_ct_entry)] = []
-        for map in [established, fresh] {
+    /// Every entry, with its key and whether it is in dp_ct_new, from both tables.
+    public func entries() throws(BPFError) -> [(key: dp_ct_key, entry: dp_ct_entry, new: Bool)] {
+        var out: [(key: dp_ct_key, entry: dp_ct_entry, new: Bool)] = []
+        for (map, new) in [(established, false), (fresh, true)] {
             for key in try map.keys(as: dp_ct_key.self) {
-                if let e: dp_ct_entry = try map.lookup(key) { out.append((key, e)) }
+                if let e: dp_ct_entry = try map.lookup(key) { out.append((key, e, new)) }
             }
         }
         return out
@@ -65,7 +66,7 @@ public struct ConnectionTable {
     /// Removes the connections (both entries) whose original entry `matches`; returns how many.
     public func remove(where matches: (dp_ct_entry) -> Bool) throws(BPFError) -> Int {
         var removed = 0
-        for (key, e) in try entries() where e.reply == 0 && matches(e) {
+        for (key, e, _) in try entries() where e.reply == 0 && matches(e) {
             for map in [established, fresh] {
                 try map.delete(key)
                 try map.delete(e.to.reversed)
@@ -74,6 +75,12 @@ public struct ConnectionTable {
         }
         return removed
     }
+}
+
+extension dp_ct_entry {
+    /// A NAT connection's entry (not the load balancer's).
+    var isNAT: Bool { kind == UInt8(DP_CT_SNAT.rawValue) || kind == UInt8(DP_CT_DNAT.rawValue) }
+    var isBalanced: Bool { kind == UInt8(DP_CT_LB.rawValue) }
 }
 
 extension dp_ct_key {

@@ -4,33 +4,31 @@ import XDPCtlBPF
 import XDPCtlCore
 
 extension Dataplane {
-    /// The connection tables of every interface with load balancers: established
-    /// connections, then half-open flows; nil when nothing is applied under the pin root.
+    /// The load balancers' connections, from the shared connection table: one per
+    /// connection, by its client's entry; nil when nothing is applied under the pin root.
     public func conntrack() throws(DataplaneError) -> [ConnectionEntry]? {
         guard let state = try reportState() else { return nil }
         let nowNs = Self.monotonicNow()
         var out: [ConnectionEntry] = []
-        for s in state.interfaces {
-            guard s.summary?.balancers.isEmpty == false else { continue }
-            let names = Dictionary(s.vipSlots.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
-            do {
+        let balancing = state.interfaces.filter { $0.summary?.balancers.isEmpty == false }
+        guard !balancing.isEmpty else { return out }
+        do {
+            let entries = try ConnectionTable(root: root).entries().filter { $0.entry.isBalanced && $0.entry.reply == 0 }
+            for s in balancing {
+                let names = Dictionary(s.vipSlots.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
                 let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: s.name))
-                for (map, established) in [(DP_MAP_LB_CT, true), (DP_MAP_LB_HALF, false)] {
-                    let table = try BPFMap.open(pinned: root.map(map, of: s.name))
-                    for key in try table.keys(as: dp_lb_flow.self) {
-                        guard let conn: dp_lb_conn = try table.lookup(key) else { continue }
-                        let b: dp_lb_backend? = try backends.lookup(conn.backend)
-                        out.append(ConnectionEntry(
-                            interface: s.name, loadBalancer: names[conn.vip] ?? "?", proto: IPProtocol(key.proto).description,
-                            client: IPAddress(family: key.family, tuple: key.src), clientPort: key.sport,
-                            vip: IPAddress(family: key.family, tuple: key.dst), vipPort: key.dport,
-                            backend: b.map { IPAddress(family: $0.family, tuple: $0.addr) }, backendPort: b?.port ?? 0,
-                            state: !established ? .halfOpen : (b?.epoch == conn.epoch && conn.epoch != 0 ? .established : .stale),
-                            ageSeconds: nowNs >= conn.created_ns ? Double(nowNs - conn.created_ns) / 1e9 : 0))
-                    }
+                for (key, e, new) in entries where e.ifindex == UInt32(bitPattern: s.ifindex) {
+                    let b: dp_lb_backend? = try backends.lookup(e.rule)
+                    out.append(ConnectionEntry(
+                        interface: s.name, loadBalancer: names[e.vip] ?? "?", proto: IPProtocol(key.proto).description,
+                        client: IPAddress(family: key.family, tuple: key.src), clientPort: key.sport,
+                        vip: IPAddress(family: key.family, tuple: key.dst), vipPort: key.dport,
+                        backend: IPAddress(family: key.family, tuple: e.to.dst), backendPort: e.to.dport,
+                        state: b?.epoch != e.epoch || e.epoch == 0 ? .stale : new ? .halfOpen : .established,
+                        ageSeconds: nowNs >= e.created_ns ? Double(nowNs - e.created_ns) / 1e9 : 0))
                 }
-            } catch { throw .kernel(error) }
-        }
+            }
+        } catch { throw .kernel(error) }
         return out
     }
 }
@@ -53,13 +51,15 @@ extension Dataplane {
         guard let state = try reportState() else { return nil }
         let now = Self.monotonicNow()
         var out: [NATConnection] = []
-        for s in state.interfaces where !s.natSlots.isEmpty {
+        let withNAT = state.interfaces.filter { !$0.natSlots.isEmpty }
+        guard !withNAT.isEmpty else { return out }
+        let entries: [(key: dp_ct_key, entry: dp_ct_entry, new: Bool)]
+        do { entries = try ConnectionTable(root: root).entries().filter { $0.entry.isNAT } } catch { throw .kernel(error) }
+        let byKey = Dictionary(entries.map { (Self.tupleID($0.key), $0.entry) }, uniquingKeysWith: { a, b in a.seen_ns >= b.seen_ns ? a : b })
+        for s in withNAT {
             let names = Dictionary(s.natSlots.map { ($0.value, $0.key) }, uniquingKeysWith: { a, _ in a })
             let kinds = Dictionary((s.summary?.nat ?? []).map { ($0.name, $0.kind) }, uniquingKeysWith: { a, _ in a })
-            let entries: [(key: dp_ct_key, entry: dp_ct_entry)]
-            do { entries = try ConnectionTable(pinDirectory: root.interface(s.name)).entries() } catch { throw .kernel(error) }
-            let byKey = Dictionary(entries.map { (Self.tupleID($0.key), $0.entry) }, uniquingKeysWith: { a, b in a.seen_ns >= b.seen_ns ? a : b })
-            for (key, e) in entries where e.reply == 0 {
+            for (key, e, _) in entries where e.reply == 0 && e.ifindex == UInt32(bitPattern: s.ifindex) {
                 let replyKey = e.to.reversed
                 let reply = byKey[Self.tupleID(replyKey)]
                 let seen = max(e.seen_ns, reply?.seen_ns ?? 0)
@@ -89,8 +89,10 @@ extension Dataplane {
             let slot = filter.rule.map { s.natSlots[$0] }
             if case .some(nil) = slot { continue }
             let address = filter.address
+            let ifindex = UInt32(bitPattern: s.ifindex)
             do {
-                removed += try ConnectionTable(pinDirectory: root.interface(s.name)).remove { e in
+                removed += try ConnectionTable(root: root).remove { e in
+                    guard e.isNAT && e.ifindex == ifindex else { return false }
                     if let slot = slot ?? nil, e.rule != slot { return false }
                     guard let address else { return true }
                     return [e.to.src, e.to.dst].contains { IPAddress(family: e.to.family, tuple: $0) == address }

@@ -64,8 +64,8 @@ public struct StatusReport: Sendable {
                                  "connections_max": .int(Int(DP_CT_MAX) / 2), "new": .int(i.natNew),
                                  "new_max": .int(Int(DP_CT_NEW_MAX) / 2)]),
                     "load_balancers": .obj(["balancers": .int(i.loadBalancers), "connections": .int(i.connections),
-                                            "connections_max": .int(Int(DP_LB_CT_MAX)), "half_open": .int(i.halfOpen),
-                                            "half_open_max": .int(Int(DP_LB_HALF_OPEN_MAX))]),
+                                            "connections_max": .int(Int(DP_CT_MAX) / 2), "half_open": .int(i.halfOpen),
+                                            "half_open_max": .int(Int(DP_CT_NEW_MAX) / 2)]),
                     "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
                                   "memory_bytes": .int(i.mapMemory), "spare_table_bytes": .int(i.spareMemory)]),
                 ])
@@ -90,7 +90,7 @@ public struct StatusReport: Sendable {
                 out += "  nat       \(i.natRules) rule\(i.natRules == 1 ? "" : "s"), \(i.natConnections)/\(DP_CT_MAX / 2) connections, \(i.natNew)/\(DP_CT_NEW_MAX / 2) new\n"
             }
             if i.loadBalancers > 0 {
-                out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_LB_CT_MAX) connections, \(i.halfOpen)/\(DP_LB_HALF_OPEN_MAX) half-open\n"
+                out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_CT_MAX / 2) connections, \(i.halfOpen)/\(DP_CT_NEW_MAX / 2) half-open\n"
             }
             out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\(i.spareMemory == 0 ? "" : " (\(i.spareMemory / 1024) KiB of it a spare table for the next change)")\n"
         }
@@ -104,6 +104,13 @@ extension Dataplane {
     public func status() throws(DataplaneError) -> StatusReport? {
         guard let state = try reportState() else { return nil }
         try enterRecordedNetns(state)
+        // Connections per interface and kind, from the table all interfaces share
+        // (limits in the report are the shared table's).
+        var entries: [(key: dp_ct_key, entry: dp_ct_entry, new: Bool)] = []
+        if let table = try? ConnectionTable(root: root), let all = try? table.entries() { entries = all.filter { $0.entry.reply == 0 } }
+        func count(_ s: InterfaceState, _ kind: (dp_ct_entry) -> Bool, new: Bool) -> Int {
+            entries.count { $0.new == new && $0.entry.ifindex == UInt32(bitPattern: s.ifindex) && kind($0.entry) }
+        }
         let interfaces = state.interfaces.map { s in
             let link = try? XDPLink.info(pinPath: root.link(s.name))
             let live = linkIntact(s)
@@ -111,8 +118,7 @@ extension Dataplane {
             let summary = s.summary
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
             let maps = [DP_MAP_STATS, DP_MAP_TC_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
-                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_LB_CT, DP_MAP_LB_HALF,
-                        DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS].compactMap(open)
+                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_NAT_STATS].compactMap(open)
             // The root, the table maps and the tables the running generation uses.
             let generation = try? GenerationMaps(pinDirectory: root.interface(s.name))
             let tables = generation.map { g in
@@ -125,16 +131,14 @@ extension Dataplane {
                                    programID: link?.programID ?? 0, linkIntact: live,
                                    tcProgramID: (try? XDPLink.info(pinPath: root.tcLink(s.name)))?.programID,
                                    natRules: summary?.nat.count ?? 0,
-                                   natConnections: ((try? open(DP_MAP_CT)?.keys(as: dp_ct_key.self).count) ?? 0) / 2,
-                                   natNew: ((try? open(DP_MAP_CT_NEW)?.keys(as: dp_ct_key.self).count) ?? 0) / 2,
+                                   natConnections: count(s, \.isNAT, new: false), natNew: count(s, \.isNAT, new: true),
                                    firewallRules: s.slots.count,
                                    firewallNodes: s.firewallNodes, firewallTrees: s.firewallTrees, firewallPatchTrees: s.firewallPatchTrees,
                                    firewallCapacity: s.firewallCapacity,
                                    slotsUsed: s.slots.count + 1, rateLimits: summary?.limits.count ?? 0,
                                    sourceBuckets: (try? open(DP_MAP_RL_SOURCES)?.keys(as: dp_rl_source_key.self).count) ?? 0,
                                    loadBalancers: summary?.balancers.count ?? 0,
-                                   connections: (try? open(DP_MAP_LB_CT)?.keys(as: dp_lb_flow.self).count) ?? 0,
-                                   halfOpen: (try? open(DP_MAP_LB_HALF)?.keys(as: dp_lb_flow.self).count) ?? 0,
+                                   connections: count(s, \.isBalanced, new: false), halfOpen: count(s, \.isBalanced, new: true),
                                    mapMemory: memory, spareMemory: spare)
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
