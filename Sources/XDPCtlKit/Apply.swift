@@ -92,7 +92,10 @@ extension Dataplane {
         do { return try root.lock(wait: lockWait) { onLockWait?(lockWait) } } catch { throw .kernel(error) }
     }
 
+    /// The file runs as it is, on intact links, in programs of this build.
     func isUnchanged(_ old: DataplaneState, _ text: String) -> Bool {
-        old.configText == text && old.netns == netns && old.interfaces.allSatisfy(linkIntact)
+        old.configText == text && old.netns == netns && old.interfaces.allSatisfy { iface in
+            linkIntact(iface) && ((try? GenerationMaps.pinned(in: root.interface(iface.name))) ?? nil) != nil
+        }
     }
 }

@@ -162,5 +162,13 @@ struct BalancerEndToEndTests {
         }
         let conntrack = try lab.xdpctl("conntrack", "--json")
         #expect(conntrack.status == 0 && conntrack.out.contains("web-alt"), "\(conntrack.out.prefix(400))")
+
+        // Programs loaded again (the backend side reattached in generic mode) share the
+        // same connection table and reply filter: replies still go back.
+        let reloaded = try lab.apply(lab.config(balancers.joined(separator: ", "), backendMode: "generic"))
+        #expect(reloaded.status == 0 && reloaded.out.contains("reattach"), "\(reloaded.out) \(reloaded.err)")
+        #expect(Set(try lab.curl(20)) == ["b1", "b2"])
+        let stray = try sh(["sh", "-c", "ls \(lab.pinRoot)/ifaces/*/dp_ct* \(lab.pinRoot)/ifaces/*/dp_lb_rports 2>/dev/null"]).out
+        #expect(stray.isEmpty, "every program uses the pin root's shared maps: \(stray)")
     }
 }

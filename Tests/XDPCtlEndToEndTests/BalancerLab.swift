@@ -88,9 +88,9 @@ final class BalancerLab: RouterLab {
     var namespaces: [String] { [client, lb] + backends }
 
     /// A config: the client-facing interface holds `balancers` (JSON text), every
-    /// backend-facing interface is attached for the replies.
-    func config(_ balancers: String) -> String {
-        let others = lbBackendIfs.map { #"{"name": "\#($0)"}"# }.joined(separator: ", ")
+    /// backend-facing interface is attached for the replies (in `backendMode`, or auto).
+    func config(_ balancers: String, backendMode: String = "auto") -> String {
+        let others = lbBackendIfs.map { #"{"name": "\#($0)", "xdp_mode": "\#(backendMode)"}"# }.joined(separator: ", ")
         return #"{"version": 1, "interfaces": [{"name": "\#(lbClientIf)", "load_balancers": [\#(balancers)]}, \#(others)]}"#
     }
 

@@ -54,6 +54,7 @@ public struct ApplyPlanner {
         let named = Set(config.interfaces.map(\.name))
         let changes = ConfigDiff.changes(from: oldConfig, to: config)
             + interfaces.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
+            + interfaces.filter { $0.keepsLink && facts[$0.config.name]?.hasRoot == false }.map { "~ \($0.config.name): program of an older build replaced" }
             + recompile.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
         return ApplyPlan(generation: generation, interfaces: interfaces,
                          detach: (old?.interfaces ?? []).map(\.name).filter { !named.contains($0) },

@@ -47,7 +47,7 @@ struct ProgramInstaller {
                 stage.setAside.append(pin)
             }
             stage.program = try Dataplane.ingressProgram(pinRoot: stage.dir, table: stage.firewallTable!,
-                                                         pinPaths: Dataplane.sharedPins(root, [DP_MAP_CT, DP_MAP_CT_NEW]))
+                                                         pinPaths: Dataplane.sharedPins(root))
         }
         if stage.plan.loadsProgram && stage.plan.keepsLink {
             stage.previousProgram = try XDPLink.program(pinPath: root.link(name))
