@@ -117,8 +117,12 @@ public struct InterfaceTables {
     /// `addresses`: the interface's own (nil: unknown, as for validate).
     public init(_ iface: InterfaceConfig, at i: Int, slots: Slots, compiler: FirewallCompiler, addresses: [IPAddress]? = nil) {
         if let fw = iface.firewall {
-            do { firewall = try compiler.compile(fw, slots: slots.rules) } catch {
-                errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+            if let problem = FirewallBudget.check(fw) {
+                errors.append(ConfigError(path: "interfaces[\(i)].firewall.\(problem.path)", message: problem.message))
+            } else {
+                do { firewall = try compiler.compile(fw, slots: slots.rules) } catch {
+                    errors.append(ConfigError(path: "interfaces[\(i)].firewall", message: error.message))
+                }
             }
         }
         if let top = slots.limits.values.max(), top >= DP_RL_MAX_LIMITS {
