@@ -8,6 +8,7 @@
 #include "lib/stats.h"
 #include "lib/generation.h"
 #include "lib/firewall.h"
+#include "lib/fw_frag.h"
 #include "lib/ratelimit.h"
 #include "lib/lb.h"
 #include "lib/conntrack.h"
@@ -32,6 +33,25 @@ static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, c
  * verifier checks each once on its own instead of once for every path through the
  * firewall's trees (loading stays fast), and their stack frames are siblings, not a
  * chain. Firewall drops, the path under attack, never pay for the calls. */
+
+/* Fragments and the firewall (fw_frag.h). A first fragment's verdict is remembered
+ * (returns 0); a later fragment gets its first fragment's: the rule's counter slot times
+ * two, plus one for drop (-1 when that is not known). Scalars, not a struct fw_match: the
+ * entry program would have to keep its match on the stack, whose every byte counts. */
+__noinline int dp_fw_fragment(const struct dp_pkt *p, __u32 slot, __u32 action)
+{
+	struct fw_match rule = { .slot = slot, .action = action };
+
+	if (!p)
+		return -1;
+	if (p->frag == DP_FRAG_FIRST) {
+		fw_frag_remember(p, &rule);
+		return 0;
+	}
+	if (fw_frag_find(p, &rule))
+		return -1;
+	return rule.slot * 2 + (rule.action == DP_FW_DROP);
+}
 
 /* Whether the packet is over a rate limit of the generation in `slot`. */
 __noinline int dp_over_limit(const struct dp_pkt *p, __u32 slot)
@@ -107,7 +127,16 @@ int xdp_ingress(struct xdp_md *ctx)
 
 	gen = gen_read();
 	slot = gen & DP_GEN_SLOT;
-	if ((gen & DP_GEN_FIREWALL) && fw_classify(&pkt, slot, &rule)) {
+	/* A later fragment takes its first fragment's verdict when that is known; a first
+	 * fragment's is remembered for the later ones. */
+	verdict = pkt.frag == DP_FRAG_LATER && (gen & DP_GEN_FIREWALL) ? dp_fw_fragment(&pkt, 0, 0) : -1;
+	if (verdict >= 0) {
+		rule.slot = (__u32)verdict / 2;
+		rule.action = verdict & 1 ? DP_FW_DROP : DP_FW_ALLOW;
+	}
+	if ((gen & DP_GEN_FIREWALL) && (verdict >= 0 || fw_classify(&pkt, slot, &rule))) {
+		if (pkt.frag == DP_FRAG_FIRST)
+			dp_fw_fragment(&pkt, rule.slot, rule.action);
 		fw_count(&rule, &pkt);
 		if (rule.action == DP_FW_DROP)
 			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);

@@ -47,10 +47,10 @@ public struct PacketBuilder: Sendable {
 
     /// IPv4. `fragmentOffset` is in 8-byte units.
     public func ipv4(src: String, dst: String, _ l4: L4, proto: UInt8? = nil, options: [UInt8] = [], moreFragments: Bool = false,
-              fragmentOffset: UInt16 = 0, payload: [UInt8] = Array(repeating: 0xAB, count: 16)) -> [UInt8] {
+              fragmentOffset: UInt16 = 0, id: UInt16 = 0x1234, payload: [UInt8] = Array(repeating: 0xAB, count: 16)) -> [UInt8] {
         let (p, body) = Self.l4Bytes(l4, payload: payload)
         let ihl = UInt8(5 + options.count / 4)
-        var h: [UInt8] = [0x40 | ihl, 0] + Self.be16(UInt16(Int(ihl) * 4 + body.count)) + Self.be16(0x1234)
+        var h: [UInt8] = [0x40 | ihl, 0] + Self.be16(UInt16(Int(ihl) * 4 + body.count)) + Self.be16(id)
         h += Self.be16((moreFragments ? 0x2000 : 0) | fragmentOffset) + [64, proto ?? p, 0, 0]
         h += Self.be32(IPAddress(src)!.words[0]) + Self.be32(IPAddress(dst)!.words[0]) + options
         var sum: UInt32 = 0
@@ -79,8 +79,8 @@ public struct PacketBuilder: Sendable {
     /// An 8-byte hop-by-hop / destination options header (PadN).
     public static let options8: [UInt8] = [0, 0, 1, 4, 0, 0, 0, 0]
     /// A fragment header; `offset` in 8-byte units.
-    public static func fragment(offset: UInt16, more: Bool) -> [UInt8] {
-        [0, 0] + be16(offset << 3 | (more ? 1 : 0)) + be32(7)
+    public static func fragment(offset: UInt16, more: Bool, id: UInt32 = 7) -> [UInt8] {
+        [0, 0] + be16(offset << 3 | (more ? 1 : 0)) + be32(id)
     }
 }
 

@@ -55,6 +55,29 @@ struct EndToEndTests {
         #expect(status.out.contains("\"attached\": true") && status.out.contains("\"memory_bytes\""), "\(status.out)")
     }
 
+    @Test("fragmented UDP under default drop: an allowed port's 4,000-byte datagrams arrive whole, a dropped port's never (IPv4 and IPv6)")
+    func fragmentsUnderDefaultDrop() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        let rules = #"{"name": "nd", "action": "allow", "proto": "icmpv6"}, {"name": "ping", "action": "allow", "proto": "icmp"}, {"name": "app", "action": "allow", "proto": "udp", "dst_ports": [9000, 9002]}, {"name": "blocked", "action": "drop", "proto": "udp", "dst_ports": [9001, 9003]}"#
+        let applied = try lab.apply(lab.config(defaultAction: "drop", rules: rules))
+        #expect(applied.status == 0, "\(applied.err)")
+        // Ports of their own per family: a v4 receiver left running holds its port for v6.
+        for (address, port) in [(lab.serverV4, 9000), (lab.serverV6, 9002)] {
+            let allowed = try lab.udpDelivered(to: address, port: port, count: 5, size: 4000)
+            #expect(allowed == 5, "fragmented UDP/\(port) to \(address): \(allowed) of 5 arrived")
+            let blocked = try lab.udpDelivered(to: address, port: port + 1, count: 5, size: 4000)
+            #expect(blocked == 0, "fragmented UDP/\(port + 1) to \(address): \(blocked) of 5 arrived")
+        }
+        let s = try lab.stats()
+        let app = s["rules"].flatMap { r -> JSONValue? in
+            guard case .array(let list) = r else { return nil }
+            return list.first { $0["name"] == .string("app") }
+        }
+        // Each datagram is 3 fragments; later ones are counted to the first one's rule.
+        #expect((app?["packets"]?.int ?? 0) >= 30, "app counted \(app?["packets"]?.int ?? 0) packets (3 fragments × 10 datagrams)")
+    }
+
     @Test("apply is idempotent; a failed apply changes nothing; down removes everything")
     func applySemantics() throws {
         let lab = try Lab()

@@ -155,15 +155,19 @@ final class Lab {
     }
 
     /// Sends `count` UDP datagrams; returns how many the server received.
-    func udpDelivered(to address: String, port: Int, count: Int) throws -> Int {
+    /// How many of `count` datagrams (of `size` bytes, fragmented when over the MTU) sent
+    /// from the client to `address`:`port` the server received whole.
+    func udpDelivered(to address: String, port: Int, count: Int, size: Int? = nil) throws -> Int {
         let file = "/tmp/xdpctl-e2e-udp-\(tag)-\(port)"
         unlink(file)
         let listen = address.contains(":") ? "UDP6-RECV:\(port)" : "UDP4-RECV:\(port)"
-        try spawn(server, ["socat", "-u", listen, "OPEN:\(file),creat,append"])
+        try spawn(server, ["socat", "-u", "-b", "65536", listen, "OPEN:\(file),creat,append"])
         usleep(300_000)
         let target = address.contains(":") ? "UDP6-SENDTO:[\(address)]:\(port),bind=[\(clientV6)]" : "UDP4-SENDTO:\(address):\(port),bind=\(clientV4)"
         for i in 0..<count {
-            try sh(["ip", "netns", "exec", client, "socat", "-u", "-", target], timeout: 5, stdin: "datagram \(i)\n")
+            let body = "datagram \(i)"
+            try sh(["ip", "netns", "exec", client, "socat", "-u", "-b", "65536", "-", target], timeout: 5,
+                   stdin: body + String(repeating: "x", count: max(0, (size ?? 0) - body.count - 1)) + "\n")
         }
         usleep(300_000)
         defer { unlink(file) }

@@ -107,6 +107,9 @@
 #define DP_CT_NEW_MAX 65536
 #endif
 /* Datagrams whose later fragments NAT translates as their first one was, per interface. */
+#ifndef DP_FW_FRAG_MAX
+#define DP_FW_FRAG_MAX 8192
+#endif
 #ifndef DP_NAT_FRAG_MAX
 #define DP_NAT_FRAG_MAX 4096
 #endif
@@ -140,6 +143,7 @@
 #define DP_MAP_NAT_DNAT   "dp_nat_dnat"
 #define DP_MAP_NAT_STATS  "dp_nat_stats"
 #define DP_MAP_NAT_FRAG   "dp_nat_frag"
+#define DP_MAP_FW_FRAG    "dp_fw_frag"
 #define DP_PROG_XDP       "xdp_ingress"
 #define DP_PROG_TC        "tc_egress"
 
@@ -594,7 +598,23 @@ struct dp_nat_dnat {
 };
 _Static_assert(sizeof(struct dp_nat_dnat) == 24, "dp_nat_dnat changed: bump DP_ABI_VERSION");
 
-/* Fragments: the first fragment of a datagram carries the L4 header and is translated
+/* Firewall verdicts of fragmented datagrams: a first fragment (offset 0, more to come)
+ * carries the L4 header and is classified as any packet; its verdict (the deciding rule's
+ * counter slot and action) is remembered in dp_fw_frag (LRU_HASH of DP_FW_FRAG_MAX per
+ * interface) under the datagram's dp_frag_key, and the datagram's later fragments, which
+ * carry no ports, take that verdict for DP_FW_FRAG_TIMEOUT seconds. A later fragment with
+ * no entry (its first fragment not seen yet, or long ago) is classified on what it
+ * carries: rules without ports and the default decide it. */
+#define DP_FW_FRAG_TIMEOUT 30
+
+struct dp_fw_frag {
+	__u32 slot;     /* the deciding rule's counter slot (0: the default) */
+	__u32 action;   /* DP_FW_ALLOW or DP_FW_DROP */
+	__u64 seen_ns;  /* the first fragment, bpf_ktime_get_coarse_ns() */
+};
+_Static_assert(sizeof(struct dp_fw_frag) == 16, "dp_fw_frag changed: bump DP_ABI_VERSION");
+
+/* NAT fragments: the first fragment of a datagram carries the L4 header and is translated
  * with its connection; its translation is remembered in dp_nat_frag (LRU_HASH of
  * DP_NAT_FRAG_MAX) under the datagram's (src, dst, id, proto, family) as it arrived, and
  * later fragments of the datagram get the same address (they carry no ports or L4

@@ -229,18 +229,21 @@ static __noinline __attribute__((unused)) int nat_dnat_open(const struct dp_ct_k
 							    struct dp_ct_key *to, __u32 *rule)
 {
 	void *table = bpf_map_lookup_elem(&dp_nat_dnat, &slot);
-	struct dp_lb_endpoint public = {};
 	struct ct_origin origin = { .kind = DP_CT_DNAT };
 	const struct dp_nat_dnat *d;
-	struct dp_ct_key rk;
+	union { /* one after the other: the stack is small */
+		struct dp_lb_endpoint public;
+		struct dp_ct_key reply;
+	} key = {};
+	struct dp_ct_key *rk = &key.reply;
 
 	if (!table || !p || k->proto == IPPROTO_ICMP || k->proto == IPPROTO_ICMPV6)
 		return -1;
-	__builtin_memcpy(public.addr, k->dst, sizeof(public.addr));
-	public.port = k->dport;
-	public.proto = k->proto;
-	public.family = k->family;
-	d = bpf_map_lookup_elem(table, &public);
+	__builtin_memcpy(key.public.addr, k->dst, sizeof(key.public.addr));
+	key.public.port = k->dport;
+	key.public.proto = k->proto;
+	key.public.family = k->family;
+	d = bpf_map_lookup_elem(table, &key.public);
 	if (!d)
 		return -1;
 	*to = *k;
@@ -248,8 +251,8 @@ static __noinline __attribute__((unused)) int nat_dnat_open(const struct dp_ct_k
 	to->dport = d->to_port;
 	*rule = origin.rule = d->rule;
 	origin.ifindex = p->ifindex;
-	ct_reverse(to, &rk);
-	return ct_open(k, &rk, &origin, bpf_ktime_get_coarse_ns(), p->len);
+	ct_reverse(to, rk);
+	return ct_open(k, rk, &origin, bpf_ktime_get_coarse_ns(), p->len);
 }
 
 #endif

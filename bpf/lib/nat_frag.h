@@ -7,6 +7,7 @@
 #define DP_NAT_FRAG_H
 
 #include "common.h"
+#include "frag.h"
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
@@ -15,16 +16,6 @@ struct {
 	__type(value, struct dp_frag_xlate);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_nat_frag SEC(".maps");
-
-static __always_inline void frag_key_of(const struct dp_pkt *p, struct dp_frag_key *k)
-{
-	__builtin_memcpy(k->src, &p->key[DP_FW_F_SRC0], sizeof(k->src));
-	__builtin_memcpy(k->dst, &p->key[DP_FW_F_DST0], sizeof(k->dst));
-	k->id = p->frag_id;
-	k->proto = p->key[DP_FW_F_PROTO];
-	k->family = p->key[DP_FW_F_FAMILY];
-	k->pad[0] = k->pad[1] = 0;
-}
 
 /* Remembers that the datagram of first fragment *p gets `addr` (`src`: as its source).
  * Not inlined, as the lookup below: the key takes stack. */
