@@ -26,7 +26,7 @@
 __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot, __u32 *reason)
 {
 	struct dp_ct_key k, to;
-	__u32 rule = 0;
+	__u32 rule = 0, owner;
 	int opened;
 
 	if (!skb || !p || !reason)
@@ -43,8 +43,9 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 			nat_icmp_error((void *)(long)skb->data, (void *)(long)skb->data_end, p, 1);
 		return DP_VERDICT_PASS;
 	}
-	switch (nat_connection(&k, p, 1, bpf_ktime_get_coarse_ns(), &to, &rule)) {
+	switch (nat_connection(&k, p, 1, 0, bpf_ktime_get_coarse_ns(), &to, &rule, &owner)) {
 	case NAT_CT_OTHER:
+	case NAT_CT_DST:
 		return DP_VERDICT_PASS;
 	case NAT_CT_NONE:
 		if (p->icmp_kind == DP_ICMP_ECHO_REPLY)

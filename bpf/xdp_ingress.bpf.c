@@ -26,7 +26,7 @@ static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, c
 		return XDP_ABORTED;
 	if (nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
 		return dp_count(p, DP_VERDICT_ABORTED, DP_REASON_NONE);
-	return dp_count(p, dp_forward(ctx, p, t->hop == DP_NO_HOP ? 0 : lb_hop(t->hop), t->tag), DP_REASON_NONE);
+	return dp_count(p, dp_forward(ctx, p, t->hop == DP_NO_HOP ? 0 : lb_hop(t->hop), t->tag, t->egress), DP_REASON_NONE);
 }
 
 /* The steps after the firewall let the packet through, each a global function: the
@@ -60,19 +60,23 @@ __noinline int dp_over_limit(const struct dp_pkt *p, __u32 slot)
 }
 
 /* NAT at ingress: a packet of a connection whose entry rewrites the destination (SNAT
- * replies, DNAT), or a new flow to a DNAT rule's public endpoint in the generation in
- * `slot`, is to be translated to *t. Returns 1 for those, else 0. (The caller
- * translates: dp_translate's frame beside this one's would not fit the stack.) */
-__noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
+ * replies, DNAT), a new flow to a DNAT rule's public endpoint in the generation in
+ * `slot`, or (the fast path, with `fast`) a packet of another interface's connection
+ * whose entry rewrites the source (SNAT out, DNAT replies), is to be translated to *t.
+ * Returns 1 for those, else 0. (The caller translates: dp_translate's frame beside this
+ * one's would not fit the stack.) */
+__noinline int dp_nat(const struct dp_pkt *p, __u32 slot, int fast, struct dp_target *t)
 {
 	struct dp_ct_key k, to;
-	__u32 rule;
+	__u32 rule, owner = 0;
+	int side;
 
 	if (!p || !t)
 		return 0;
 	t->side = NAT_DST;
 	t->hop = DP_NO_HOP;
 	t->tag = 0;
+	t->egress = 0;
 	if (p->frag == DP_FRAG_LATER) {
 		if (nat_frag_find(p, 0, t->to.addr, &rule))
 			return 0;
@@ -81,9 +85,16 @@ __noinline int dp_nat(const struct dp_pkt *p, __u32 slot, struct dp_target *t)
 	}
 	if (ct_key_of(p, &k))
 		return 0;
-	switch (nat_connection(&k, p, 0, bpf_ktime_get_coarse_ns(), &to, &rule)) {
+	side = nat_connection(&k, p, 0, fast, bpf_ktime_get_coarse_ns(), &to, &rule, &owner);
+	switch (side) {
 	case NAT_CT_OTHER:
 		return 0;
+	case NAT_CT_SRC: /* the fast path: out of the entry's interface, or to the stack */
+		__builtin_memcpy(t->to.addr, to.src, sizeof(t->to.addr));
+		t->to.port = to.sport;
+		t->side = NAT_SRC;
+		t->egress = owner;
+		return 1;
 	case NAT_CT_NONE:
 		if (nat_dnat_open(&k, slot, p, &to, &rule))
 			return 0;
@@ -103,7 +114,7 @@ __noinline int dp_nat_icmp(struct xdp_md *ctx, const struct dp_pkt *p)
 {
 	if (!ctx || !p || nat_icmp_error((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, 0) < 0)
 		return -1;
-	return dp_count(p, dp_forward(ctx, p, 0, 0), DP_REASON_NONE);
+	return dp_count(p, dp_forward(ctx, p, 0, 0, 0), DP_REASON_NONE);
 }
 
 SEC("xdp")
@@ -147,7 +158,7 @@ int xdp_ingress(struct xdp_md *ctx)
 		verdict = dp_nat_icmp(ctx, &pkt);
 		if (verdict >= 0)
 			return verdict;
-	} else if ((gen & DP_GEN_NAT) && dp_nat(&pkt, slot, &nat)) {
+	} else if ((gen & (DP_GEN_NAT | DP_GEN_NAT_PEERS)) && dp_nat(&pkt, slot, !!(gen & DP_GEN_NAT_PEERS), &nat)) {
 		return dp_translate(ctx, &pkt, &nat);
 	}
 	/* Most packets need nothing more: ports that no VIP of this interface and no

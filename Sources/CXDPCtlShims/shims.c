@@ -6,7 +6,12 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/vfs.h>
+#include <linux/ethtool.h>
+#include <linux/sockios.h>
 #include <linux/magic.h>
 #include <xdp/libxdp.h>
 #include "xdpctl_shims.h"
@@ -89,6 +94,27 @@ int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int
 	*prog_id = xdp_program__id(prog);
 	xdp_multiprog__close(mp);
 	return 0;
+}
+
+int xdpctl_link_driver(const char *ifname, char *driver, size_t len)
+{
+	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	struct ifreq ifr = {};
+	int fd, err = 0;
+
+	if (!ifname || strlen(ifname) >= IFNAMSIZ || !driver || !len)
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
+	ifr.ifr_data = (void *)&info;
+	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
+		err = -errno;
+	else
+		snprintf(driver, len, "%.*s", (int)sizeof(info.driver), info.driver);
+	close(fd);
+	return err;
 }
 
 int xdpctl_is_bpffs(const char *path)

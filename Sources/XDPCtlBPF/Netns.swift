@@ -16,6 +16,14 @@ public enum Netns {
         return index == 0 ? nil : Int32(index)
     }
 
+    /// The driver of an interface in the current thread's network namespace, as ethtool
+    /// names it ("veth", ...), or nil when it cannot be asked.
+    public static func driver(of name: String) -> String? {
+        var buffer = [CChar](repeating: 0, count: 64)
+        guard xdpctl_link_driver(name, &buffer, buffer.count) == 0 else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
     /// The addresses of an interface in the current thread's network namespace, as
     /// getifaddrs lists them, without IPv6 link-local ones: (family 4 or 6, network-order
     /// bytes).

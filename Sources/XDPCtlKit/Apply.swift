@@ -70,6 +70,7 @@ extension Dataplane {
         planner.recompile = old.map(recompile) ?? []
         planner.compiler = compiler
         planner.addresses = addresses(config)
+        planner.veths = veths(config)
         let plan: ApplyPlan
         do { plan = try planner.plan() } catch {
             discard(preloads)

@@ -11,6 +11,11 @@ extension Dataplane {
         return out
     }
 
+    /// The interfaces of `config` that are veths.
+    func veths(_ config: Config) -> Set<String> {
+        Set(config.interfaces.map(\.name).filter { Netns.driver(of: $0) == "veth" })
+    }
+
     /// The addresses of the interfaces whose SNAT rules masquerade (have no to_address).
     func addresses(_ config: Config) -> [String: [IPAddress]] {
         var out: [String: [IPAddress]] = [:]

@@ -125,15 +125,16 @@ public struct GenerationMaps: Sendable {
     /// store of the root's word, then a wait until no program run holds the old word.
     /// The slot the previous generation used keeps its tables (no packet reads them)
     /// until the next apply stages over them.
-    public func flip(slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
-        try store(slot: slot, tables: tables)
+    public func flip(slot: UInt32, tables: some Sequence<GenerationTable>, flags: UInt32 = 0) throws(BPFError) {
+        try store(slot: slot, tables: tables, flags: flags)
         try waitForReaders()
     }
 
     /// The flip without its wait, for an apply that flips several interfaces and then
-    /// waits once (the grace period is the whole kernel's).
-    func store(slot: UInt32, tables: some Sequence<GenerationTable>) throws(BPFError) {
-        try root.storeWord(slot | tables.reduce(0) { $0 | $1.bit })
+    /// waits once (the grace period is the whole kernel's). `flags`: bits that name no
+    /// table (DP_GEN_NAT_PEERS).
+    func store(slot: UInt32, tables: some Sequence<GenerationTable>, flags: UInt32 = 0) throws(BPFError) {
+        try root.storeWord(slot | flags | tables.reduce(0) { $0 | $1.bit })
     }
 
     /// Puts back a word saved before a flip, and waits until no program run holds the other.

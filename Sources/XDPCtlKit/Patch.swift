@@ -46,7 +46,7 @@ extension Dataplane {
             tables[.firewall] = table
             let previous = try maps.word()
             try maps.stage(tables, slot: 1 - gen.slot)
-            try maps.flip(slot: 1 - gen.slot, tables: tables.keys)
+            try maps.flip(slot: 1 - gen.slot, tables: tables.keys, flags: gen.tables & DP_GEN_NAT_PEERS.rawValue)
             iface.slots = slots
             iface.firewallNodes = count
             (iface.firewallTrees, iface.firewallPatchTrees) = try table.withMappedValues(1, as: dp_fw_node.self, writable: false) { $0[0].trees }

@@ -1,3 +1,4 @@
+import CXDPCtlABI
 import XDPCtlBPF
 import XDPCtlCore
 
@@ -48,7 +49,7 @@ struct Transaction {
                 let maps = stage.maps!
                 stage.flipped = true
                 try maps.stage(stage.tables, slot: stage.plan.slot)
-                try maps.store(slot: stage.plan.slot, tables: stage.tables.keys)
+                try maps.store(slot: stage.plan.slot, tables: stage.tables.keys, flags: stage.plan.natPeers ? DP_GEN_NAT_PEERS.rawValue : 0)
             }
             // One wait for every interface's flip: the old slots are not reused before it.
             try stages.last?.maps?.waitForReaders()

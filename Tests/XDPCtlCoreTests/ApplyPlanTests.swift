@@ -31,6 +31,23 @@ struct ApplyPlanTests {
                         interfaces: plan.interfaces.map { $0.state(mode: "native", capacity: $0.capacity) }), config)
     }
 
+    @Test("NAT's fast path: on every interface of a file with NAT rules, except veths under auto; off says off, on says on")
+    func natFastPath() throws {
+        let nat = #""nat": {"snat": [{"name": "masq", "src": ["10.0.0.0/8"], "to_address": "192.0.2.1"}]}"#
+        func peers(_ interfaces: String, veths: Set<String> = []) throws -> [Bool] {
+            var planner = ApplyPlanner(config: try Self.config(interfaces), netns: nil, old: nil, oldConfig: nil,
+                                       ifindexes: ["eth0": 2, "eth1": 3], facts: [:])
+            planner.veths = veths
+            return try planner.plan().interfaces.map(\.natPeers)
+        }
+        #expect(try peers(#"{"name": "eth0", \#(nat)}, {"name": "eth1"}"#) == [true, true])
+        #expect(try peers(#"{"name": "eth0", \#(nat)}, {"name": "eth1"}"#, veths: ["eth1"]) == [true, false])
+        #expect(try peers(#"{"name": "eth0", \#(nat)}, {"name": "eth1", "nat_fast_path": "on"}"#, veths: ["eth1"]) == [true, true])
+        #expect(try peers(#"{"name": "eth0", \#(nat)}, {"name": "eth1", "nat_fast_path": "off"}"#) == [true, false])
+        #expect(try peers(#"{"name": "eth0"}, {"name": "eth1", "nat_fast_path": "on"}"#) == [false, false], "no NAT rules anywhere: nothing to take")
+        #expect(errors(#"{"version": 1, "interfaces": [{"name": "eth0", "nat_fast_path": "yes"}]}"#).first?.hasPrefix("interfaces[0].nat_fast_path: \"yes\"") == true)
+    }
+
     @Test("a first apply loads and attaches a program per interface, generation 1 in slot 0")
     func firstApply() throws {
         let config = try Self.config(#"{"name": "eth0", "firewall": \#(Self.firewall)}, {"name": "eth1"}"#)

@@ -29,11 +29,11 @@ struct NATEndToEndTests {
         }
     }
 
-    @Test("through SNAT, IPv4 and IPv6: 2,000 TCP connections, UDP (also fragmented) and ping succeed; the server sees only the router's address, ports in the range")
+    @Test("through SNAT, IPv4 and IPv6, with the LAN side's fast path: 2,000 TCP connections, UDP (also fragmented) and ping succeed; the server sees only the router's address, ports in the range")
     func snat() throws {
         let lab = try NATLab()
         defer { lab.close() }
-        let applied = try lab.apply(lab.config(Self.rules(lab)))
+        let applied = try lab.apply(lab.config(Self.rules(lab), fastPath: "on"))
         try #require(applied.status == 0, "\(applied.err)")
 
         // From the first LAN address: IPv6 source selection may prefer the second, which
@@ -59,6 +59,12 @@ struct NATEndToEndTests {
             #expect((rule?["connections"]?.integer(Int.self) ?? 0) >= 2020, "\(name): \(String(describing: rule))")
         }
         #expect(stats["interfaces"]?.arrayValue?.first?["tc_egress"]?["verdicts"]?["pass"]?.integer(Int.self) ?? 0 > 0)
+        // The fast path: the LAN side's XDP translated established flows and sent them
+        // out the WAN side itself (their first packets went through the stack and tc).
+        let lan = try lab.json("stats", "--interface", lab.routerLanIf)["interfaces"]?.arrayValue?.first
+        #expect((lan?["verdicts"]?["redirect"]?.integer(Int.self) ?? 0) > 4000, "\(String(describing: lan?["verdicts"]))")
+        let status = try lab.json("status")["interfaces"]?.arrayValue ?? []
+        #expect(status.map { $0["nat_fast_path"] == .bool(true) } == [true, false], "status: on for the LAN side (\"on\"), off for the WAN side (a veth, \"auto\")")
     }
 
     @Test("ICMP errors through SNAT, IPv4 and IPv6: traceroute sees the hop past the router (time exceeded) and the end (port unreachable); a TCP upload over a path with a smaller MTU completes (packet too big)")
@@ -117,7 +123,7 @@ struct NATEndToEndTests {
     func dnat() throws {
         let lab = try NATLab()
         defer { lab.close() }
-        try #require(try lab.apply(lab.config(Self.rules(lab))).status == 0)
+        try #require(try lab.apply(lab.config(Self.rules(lab), fastPath: "on")).status == 0)
         for (router, client) in [(lab.routerWanV4, lab.serverV4), (lab.routerWanV6, lab.serverV6)] {
             let seen = Self.peers(try lab.python(lab.wan, NATLab.tcpClient, [router, "8080", "50"]))
             #expect(seen.count == 50 && seen.allSatisfy { $0.address == client }, "the inside server sees \(client): \(seen.prefix(3))")

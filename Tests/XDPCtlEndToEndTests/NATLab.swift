@@ -207,8 +207,11 @@ final class NATLab: RouterLab {
     var namespaces: [String] { [lan, router, wan] + (far.map { [$0] } ?? []) }
 
     /// A config: the WAN interface holds `nat` (JSON text), the LAN one is attached bare.
-    func config(_ nat: String) -> String {
-        #"{"version": 1, "interfaces": [{"name": "\#(routerLanIf)"}, {"name": "\#(routerWanIf)", "nat": \#(nat)}]}"#
+    /// A config: `nat` (JSON text) on the WAN side; the LAN side attached, with
+    /// `fastPath` as its nat_fast_path ("auto" is off on these veths; "on" is safe here:
+    /// the LAN and WAN hosts send with full checksums).
+    func config(_ nat: String, fastPath: String = "auto") -> String {
+        #"{"version": 1, "interfaces": [{"name": "\#(routerLanIf)", "nat_fast_path": "\#(fastPath)"}, {"name": "\#(routerWanIf)", "nat": \#(nat)}]}"#
     }
 
     func json(_ args: String...) throws -> JSONValue {

@@ -62,4 +62,38 @@ struct NATTests {
             #expect(try TestRun.run(programFD: tc, packet: other).output == other)
         }
     }
+
+    @Test("the fast path: another interface's XDP translates the source of an established SNAT flow, counts it to the rule, and leaves it to the stack when the FIB would not send it out the rule's interface; an interface without NAT rules or DP_GEN_NAT_PEERS does nothing")
+    func fastPath() throws {
+        try withNAT { p, tc in
+            let out = Checksums.filled(Self.b.ipv4(src: "10.9.0.2", dst: "198.51.100.1", .udp(src: 41000, dst: 53)))
+            let translated = Checksums.filled(Self.b.ipv4(src: "203.0.113.1", dst: "198.51.100.1", .udp(src: 41000, dst: 53)))
+            #expect(try TestRun.run(programFD: tc, packet: out).output == translated)
+            // The connection belongs to another interface (99) than the test runs' (lo).
+            let ct = try p.object.map(DP_MAP_CT_NEW)
+            var key = dp_ct_key()
+            (key.src, key.dst, key.sport, key.dport, key.proto, key.family) =
+                (IPAddress("10.9.0.2")!.tuple, IPAddress("198.51.100.1")!.tuple, 41000, 53, 17, 4)
+            var entry = try #require(try ct.lookup(key, as: dp_ct_entry.self))
+            entry.ifindex = 99
+            try ct.update(key, entry)
+            let running = try #require(try p.generations.running())
+            let counted = { () throws -> UInt64 in
+                try p.object.map(DP_MAP_NAT_STATS).lookupPerCPU(UInt32(1), as: dp_nat_stats.self).reduce(0) { $0 + $1.packets }
+            }
+
+            // With NAT rules of its own or none, only the flag turns the fast path on.
+            let before = try counted()
+            for tables: [GenerationTable] in [[.snat, .dnat], []] {
+                try p.generations.flip(slot: running.slot, tables: tables)
+                let untouched = try p.run(out)
+                #expect(untouched.returnValue == DP_VERDICT_PASS.rawValue && untouched.output == out, "no fast path without the flag")
+            }
+            try p.generations.flip(slot: running.slot, tables: [], flags: DP_GEN_NAT_PEERS.rawValue)
+            let r = try p.run(out)
+            #expect(r.returnValue == DP_VERDICT_PASS.rawValue, "the FIB does not send 198.51.100.1 out of interface 99: to the stack")
+            #expect(r.output == translated, "translated, checksums right, TTL untouched")
+            #expect(try counted() == before + 1, "counted to the rule")
+        }
+    }
 }

@@ -202,6 +202,7 @@ enum dp_gen_table {
 	DP_GEN_RATE_LIMITS = 1 << 2, /* dp_rl[slot] */
 	DP_GEN_BALANCERS = 1 << 3,   /* dp_lb_vips[slot] and dp_lb_ring[slot] */
 	DP_GEN_NAT = 1 << 4,         /* dp_nat_snat[slot] and dp_nat_dnat[slot] */
+	DP_GEN_NAT_PEERS = 1 << 5,   /* no table: take NAT's fast path (the file has NAT rules) */
 };
 
 /* ---- dp_stats_v4 (XDP) and dp_tc_stats (tc egress): PERCPU_ARRAY[1] per interface ----
@@ -505,7 +506,8 @@ _Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI
  * file order, one per SNAT rule and src prefix; first match wins), read by the tc egress
  * program for packets leaving with no connection. dp_nat_dnat[slot] is a HASH from the
  * public endpoint (dst, dst_port, proto, family) to its dp_nat_dnat target, read at XDP
- * ingress. dp_nat_stats: PERCPU_ARRAY[DP_NAT_MAX_RULES] of dp_nat_stats by rule slot.
+ * ingress. dp_nat_stats: PERCPU_ARRAY[DP_NAT_MAX_RULES] of dp_nat_stats by rule slot, one
+ * for all interfaces (pinned at the pin root; slots are numbered across interfaces).
  *
  * Connections (NAT's and the load balancer's): two entries each, keyed by a packet's
  * tuple as it arrives at the hook that translates it (dp_ct_key): the original
@@ -514,7 +516,12 @@ _Static_assert(sizeof(struct dp_fwd_hop) == 32, "dp_fwd_hop changed: bump DP_ABI
  * made it. A NAT entry that rewrites the source (SNAT out, DNAT replies) serves that
  * interface's tc egress, one that rewrites the destination (DNAT in, SNAT replies) its
  * XDP ingress; load-balancer entries are served at XDP ingress (see the load balancers
- * above). ICMP echo uses the identifier as both ports. The two tables are shared by
+ * above). The fast path: a packet that arrives at another interface's XDP ingress with
+ * the key of an entry that
+ * rewrites the source, not a fragment, is translated there and redirected, if the FIB
+ * sends it out the entry's interface (else it goes to the stack, translated); it never
+ * reaches that interface's tc egress. Only generations with DP_GEN_NAT_PEERS take it (an
+ * interface with NAT rules of its own too). ICMP echo uses the identifier as both ports. The two tables are shared by
  * every interface's programs (pinned at the pin root). A connection starts in dp_ct_new
  * (LRU_HASH[DP_CT_NEW_MAX]) and moves to dp_ct (LRU_HASH[DP_CT_MAX]) with the first
  * reply, so a flood of new flows only churns dp_ct_new and never evicts a connection

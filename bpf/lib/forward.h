@@ -67,10 +67,11 @@ static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, voi
 }
 
 /* Sends the packet on. `slot`: where its next hop is remembered, a per-CPU map value
- * whose tag must equal `tag`; null: dp_fwd_cache, by destination. Returns the verdict:
+ * whose tag must equal `tag`; null: dp_fwd_cache, by destination. `egress`: the only
+ * interface it may be redirected out of (0: any). Returns the verdict:
  * DP_VERDICT_REDIRECT, or DP_VERDICT_PASS for the stack. */
 static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const struct dp_pkt *p,
-						  struct dp_fwd_hop *slot, __u32 tag)
+						  struct dp_fwd_hop *slot, __u32 tag, __u32 egress)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -117,6 +118,8 @@ static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const stru
 			bpf_map_update_elem(&dp_fwd_cache, &key, &fresh, BPF_ANY);
 		hop = &fresh;
 	}
+	if (egress && hop->ifindex != egress)
+		return DP_VERDICT_PASS;
 
 	if (p->key[DP_FW_F_FAMILY] == 4) {
 		/* TTL - 1, with the checksum change of the 16-bit word it shares with protocol */

@@ -206,6 +206,7 @@ __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
 		t->side = NAT_SRC;
 		t->hop = DP_NO_HOP;
 		t->tag = 0;
+		t->egress = 0;
 	} else {
 		if (e->ifindex != p->ifindex)
 			return LB_NOT_VIP;
@@ -219,6 +220,7 @@ __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
 		t->side = NAT_DST;
 		t->hop = slot;
 		t->tag = epoch;
+		t->egress = 0;
 	}
 	/* The counters are the balancing interface's: a client's packets, and as a
 	 * connection its second packet (replies may arrive elsewhere, or bypass us). */
@@ -290,6 +292,7 @@ __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_targe
 	t->side = NAT_DST;
 	t->hop = o.rule;
 	t->tag = o.epoch;
+	t->egress = 0;
 	now = bpf_ktime_get_coarse_ns();
 	if (ct_open(&k, rk, &o, now, p->len) && (!ct_vacant(rk, now) || ct_open(&k, rk, &o, now, p->len)))
 		goto no_backend;

@@ -63,30 +63,48 @@ static __always_inline void nat_count(__u32 rule, const struct dp_pkt *p, int co
 	s->connections += connection;
 }
 
-enum nat_connection { NAT_CT_NONE = 0, NAT_CT_OURS, NAT_CT_OTHER };
+enum nat_connection {
+	NAT_CT_NONE = 0,  /* no connection has the packet */
+	NAT_CT_DST,       /* translate the destination (XDP: SNAT replies, DNAT) */
+	NAT_CT_SRC,       /* translate the source (tc egress, or XDP's fast path) */
+	NAT_CT_OTHER,     /* another hook's or the load balancer's: left alone here */
+};
 
-/* A packet of a live connection, on the hook that rewrites sources (`src`) or the one
- * that rewrites destinations: when the connection's entry serves this hook, accounts the
- * packet and fills *to (the tuple it leaves with) and *rule. Returns NAT_CT_OURS;
- * NAT_CT_OTHER for an entry of the other hook, another interface or the load balancer
- * (the packet is left alone here); NAT_CT_NONE
- * when no connection has it. */
-static __always_inline int nat_connection(const struct dp_ct_key *k, const struct dp_pkt *p, int src, __u64 now,
-					  struct dp_ct_key *to, __u32 *rule)
+/* Which side entry e has a packet of interface `ifindex` translated on this hook (`tc`:
+ * egress, else XDP ingress): NAT_CT_DST, NAT_CT_SRC or NAT_CT_OTHER. With `fast`, XDP also
+ * takes the fast path: the source rewrite of another interface's entry, for whole packets
+ * (a fragmented datagram goes through the stack, where the fragment tables are). */
+static __always_inline int nat_serves(const struct dp_ct_entry *e, const struct dp_pkt *p, int tc, int fast)
+{
+	if (e->kind == DP_CT_LB)
+		return NAT_CT_OTHER;
+	if (e->ifindex == p->ifindex)
+		return e->rewrites_src == tc ? (tc ? NAT_CT_SRC : NAT_CT_DST) : NAT_CT_OTHER;
+	return fast && !tc && e->rewrites_src && p->frag == DP_FRAG_NONE ? NAT_CT_SRC : NAT_CT_OTHER;
+}
+
+/* A packet of a live connection on this hook (`tc`: egress, else XDP ingress, with the
+ * fast path when `fast`): when the connection's entry is served here, accounts the packet
+ * and fills *to (the tuple it leaves with), *rule and *owner (the entry's interface).
+ * Returns the side to translate (nat_serves), or NAT_CT_NONE. */
+static __always_inline int nat_connection(const struct dp_ct_key *k, const struct dp_pkt *p, int tc, int fast, __u64 now,
+					  struct dp_ct_key *to, __u32 *rule, __u32 *owner)
 {
 	struct dp_ct_entry *e;
-	int fresh;
+	int fresh, side;
 
 	e = ct_find(k, now, &fresh);
 	if (!e)
 		return NAT_CT_NONE;
-	if (e->rewrites_src != src || e->kind == DP_CT_LB || e->ifindex != p->ifindex)
-		return NAT_CT_OTHER;
+	side = nat_serves(e, p, tc, fast);
+	if (side == NAT_CT_OTHER)
+		return side;
 	*to = e->to;
 	*rule = e->rule;
+	*owner = e->ifindex;
 	ct_seen(k, e, fresh, p, now);
 	nat_count(*rule, p, 0, 0);
-	return NAT_CT_OURS;
+	return side;
 }
 
 /* A SNAT rule search: the source, and the table, its count and the match found. */

@@ -36,6 +36,7 @@ struct dp_target {
 	__u32 side; /* enum nat_side */
 	__u32 hop;
 	__u32 tag;
+	__u32 egress; /* redirect only out this interface (0: any), else leave it to the stack */
 };
 
 /* Where the rewrite writes in the L4 header: the checksum and the port (or identifier),

@@ -26,6 +26,11 @@ int xdpctl_setns(const char *path);
 /* 1 when path lies on a BPF filesystem, 0 when not, or a negative errno. */
 int xdpctl_is_bpffs(const char *path);
 
+/* The driver of an interface of the calling thread's network namespace, as ethtool
+ * names it ("veth", "mlx5_core"...): 0, or a negative errno. An ioctl, which Swift cannot
+ * call (it is variadic). */
+int xdpctl_link_driver(const char *ifname, char *driver, size_t len);
+
 /* Name and id of the XDP program an interface runs, whoever attached it (libxdp). */
 int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int *prog_id);
 

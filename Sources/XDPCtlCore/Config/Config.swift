@@ -8,6 +8,15 @@ public enum XDPMode: String, Sendable, CaseIterable {
     case native, generic, auto
 }
 
+/// Whether an interface's XDP program translates the packets of connections that other
+/// interfaces' NAT rules made (docs/config.md, "The NAT fast path").
+public enum NATFastPath: String, Sendable, CaseIterable {
+    /// On, except on a veth: a frame a veth peer sends with a partial checksum (TX
+    /// checksum offload, the default) would leave rewritten with a wrong one.
+    case auto
+    case on, off
+}
+
 public enum RuleAction: String, Sendable, CaseIterable {
     case allow, drop
 }
@@ -15,6 +24,7 @@ public enum RuleAction: String, Sendable, CaseIterable {
 public struct InterfaceConfig: Sendable, Equatable {
     public var name: String
     public var xdpMode: XDPMode
+    public var natFastPath: NATFastPath = .auto
     public var firewall: Firewall?
     public var rateLimits: [RateLimit]
     public var loadBalancers: [LoadBalancer]

@@ -76,7 +76,7 @@ extension ConfigReader {
     }
 
     func interface(_ value: JSONValue, _ path: JSONPath) -> InterfaceConfig? {
-        guard let f = fields(value, path, allowed: ["name", "xdp_mode", "firewall", "rate_limits", "load_balancers", "nat"],
+        guard let f = fields(value, path, allowed: ["name", "xdp_mode", "nat_fast_path", "firewall", "rate_limits", "load_balancers", "nat"],
                              required: ["name"]) else { return nil }
         let ifname: String? = f["name"].flatMap { v in
             guard let s = string(v, f.at("name"), expected: "an interface name"),
@@ -87,16 +87,17 @@ extension ConfigReader {
             return s
         }
         let mode = f["xdp_mode"].map { choice($0, f.at("xdp_mode"), XDPMode.self) } ?? .auto
+        let fastPath = f["nat_fast_path"].map { choice($0, f.at("nat_fast_path"), NATFastPath.self) } ?? .auto
         let fw = f["firewall"].map { firewall($0, f.at("firewall")) }
         let limits = list(f["rate_limits"], f.at("rate_limits"), what: "rate limits", rateLimit)
         let lbs = list(f["load_balancers"], f.at("load_balancers"), what: "load balancers", loadBalancer)
         let natConfig = f["nat"].map { nat($0, f.at("nat")) }
         if let limits { unique(limits.map(\.name), f.at("rate_limits"), key: "name", what: "rate limit") }
         if let lbs { unique(lbs.map(\.name), f.at("load_balancers"), key: "name", what: "load balancer") }
-        guard let ifname, let mode, let limits, let lbs else { return nil }
+        guard let ifname, let mode, let fastPath, let limits, let lbs else { return nil }
         if case .some(nil) = fw { return nil }
         if case .some(nil) = natConfig { return nil }
-        return InterfaceConfig(name: ifname, xdpMode: mode, firewall: fw ?? nil, rateLimits: limits,
+        return InterfaceConfig(name: ifname, xdpMode: mode, natFastPath: fastPath, firewall: fw ?? nil, rateLimits: limits,
                                loadBalancers: lbs, nat: natConfig ?? nil)
     }
 }

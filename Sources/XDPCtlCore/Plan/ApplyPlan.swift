@@ -97,6 +97,9 @@ public struct InterfacePlan {
     public var vipPorts: Set<UInt16>
     /// The epoch of the backend slots this apply fills: its generation.
     public var epoch: UInt32
+    /// The file has NAT rules and this interface's nat_fast_path allows: its XDP program
+    /// takes the fast path for their connections (DP_GEN_NAT_PEERS).
+    public var natPeers = false
 
     /// What the state records once the plan ran: attached in `mode`, with tables of
     /// `capacity` nodes.

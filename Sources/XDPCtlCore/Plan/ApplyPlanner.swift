@@ -21,6 +21,8 @@ public struct ApplyPlanner {
     public var compiler = FirewallCompiler()
     /// The addresses of the interfaces, by name: what SNAT without to_address uses.
     public var addresses: [String: [IPAddress]] = [:]
+    /// The interfaces that are veths (nat_fast_path "auto" is off there).
+    public var veths: Set<String> = []
 
     public init(config: Config, netns: String?, old: DataplaneState?, oldConfig: Config?,
                 ifindexes: [String: Int32], facts: [String: InterfaceFacts]) {
@@ -38,6 +40,8 @@ public struct ApplyPlanner {
         let generation = (old?.generation ?? 0) + 1
         var errors: [ConfigError] = []
         var interfaces: [InterfacePlan] = []
+        let natSlots = Self.natSlots(config, old)
+        let anyNAT = config.interfaces.contains { !NATCompiler.ruleNames($0.nat).isEmpty }
         for (i, iface) in config.interfaces.enumerated() {
             guard let ifindex = ifindexes[iface.name] else {
                 let place = netns.map { "network namespace \($0)" } ?? "this network namespace"
@@ -45,7 +49,13 @@ public struct ApplyPlanner {
                 continue
             }
             do throws(ConfigErrors) {
-                interfaces.append(try plan(iface, at: i, ifindex: ifindex, generation: generation))
+                var p = try plan(iface, at: i, ifindex: ifindex, generation: generation, nat: natSlots[iface.name] ?? ([:], []))
+                switch iface.natFastPath {
+                case .on: p.natPeers = anyNAT
+                case .off: p.natPeers = false
+                case .auto: p.natPeers = anyNAT && !veths.contains(iface.name)
+                }
+                interfaces.append(p)
             } catch {
                 errors += error.errors
             }
@@ -62,7 +72,28 @@ public struct ApplyPlanner {
                          changes: changes)
     }
 
-    func plan(_ iface: InterfaceConfig, at i: Int, ifindex: Int32, generation: UInt64) throws(ConfigErrors) -> InterfacePlan {
+    /// NAT rule counter slots, numbered across all interfaces: their counters are one
+    /// shared map, because an interface's XDP program counts the packets of another's
+    /// connections it translates (the fast path). Slots a rule had are kept; the slots of
+    /// rules gone are not given again in the same apply (their old program may still
+    /// count into them until the flip).
+    static func natSlots(_ config: Config, _ old: DataplaneState?) -> [String: (slots: [String: UInt32], fresh: [UInt32])] {
+        func key(_ iface: String, _ rule: String) -> String { iface + "\u{0}" + rule }
+        var previous: [String: UInt32] = [:]
+        for s in old?.interfaces ?? [] { for (rule, slot) in s.natSlots { previous[key(s.name, rule)] = slot } }
+        let names = config.interfaces.flatMap { i in NATCompiler.ruleNames(i.nat).map { key(i.name, $0) } }
+        let (all, fresh) = InterfaceState.assignSlots(names, previous: previous)
+        let isFresh = Set(fresh)
+        var out: [String: (slots: [String: UInt32], fresh: [UInt32])] = [:]
+        for i in config.interfaces {
+            let slots = Dictionary(NATCompiler.ruleNames(i.nat).map { ($0, all[key(i.name, $0)]!) }, uniquingKeysWith: { a, _ in a })
+            out[i.name] = (slots, slots.values.filter(isFresh.contains).sorted())
+        }
+        return out
+    }
+
+    func plan(_ iface: InterfaceConfig, at i: Int, ifindex: Int32, generation: UInt64,
+              nat natAssigned: (slots: [String: UInt32], fresh: [UInt32])) throws(ConfigErrors) -> InterfacePlan {
         let previous = old?.interface(iface.name)
         let oldIface = oldConfig?.interfaces.first { $0.name == iface.name }
         let (rules, freshRules) = InterfaceState.assignSlots(iface.firewall?.rules.map(\.name) ?? [], previous: previous?.slots.byName ?? [:])
@@ -70,7 +101,7 @@ public struct ApplyPlanner {
         let (vips, freshVips) = InterfaceState.assignSlots(iface.loadBalancers.map(\.name), previous: previous?.vipSlots ?? [:])
         let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)
         let (backends, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
-        let (nat, freshNat) = InterfaceState.assignSlots(NATCompiler.ruleNames(iface.nat), previous: previous?.natSlots ?? [:])
+        let (nat, freshNat) = natAssigned
         let slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends, nat: nat)
         let tables = InterfaceTables(iface, at: i, slots: slots, compiler: compiler, addresses: addresses[iface.name] ?? [])
         if !tables.errors.isEmpty { throw ConfigErrors(errors: tables.errors) }

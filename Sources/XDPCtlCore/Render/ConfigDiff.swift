@@ -16,6 +16,9 @@ public enum ConfigDiff {
                 out += nat(iface.name, nil, iface.nat)
                 continue
             }
+            if prev.natFastPath != iface.natFastPath {
+                out.append("~ \(iface.name): nat_fast_path \(prev.natFastPath.rawValue) -> \(iface.natFastPath.rawValue)")
+            }
             if prev.xdpMode != iface.xdpMode {
                 out.append("~ \(iface.name): xdp_mode \(prev.xdpMode.rawValue) -> \(iface.xdpMode.rawValue)")
             }

@@ -16,7 +16,7 @@ struct NATInstaller: Installer {
 
     func prepare(_ stage: InterfaceStage) throws(BPFError) {
         guard !stage.plan.freshNatSlots.isEmpty else { return }
-        let stats = try BPFMap.open(pinned: root.map(DP_MAP_NAT_STATS, of: stage.name))
+        let stats = try BPFMap.open(pinned: root.shared(DP_MAP_NAT_STATS))
         for slot in stage.plan.freshNatSlots { try stats.updatePerCPU(slot, dp_nat_stats()) }
     }
 

@@ -57,7 +57,7 @@ struct ProgramInstaller {
         stage.previousWord = try maps.word()
         // The tc program reads the root and maps pinned now: a new XDP instance's own.
         if stage.plan.nat != nil && (stage.program != nil || access(root.tcLink(name), F_OK) != 0) {
-            stage.tcProgram = try BPFObject(.tcEgress, pinRoot: stage.dir, pinPaths: Dataplane.sharedPins(root, [DP_MAP_CT, DP_MAP_CT_NEW]))
+            stage.tcProgram = try BPFObject(.tcEgress, pinRoot: stage.dir, pinPaths: Dataplane.sharedPins(root, [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS]))
         }
     }
 
@@ -146,8 +146,9 @@ struct ProgramInstaller {
     func retire(_ stage: InterfaceStage) throws(BPFError) {
         for pin in stage.setAside { unlink(pin + "_old") }
         // Maps of older builds, left by a program this apply replaced: ABI 2's firewall
-        // map, ABI 3's interface counters, ABI 4's connection tables of the interface.
-        for old in ["dp_fw", "dp_stats", "dp_lb_ct", "dp_lb_half", "dp_ct", "dp_ct_new"] { unlink(root.map(old, of: stage.name)) }
+        // map, ABI 3's interface counters, ABI 4's connection tables and NAT counters of
+        // the interface.
+        for old in ["dp_fw", "dp_stats", "dp_lb_ct", "dp_lb_half", "dp_ct", "dp_ct_new", "dp_nat_stats"] { unlink(root.map(old, of: stage.name)) }
         unlink(root.shared("dp_lb_reply"))
         if stage.plan.nat == nil { try XDPLink.detach(pinPath: root.tcLink(stage.name), interface: stage.name) }
     }
@@ -163,8 +164,8 @@ extension Dataplane {
     }
 
     /// The maps every interface's programs share, pinned at the pin root: the connection
-    /// tables (XDP and tc) and the reply port filter (XDP).
-    static func sharedPins(_ root: PinRoot, _ names: [String] = [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_LB_RPORTS]) -> [String: String] {
+    /// tables and NAT's rule counters (XDP and tc), and the reply port filter (XDP).
+    static func sharedPins(_ root: PinRoot, _ names: [String] = [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS, DP_MAP_LB_RPORTS]) -> [String: String] {
         Dictionary(uniqueKeysWithValues: names.map { ($0, root.shared($0)) })
     }
 }

@@ -26,7 +26,7 @@ extension Dataplane {
         if access(root.tcLink(s.name), F_OK) == 0 { stats.egress = try programCounters(DP_MAP_TC_STATS, of: s.name) }
         guard let summary = s.summary else { return stats }
         if !summary.nat.isEmpty {
-            let natStats = try BPFMap.open(pinned: root.map(DP_MAP_NAT_STATS, of: s.name))
+            let natStats = try BPFMap.open(pinned: root.shared(DP_MAP_NAT_STATS))
             stats.nat = try summary.nat.map { (c: InterfaceStats.NATCounter) throws(BPFError) in
                 var c = c
                 for v in try natStats.lookupPerCPU(s.natSlots[c.name] ?? 0, as: dp_nat_stats.self) {

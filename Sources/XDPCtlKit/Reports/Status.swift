@@ -15,6 +15,8 @@ public struct InterfaceStatus: Sendable {
     /// The tc egress program's id (nil: none attached, the interface has no NAT).
     public var tcProgramID: UInt32?
     public var natRules: Int
+    /// The XDP program translates connections of other interfaces' NAT rules (the fast path).
+    public var natFastPath: Bool = false
     /// NAT connections (each has two entries) in the established and the new table.
     public var natConnections: Int
     public var natNew: Int
@@ -60,6 +62,7 @@ public struct StatusReport: Sendable {
                     "rate_limits": .obj(["limits": .int(i.rateLimits), "source_buckets": .int(i.sourceBuckets),
                                          "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
                     "tc_egress": i.tcProgramID.map { .obj(["program_id": .int($0)]) } ?? .null,
+                    "nat_fast_path": .bool(i.natFastPath),
                     "nat": .obj(["rules": .int(i.natRules), "connections": .int(i.natConnections),
                                  "connections_max": .int(Int(DP_CT_MAX) / 2), "new": .int(i.natNew),
                                  "new_max": .int(Int(DP_CT_NEW_MAX) / 2)]),
@@ -85,6 +88,9 @@ public struct StatusReport: Sendable {
             }
             if let tc = i.tcProgramID {
                 out += "  tc egress attached (tcx), program id \(tc)\n"
+            }
+            if i.natFastPath {
+                out += "  nat fast path: established connections of NAT rules (any interface's) translated and sent on here\n"
             }
             if i.natRules > 0 {
                 out += "  nat       \(i.natRules) rule\(i.natRules == 1 ? "" : "s"), \(i.natConnections)/\(DP_CT_MAX / 2) connections, \(i.natNew)/\(DP_CT_NEW_MAX / 2) new\n"
@@ -118,7 +124,7 @@ extension Dataplane {
             let summary = s.summary
             let open = { (name: String) in try? BPFMap.open(pinned: self.root.map(name, of: s.name)) }
             let maps = [DP_MAP_STATS, DP_MAP_TC_STATS, DP_MAP_RULE_STATS, DP_MAP_RL_BUCKETS, DP_MAP_RL_SOURCES, DP_MAP_RL_STATS,
-                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS, DP_MAP_NAT_STATS].compactMap(open)
+                        DP_MAP_LB_BACKENDS, DP_MAP_LB_VSTATS, DP_MAP_LB_BSTATS].compactMap(open)
             // The root, the table maps and the tables the running generation uses.
             let generation = try? GenerationMaps(pinDirectory: root.interface(s.name))
             let tables = generation.map { g in
@@ -126,7 +132,8 @@ extension Dataplane {
             } ?? []
             let spare = (try? BPFMap.open(pinned: root.spareTable(of: s.name)))?.memoryBytes() ?? 0
             let memory = (maps + tables).reduce(spare) { $0 + $1.memoryBytes() }
-            return InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
+            let running = (try? generation?.running()) ?? nil
+            var status = InterfaceStatus(name: s.name, ifindex: s.ifindex, mode: query?.mode?.rawValue,
                                    requestedMode: summary?.xdpMode ?? "auto",
                                    programID: link?.programID ?? 0, linkIntact: live,
                                    tcProgramID: (try? XDPLink.info(pinPath: root.tcLink(s.name)))?.programID,
@@ -140,6 +147,8 @@ extension Dataplane {
                                    loadBalancers: summary?.balancers.count ?? 0,
                                    connections: count(s, \.isBalanced, new: false), halfOpen: count(s, \.isBalanced, new: true),
                                    mapMemory: memory, spareMemory: spare)
+            status.natFastPath = (running?.tables ?? 0) & DP_GEN_NAT_PEERS.rawValue != 0
+            return status
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
     }
