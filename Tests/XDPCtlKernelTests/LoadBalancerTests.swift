@@ -324,6 +324,28 @@ struct LoadBalancerTests {
         }
     }
 
+    @Test("a client port whose connection to one VIP is closing may open one to another VIP on the same backend; while it is open, that is refused as no_backend")
+    func reclaimedReplyTuple() throws {
+        let backend = [LoadBalancer.Backend(address: IPAddress("10.51.1.2")!, port: 8080)]
+        let a = LoadBalancer(name: "a", vip: IPAddress("10.50.100.1")!, proto: .tcp, port: 80, backends: backend)
+        let b = LoadBalancer(name: "b", vip: IPAddress("10.50.100.2")!, proto: .tcp, port: 443, backends: backend)
+        try withProgram([a, b]) { p, ns in
+            func client(_ vip: String, _ port: UInt16, _ flags: UInt8) throws -> UInt32 {
+                try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: vip, .tcp(src: 40000, dst: port, flags: flags)))).returnValue
+            }
+            #expect(try client("10.50.100.1", 80, Self.syn) == DP_VERDICT_REDIRECT.rawValue)
+            #expect(try client("10.50.100.1", 80, Self.ack) == DP_VERDICT_REDIRECT.rawValue)
+            // Open: the same client port to the other VIP would be answered on its tuple.
+            #expect(try client("10.50.100.2", 443, Self.syn) == DP_VERDICT_DROP.rawValue)
+            #expect(try p.lbCounters(DP_MAP_LB_VSTATS, 2).no_backend == 1)
+            // Closing (FIN): its reply tuple is given to the new connection.
+            #expect(try client("10.50.100.1", 80, Self.ack | 0x01) == DP_VERDICT_REDIRECT.rawValue)
+            #expect(try client("10.50.100.2", 443, Self.syn) == DP_VERDICT_REDIRECT.rawValue)
+            let reply = try p.run(Checksums.filled(Self.b.ipv4(src: "10.51.1.2", dst: "10.50.0.2", .tcp(src: 8080, dst: 40000, flags: Self.syn | Self.ack))))
+            #expect(reply.output == Self.forwarded(Self.b.ipv4(src: "10.50.100.2", dst: "10.50.0.2", .tcp(src: 443, dst: 40000, flags: Self.syn | Self.ack)), egressMAC: ns.egressMAC))
+        }
+    }
+
     @Test("a draining backend keeps its connections and takes no new flows")
     func draining() throws {
         try withProgram([Self.web]) { p, ns in

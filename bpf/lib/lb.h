@@ -110,9 +110,6 @@ enum lb_step {
 	LB_NO_BACKEND,    /* a new flow to a VIP no backend takes */
 };
 
-#define TCP_FLAG_SYN 0x02
-#define TCP_FLAG_ACK 0x10
-
 static __always_inline __u32 lb_mix(__u32 h, __u32 k)
 {
 	k *= 0xcc9e2d51;
@@ -142,7 +139,7 @@ static __always_inline __u32 lb_hash(const struct dp_pkt *p)
 /* A TCP SYN opens a connection, whatever the table holds for its tuple. */
 static __always_inline int lb_opens(const struct dp_pkt *p)
 {
-	return p->key[DP_FW_F_PROTO] == IPPROTO_TCP && (p->tcp_flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) == TCP_FLAG_SYN;
+	return p->key[DP_FW_F_PROTO] == IPPROTO_TCP && (p->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == CT_TCP_SYN;
 }
 
 /* The backend in `slot`, while it is still the one given out at `epoch`. */
@@ -174,6 +171,27 @@ static __always_inline void lb_forget(const struct dp_ct_key *k, const struct dp
 	bpf_map_delete_elem(&dp_ct_new, &rk);
 	bpf_map_delete_elem(&dp_ct, k);
 	bpf_map_delete_elem(&dp_ct_new, k);
+}
+
+/* Frees the reply tuple *rk for a new connection unless an open connection holds it:
+ * one that is dead or has finished (TCP closing or closed) gives it up. A client's kernel
+ * may give the port of a connection to one VIP, lingering here in its closing state, to a
+ * connection to another VIP that picks the same backend. Returns 1 when *rk is free. (The
+ * old connection's client entry is left to expire: it finished.) */
+static __always_inline int lb_reclaim(const struct dp_ct_key *rk, __u64 now)
+{
+	struct dp_ct_entry *e = bpf_map_lookup_elem(&dp_ct, rk);
+
+	if (!e)
+		e = bpf_map_lookup_elem(&dp_ct_new, rk);
+	/* Alive by its own clock: a reply entry never answered counts from its opening
+	 * (asking the other entry would cost a call this deep in the stack). */
+	if (e && e->state < DP_CT_CLOSING &&
+	    (e->seen_ns ? ct_fresh(e, rk->proto, now) : now - e->created_ns <= ct_timeout(rk->proto, DP_CT_NEW)))
+		return 0;
+	bpf_map_delete_elem(&dp_ct, rk);
+	bpf_map_delete_elem(&dp_ct_new, rk);
+	return 1;
 }
 
 /* A packet of a connection the balancer made: a client's, to its backend while that is
@@ -236,7 +254,7 @@ __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
 /* Balances a new flow to a VIP of the generation in slot `generation` (none:
  * DP_GEN_SLOTS): the backend the VIP's Maglev table picks for it, and a new connection.
  * Fills *t and returns LB_FORWARD; LB_NOT_VIP; or LB_NO_BACKEND when no backend takes
- * it, or when the reply tuple it would make is another live connection's (the same
+ * it, or when the reply tuple it would make is another open connection's (the same
  * client address and port to the same backend through another VIP). */
 __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_target *t)
 {
@@ -294,7 +312,7 @@ __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_targe
 	t->tag = o.epoch;
 	t->egress = 0;
 	now = bpf_ktime_get_coarse_ns();
-	if (ct_open(&k, rk, &o, now, p->len) && (!ct_vacant(rk, now) || ct_open(&k, rk, &o, now, p->len)))
+	if (!lb_reclaim(rk, now) || ct_open(&k, rk, &o, now, p->len))
 		goto no_backend;
 	lb_count(&dp_lb_vstats, o.vip, p, 0);
 	lb_count(&dp_lb_bstats, o.rule, p, 0);
