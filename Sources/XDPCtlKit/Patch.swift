@@ -22,6 +22,12 @@ extension Dataplane {
         // in is used outside it (names are unique in a list).
         guard let (slots, addedSlots, fresh) = iface.slots.replacing(edit.replaced, with: added.map(\.name)),
               fresh.allSatisfy({ $0 < DP_MAX_RULES }) else { return nil }
+        // A rule set that shrank to half its table takes a full apply, which loads the
+        // program again with a smaller table and gives the memory back (nodes estimated
+        // as Preload does: 13 per 2 rules).
+        if FirewallTable.oversized(capacity: iface.firewallCapacity, fits: FirewallTable.capacity(for: 13 * (slots.count + 1) / 2)) {
+            return nil
+        }
 
         let name = iface.name
         do throws(BPFError) {

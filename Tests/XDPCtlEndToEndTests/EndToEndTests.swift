@@ -138,7 +138,7 @@ struct EndToEndTests {
         #expect(rulePackets(s, "new-rule") == 0)
     }
 
-    @Test("a rule set that outgrows the table swaps in a bigger program: counters kept, verdicts right")
+    @Test("a rule set that outgrows the table swaps in a bigger program, and a small one again gives the memory back: counters kept, verdicts right")
     func tableGrowth() throws {
         let lab = try Lab()
         defer { lab.close() }
@@ -163,6 +163,20 @@ struct EndToEndTests {
         let s = try lab.stats()
         #expect(rulePackets(s, "udp-high") == 5, "the counter carried over the program swap")
         #expect(rulePackets(s, "deny-2999") == 2)
+
+        // Back to the small rule set: the big table gives its memory back.
+        func memory(_ s: String) -> Int? {
+            guard case .array(let ifs)? = (try? JSONParser.parse(s))?["interfaces"] else { return nil }
+            return ifs.first?["maps"]?["memory_bytes"]?.int
+        }
+        let shrunk = try lab.apply(firewall(lab))
+        #expect(shrunk.status == 0 && shrunk.out.contains("firewall table") && shrunk.out.contains("-> 4096 nodes"), "\(shrunk.out) \(shrunk.err)")
+        let after = try lab.xdpctl("status", "--json").out
+        #expect(after.contains("\"tree_capacity\": 4096") && programID(after) != programID(status), "\(after)")
+        #expect((memory(after) ?? .max) < (memory(status) ?? 0), "kernel memory \(memory(status) ?? -1) -> \(memory(after) ?? -1) bytes")
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 1500, count: 2) == 0)
+        #expect(try lab.udpDelivered(to: lab.serverV4, port: 22_998, count: 2) == 2, "the big set's rules are gone")
+        #expect(rulePackets(try lab.stats(), "udp-high") == 7, "the counter carried over the program swap back")
     }
 
     @Test("flipping between two configs under traffic: every packet is decided by one config's rule")

@@ -29,6 +29,12 @@ public struct FirewallTable: Sendable {
         return min(Int(DP_FW_MAX_NODES), max(step, (nodes * 3 / 2 + step - 1) / step * step))
     }
 
+    /// Whether a table of `capacity` nodes is at least twice one of `fits` (above the
+    /// smallest size): an apply then loads the program again with the smaller one.
+    public static func oversized(capacity: Int, fits: Int) -> Bool {
+        capacity > Int(DP_FW_MIN_NODES) && capacity >= 2 * fits
+    }
+
     /// Trees in use, built by the last full compile and by patches since.
     public var trees: Int { nodes[0].trees.main }
     public var patchTrees: Int { nodes[0].trees.patch }

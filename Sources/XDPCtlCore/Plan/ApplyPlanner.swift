@@ -66,6 +66,10 @@ public struct ApplyPlanner {
             + interfaces.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
             + interfaces.filter { $0.keepsLink && facts[$0.config.name]?.hasRoot == false }.map { "~ \($0.config.name): program of an older build replaced" }
             + recompile.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
+            + interfaces.compactMap { p in
+                guard let before = p.previous?.firewallCapacity, p.capacity < before else { return nil }
+                return "~ \(p.config.name): firewall table \(before) -> \(p.capacity) nodes (the program is loaded again; the memory goes back)"
+            }
         return ApplyPlan(generation: generation, interfaces: interfaces,
                          detach: (old?.interfaces ?? []).map(\.name).filter { !named.contains($0) },
                          replyPorts: LoadBalancerCompiler.replyPorts(config), oldReplyPorts: oldConfig.map(LoadBalancerCompiler.replyPorts) ?? [],
@@ -116,8 +120,13 @@ public struct ApplyPlanner {
         var capacity = previous?.firewallCapacity ?? 0
         let nodes = tables.firewall?.nodes.count ?? 0
         let sameShape = fact.map { $0.hasRoot && ($0.firewallCapacity == nil || $0.firewallCapacity == capacity) } ?? false
-        let loadsProgram = !keepsLink || nodes > capacity || !sameShape
-        if loadsProgram { capacity = max(capacity, FirewallTable.capacity(for: nodes)) }
+        // A table twice the size it needs (the rule set about halved since it grew) gives
+        // its memory back: the program is loaded again at the size the new table needs.
+        // Less than that stays, so that rule sets that come and go do not reload each time.
+        let fits = FirewallTable.capacity(for: nodes)
+        let oversized = FirewallTable.oversized(capacity: capacity, fits: fits)
+        let loadsProgram = !keepsLink || nodes > capacity || !sameShape || oversized
+        if loadsProgram { capacity = oversized ? fits : max(capacity, fits) }
         let runningSlot = fact?.runningSlot.flatMap { $0 < DP_GEN_SLOTS ? $0 : nil }
 
         let kept = Set(backendIDs)
