@@ -27,6 +27,8 @@ extension Bench {
     struct BalancerRow {
         var path: BalancerPath
         var ns: Double, floor: Double
+        /// Connections the measured runs opened (new-flow rows).
+        var newConnections = 0
     }
 
     static let balancers = [
@@ -82,14 +84,20 @@ extension Bench {
         }
         let ours = try wrapper(programFD, slot: 2), floorWrapped = try wrapper(floorFD, slot: 1)
 
+        // With `vary`, the wrapper gives every run the next source address and port of a
+        // count that goes on across frames and measurements: each SYN measured is a
+        // 5-tuple never seen before, and opens a connection (it used to start again at 0
+        // for every frame, so after the first the SYNs found their half-open entries).
+        var flows: UInt64 = 0
         func mean(_ w: (object: BPFObject, fd: Int32, link: OwnedDescriptor?), _ frames: [[UInt8]], vary: Bool) throws -> Double {
             let state = try w.object.map("restore_frame")
             var total = 0.0
             for f in frames {
                 // struct restore_frame: the frame's first 8 words, vary and pad, runs.
                 let h = f.prefix(64).withUnsafeBytes { raw in (0..<8).map { raw.loadUnaligned(fromByteOffset: $0 * 8, as: UInt64.self) } }
-                try state.update(UInt32(0), (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], UInt64(vary ? 1 : 0), UInt64(0)))
+                try state.update(UInt32(0), (h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7], UInt64(vary ? 1 : 0), flows))
                 total += Double(try TestRun.run(programFD: w.fd, packet: f, repeat: self.repeat).duration)
+                if vary && w.fd == ours.fd { flows += UInt64(self.repeat) }
             }
             return total / Double(frames.count)
         }
@@ -119,7 +127,8 @@ extension Bench {
                 wrappedFloor.append(sample.1)
                 direct.append(sample.2)
             }
-            rows.append(BalancerRow(path: path, ns: Self.median(wrapped) - Self.median(wrappedFloor) + Self.median(direct), floor: Self.median(direct)))
+            rows.append(BalancerRow(path: path, ns: Self.median(wrapped) - Self.median(wrappedFloor) + Self.median(direct), floor: Self.median(direct),
+                                    newConnections: vary ? Int(flows) : 0))
             FileOutput.standardError.write("measured \(path.rawValue)\n")
         }
         withExtendedLifetime((ours, floorWrapped, program)) {}
@@ -132,6 +141,6 @@ extension Bench {
             out += (r.path.rawValue as NSString).padding(toLength: 20, withPad: " ", startingAt: 0)
                 + String(format: "  %6.1f  %8.1f  %8.2fx  %15.1f\n", r.ns, r.floor, r.ns / r.floor, r.ns - r.floor)
         }
-        return out + "(medians of \(runs) runs of \(frames) frames × \(self.repeat) repeats, through a wrapper that restores each frame; the wrapper's own cost is taken out. New flows: a new source every run, into a table of \(DP_CT_NEW_MAX / 2) new connections)"
+        return out + "(medians of \(runs) runs of \(frames) frames × \(self.repeat) repeats, through a wrapper that restores each frame; the wrapper's own cost is taken out. New flows: every SYN measured a 5-tuple never seen before, \(rows.map(\.newConnections).reduce(0, +)) connections opened in all, each two entries into a table of \(DP_CT_NEW_MAX / 2) new connections)"
     }
 }

@@ -41,6 +41,7 @@ extension Bench {
                 "ratio_xdp_drop": num(r.perFloor), "ratio_xdp_filter": r.perFilter.map(num) ?? .null,
                 "ratio_fewest_rules": num(fewest(r, rows)), "runs_ns": .array(r.runs.map(num))]) }),
             "lb_rows": .array(balancerRows.map { r in .obj([
-                "path": .string(r.path.rawValue), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor)]) })]), indent: "  ")
+                "path": .string(r.path.rawValue), "ns_per_packet": num(r.ns), "xdp_drop_ns_per_packet": num(r.floor),
+                "new_connections": .int(r.newConnections)]) })]), indent: "  ")
     }
 }

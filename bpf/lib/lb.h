@@ -180,17 +180,21 @@ static __always_inline void lb_forget(const struct dp_ct_key *k, const struct dp
  * old connection's client entry is left to expire: it finished.) */
 static __always_inline int lb_reclaim(const struct dp_ct_key *rk, __u64 now)
 {
-	struct dp_ct_entry *e = bpf_map_lookup_elem(&dp_ct, rk);
+	void *table = &dp_ct;
+	struct dp_ct_entry *e = bpf_map_lookup_elem(table, rk);
 
+	if (!e) {
+		table = &dp_ct_new;
+		e = bpf_map_lookup_elem(table, rk);
+	}
 	if (!e)
-		e = bpf_map_lookup_elem(&dp_ct_new, rk);
+		return 1;
 	/* Alive by its own clock: a reply entry never answered counts from its opening
 	 * (asking the other entry would cost a call this deep in the stack). */
-	if (e && e->state < DP_CT_CLOSING &&
+	if (e->state < DP_CT_CLOSING &&
 	    (e->seen_ns ? ct_fresh(e, rk->proto, now) : now - e->created_ns <= ct_timeout(rk->proto, DP_CT_NEW)))
 		return 0;
-	bpf_map_delete_elem(&dp_ct, rk);
-	bpf_map_delete_elem(&dp_ct_new, rk);
+	bpf_map_delete_elem(table, rk);
 	return 1;
 }
 
