@@ -4,6 +4,7 @@
 #include <sched.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <net/if.h>
@@ -96,25 +97,83 @@ int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int
 	return 0;
 }
 
+static int ethtool(const char *ifname, void *data);
+
 int xdpctl_link_driver(const char *ifname, char *driver, size_t len)
 {
 	struct ethtool_drvinfo info = { .cmd = ETHTOOL_GDRVINFO };
+	int err;
+
+	if (!driver || !len)
+		return -EINVAL;
+	err = ethtool(ifname, &info);
+	if (!err)
+		snprintf(driver, len, "%.*s", (int)sizeof(info.driver), info.driver);
+	return err;
+}
+
+/* ioctl(SIOCETHTOOL) on ifname with `data`: 0 or a negative errno. */
+static int ethtool(const char *ifname, void *data)
+{
 	struct ifreq ifr = {};
 	int fd, err = 0;
 
-	if (!ifname || strlen(ifname) >= IFNAMSIZ || !driver || !len)
+	if (!ifname || strlen(ifname) >= IFNAMSIZ)
 		return -EINVAL;
 	fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	strncpy(ifr.ifr_name, ifname, IFNAMSIZ - 1);
-	ifr.ifr_data = (void *)&info;
+	ifr.ifr_data = data;
 	if (ioctl(fd, SIOCETHTOOL, &ifr) < 0)
 		err = -errno;
-	else
-		snprintf(driver, len, "%.*s", (int)sizeof(info.driver), info.driver);
 	close(fd);
 	return err;
+}
+
+int xdpctl_veth_peer(const char *ifname)
+{
+	struct { struct ethtool_sset_info info; __u32 count; } sset = { .info = { .cmd = ETHTOOL_GSSET_INFO, .sset_mask = 1ULL << ETH_SS_STATS } };
+	struct ethtool_gstrings *names = NULL;
+	struct ethtool_stats *stats = NULL;
+	int err, n, peer = -ENOENT;
+
+	err = ethtool(ifname, &sset);
+	if (err)
+		return err;
+	n = sset.info.sset_mask ? (int)sset.count : 0;
+	names = calloc(1, sizeof(*names) + (size_t)n * ETH_GSTRING_LEN);
+	stats = calloc(1, sizeof(*stats) + (size_t)n * sizeof(__u64));
+	if (!names || !stats) {
+		peer = -ENOMEM;
+		goto out;
+	}
+	names->cmd = ETHTOOL_GSTRINGS;
+	names->string_set = ETH_SS_STATS;
+	names->len = n;
+	stats->cmd = ETHTOOL_GSTATS;
+	stats->n_stats = n;
+	if ((err = ethtool(ifname, names)) || (err = ethtool(ifname, stats))) {
+		peer = err;
+		goto out;
+	}
+	for (int i = 0; i < n; i++)
+		if (!strncmp((char *)names->data + i * ETH_GSTRING_LEN, "peer_ifindex", ETH_GSTRING_LEN))
+			peer = (int)stats->data[i];
+out:
+	free(names);
+	free(stats);
+	return peer;
+}
+
+int xdpctl_offloads(const char *ifname)
+{
+	struct ethtool_value gro = { .cmd = ETHTOOL_GGRO }, tx = { .cmd = ETHTOOL_GTXCSUM };
+	int err = ethtool(ifname, &gro);
+
+	if (!err)
+		err = ethtool(ifname, &tx);
+	return err ? err : (gro.data ? 1 : 0) | (tx.data ? 2 : 0);
 }
 
 int xdpctl_is_bpffs(const char *path)

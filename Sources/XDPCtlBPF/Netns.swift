@@ -24,6 +24,47 @@ public enum Netns {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
+    /// The ifindex of a veth's peer (in the peer's network namespace); nil for an
+    /// interface that is not a veth, or cannot be asked.
+    public static func vethPeer(of name: String) -> Int32? {
+        let peer = xdpctl_veth_peer(name)
+        return peer > 0 ? peer : nil
+    }
+
+    /// Whether an interface receives with GRO and sends with TX checksum offload; nil
+    /// when it cannot be asked.
+    public static func offloads(of name: String) -> (gro: Bool, txChecksum: Bool)? {
+        let bits = xdpctl_offloads(name)
+        return bits < 0 ? nil : (bits & 1 != 0, bits & 2 != 0)
+    }
+
+    /// The interface with index `ifindex` in the current thread's network namespace.
+    public static func name(of ifindex: Int32) -> String? {
+        var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
+        guard if_indextoname(UInt32(bitPattern: ifindex), &buffer) != nil else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+    }
+
+    /// The identity (inode) of the calling thread's network namespace.
+    public static func current() -> UInt64? {
+        var st = stat()
+        return stat("/proc/thread-self/ns/net", &st) == 0 ? UInt64(st.st_ino) : nil
+    }
+
+    /// The network namespaces `ip netns` names (/run/netns).
+    public static func named() -> [String] {
+        guard let dir = opendir("/run/netns") else { return [] }
+        defer { closedir(dir) }
+        var out: [String] = []
+        while let entry = readdir(dir) {
+            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
+                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
+            }
+            if name != "." && name != ".." { out.append(name) }
+        }
+        return out.sorted()
+    }
+
     /// The addresses of an interface in the current thread's network namespace, as
     /// getifaddrs lists them, without IPv6 link-local ones: (family 4 or 6, network-order
     /// bytes).

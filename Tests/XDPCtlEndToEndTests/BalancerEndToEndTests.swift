@@ -171,4 +171,25 @@ struct BalancerEndToEndTests {
         let stray = try sh(["sh", "-c", "ls \(lab.pinRoot)/ifaces/*/dp_ct* \(lab.pinRoot)/ifaces/*/dp_lb_rports 2>/dev/null"]).out
         #expect(stray.isEmpty, "every program uses the pin root's shared maps: \(stray)")
     }
+
+    @Test("veths with the kernel's default offloads: apply and status name each peer, its namespace, what it lacks and the command; after those commands the balancer works")
+    func kernelDefaultVeths() throws {
+        let lab = try BalancerLab(backends: 2, kernelDefaults: true)
+        defer { lab.close() }
+        let applied = try lab.apply(lab.config(lab.balancer("web", [(0, 1, "active"), (1, 1, "active")])))
+        #expect(applied.status == 0, "\(applied.err)")
+        let warnings = applied.err.split(separator: "\n").filter { $0.contains("is a veth whose peer") }
+        #expect(warnings.count == 3, "one per attached veth: \(applied.err)")
+        #expect(warnings.contains { $0.contains("peer \(lab.clientIf) (network namespace \(lab.client)) has GRO off") && $0.contains("TX checksum offload on") },
+                "\(warnings)")
+        let status = try lab.xdpctl("status")
+        #expect(status.out.split(separator: "\n").filter { $0.contains("  veth  ") }.count == 3, "\(status.out)")
+        // The commands they give, run as given.
+        for w in warnings {
+            let command = try #require(w.range(of: "run: ").map { String(w[$0.upperBound...]) })
+            #expect(try sh(command.split(separator: " ").map(String.init)).status == 0, "\(command)")
+        }
+        #expect(!(try lab.xdpctl("status").out.contains("  veth  ")), "nothing more to say")
+        #expect(Set(try lab.curl(20)) == ["b1", "b2"])
+    }
 }

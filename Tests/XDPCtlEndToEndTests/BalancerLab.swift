@@ -27,7 +27,9 @@ final class BalancerLab: RouterLab {
     func backendV4(_ i: Int) -> String { "10.\(net).\(i + 1).2" }
     func backendV6(_ i: Int) -> String { "fd00:\(net):\(i + 1)::2" }
 
-    init(backends count: Int = 4) throws {
+    /// `kernelDefaults`: the client's and backends' veth ends keep the kernel's default
+    /// offloads (GRO off, TX checksum offload on), which XDP forwarding cannot use.
+    init(backends count: Int = 4, kernelDefaults: Bool = false) throws {
         #expect(getuid() == 0, "end-to-end tests need root: run them through scripts/test.sh")
         let n = balancerLabCounter.wrappingAdd(1, ordering: .relaxed).newValue
         net = 150 + n
@@ -53,7 +55,7 @@ final class BalancerLab: RouterLab {
             ["ip", "-n", client, "route", "add", "default", "via", "10.\(net).0.1"],
             ["ip", "-n", client, "-6", "route", "add", "default", "via", "fd00:\(net)::1"],
             ["ip", "netns", "exec", lb, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"],
-        ] + Self.vethFixes(client, clientIf)
+        ] + (kernelDefaults ? [] : Self.vethFixes(client, clientIf))
         for i in 0..<count {
             let (ns, ifb, ifl) = (backends[i], backendIfs[i], lbBackendIfs[i])
             steps += [
@@ -66,7 +68,7 @@ final class BalancerLab: RouterLab {
                 ["ip", "-n", ns, "link", "set", "lo", "up"], ["ip", "-n", ns, "link", "set", ifb, "up"], ["ip", "-n", lb, "link", "set", ifl, "up"],
                 ["ip", "-n", ns, "route", "add", "default", "via", "10.\(net).\(i + 1).1"],
                 ["ip", "-n", ns, "-6", "route", "add", "default", "via", "fd00:\(net):\(i + 1)::1"],
-            ] + Self.vethFixes(ns, ifb)
+            ] + (kernelDefaults ? [] : Self.vethFixes(ns, ifb))
         }
         for step in steps {
             let r = try sh(step)

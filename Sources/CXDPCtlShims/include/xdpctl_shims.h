@@ -31,6 +31,14 @@ int xdpctl_is_bpffs(const char *path);
  * call (it is variadic). */
 int xdpctl_link_driver(const char *ifname, char *driver, size_t len);
 
+/* The ifindex of a veth's peer (its ethtool statistic peer_ifindex, an index in the
+ * peer's network namespace), or a negative errno. */
+int xdpctl_veth_peer(const char *ifname);
+
+/* An interface's receive and send offloads: bit 0 set when GRO is on, bit 1 when TX
+ * checksum offload is; or a negative errno. */
+int xdpctl_offloads(const char *ifname);
+
 /* Name and id of the XDP program an interface runs, whoever attached it (libxdp). */
 int xdpctl_xdp_program_on(int ifindex, char *name, size_t name_len, unsigned int *prog_id);
 

@@ -17,6 +17,8 @@ public struct InterfaceStatus: Sendable {
     public var natRules: Int
     /// The XDP program translates connections of other interfaces' NAT rules (the fast path).
     public var natFastPath: Bool = false
+    /// What a veth's peer lacks for XDP forwarding, and the command that gives it.
+    public var vethAdvice: String?
     /// NAT connections (each has two entries) in the established and the new table.
     public var natConnections: Int
     public var natNew: Int
@@ -63,6 +65,7 @@ public struct StatusReport: Sendable {
                                          "source_buckets_max": .int(Int(DP_RL_MAX_SOURCES))]),
                     "tc_egress": i.tcProgramID.map { .obj(["program_id": .int($0)]) } ?? .null,
                     "nat_fast_path": .bool(i.natFastPath),
+                    "veth_advice": i.vethAdvice.map { .string($0) } ?? .null,
                     "nat": .obj(["rules": .int(i.natRules), "connections": .int(i.natConnections),
                                  "connections_max": .int(Int(DP_CT_MAX) / 2), "new": .int(i.natNew),
                                  "new_max": .int(Int(DP_CT_NEW_MAX) / 2)]),
@@ -88,6 +91,9 @@ public struct StatusReport: Sendable {
             }
             if let tc = i.tcProgramID {
                 out += "  tc egress attached (tcx), program id \(tc)\n"
+            }
+            if let advice = i.vethAdvice {
+                out += "  veth      \(advice)\n"
             }
             if i.natFastPath {
                 out += "  nat fast path: established connections of NAT rules (any interface's) translated and sent on here\n"
@@ -117,6 +123,8 @@ extension Dataplane {
         func count(_ s: InterfaceState, _ kind: (dp_ct_entry) -> Bool, new: Bool) -> Int {
             entries.count { $0.new == new && $0.entry.ifindex == UInt32(bitPattern: s.ifindex) && kind($0.entry) }
         }
+        let forwards = state.interfaces.contains { $0.summary.map { !$0.balancers.isEmpty || !$0.nat.isEmpty } ?? false }
+        let advice = forwards ? Self.vethAdvice(state.interfaces.map(\.name)) : [:]
         let interfaces = state.interfaces.map { s in
             let link = try? XDPLink.info(pinPath: root.link(s.name))
             let live = linkIntact(s)
@@ -148,6 +156,7 @@ extension Dataplane {
                                    connections: count(s, \.isBalanced, new: false), halfOpen: count(s, \.isBalanced, new: true),
                                    mapMemory: memory, spareMemory: spare)
             status.natFastPath = (running?.tables ?? 0) & DP_GEN_NAT_PEERS.rawValue != 0
+            status.vethAdvice = advice[s.name]
             return status
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
