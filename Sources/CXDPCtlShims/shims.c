@@ -12,6 +12,9 @@
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <linux/ethtool.h>
+#include <linux/netlink.h>
+#include <linux/rtnetlink.h>
+#include <linux/net_namespace.h>
 #include <linux/sockios.h>
 #include <linux/magic.h>
 #include <xdp/libxdp.h>
@@ -164,6 +167,71 @@ out:
 	free(names);
 	free(stats);
 	return peer;
+}
+
+/* Sends one rtnetlink request and finds attribute `want` (of type `type` messages,
+ * header of `hdr_len` bytes) in the answer: its s32 value, or a negative errno. */
+static int rtnl_ask(void *req, size_t len, __u16 type, size_t hdr_len, __u16 want)
+{
+	char buf[8192];
+	int fd = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_ROUTE), n, result = -ENOENT;
+	struct nlmsghdr *h;
+
+	if (fd < 0)
+		return -errno;
+	if (send(fd, req, len, 0) < 0 || (n = recv(fd, buf, sizeof(buf), 0)) < 0) {
+		result = -errno;
+		close(fd);
+		return result;
+	}
+	close(fd);
+	for (h = (struct nlmsghdr *)buf; NLMSG_OK(h, (unsigned)n); h = NLMSG_NEXT(h, n)) {
+		if (h->nlmsg_type == NLMSG_ERROR) {
+			struct nlmsgerr *e = NLMSG_DATA(h);
+			return e->error ? e->error : -ENOENT;
+		}
+		if (h->nlmsg_type != type)
+			continue;
+		struct rtattr *a = (struct rtattr *)((char *)NLMSG_DATA(h) + NLMSG_ALIGN(hdr_len));
+		int left = (int)h->nlmsg_len - (int)NLMSG_LENGTH(hdr_len);
+		for (; RTA_OK(a, left); a = RTA_NEXT(a, left))
+			if (a->rta_type == want && RTA_PAYLOAD(a) >= sizeof(__s32))
+				result = *(__s32 *)RTA_DATA(a);
+	}
+	return result;
+}
+
+int xdpctl_link_netnsid(int ifindex)
+{
+	struct { struct nlmsghdr h; struct ifinfomsg i; } req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETLINK, .nlmsg_flags = NLM_F_REQUEST },
+		.i = { .ifi_family = AF_UNSPEC, .ifi_index = ifindex },
+	};
+
+	return rtnl_ask(&req, sizeof(req), RTM_NEWLINK, sizeof(struct ifinfomsg), IFLA_LINK_NETNSID);
+}
+
+int xdpctl_netnsid_of(const char *path)
+{
+	struct {
+		struct nlmsghdr h;
+		struct rtgenmsg g;
+		char pad[3];
+		struct rtattr a;
+		__u32 fd;
+	} req = {
+		.h = { .nlmsg_len = sizeof(req), .nlmsg_type = RTM_GETNSID, .nlmsg_flags = NLM_F_REQUEST },
+		.g = { .rtgen_family = AF_UNSPEC },
+		.a = { .rta_len = RTA_LENGTH(sizeof(__u32)), .rta_type = NETNSA_FD },
+	};
+	int fd = open(path, O_RDONLY | O_CLOEXEC), id;
+
+	if (fd < 0)
+		return -errno;
+	req.fd = (__u32)fd;
+	id = rtnl_ask(&req, sizeof(req), RTM_NEWNSID, sizeof(struct rtgenmsg), NETNSA_NSID);
+	close(fd);
+	return id < 0 && id != -ENOENT ? id : (id == NETNSA_NSID_NOT_ASSIGNED ? -ENOENT : id);
 }
 
 int xdpctl_offloads(const char *ifname)

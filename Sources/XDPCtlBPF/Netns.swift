@@ -45,10 +45,19 @@ public enum Netns {
         return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    /// The identity (inode) of the calling thread's network namespace.
-    public static func current() -> UInt64? {
-        var st = stat()
-        return stat("/proc/thread-self/ns/net", &st) == 0 ? UInt64(st.st_ino) : nil
+    /// The id the current thread's network namespace gives the namespace of interface
+    /// `ifindex`'s link peer (a veth's other end): nil when the peer is in this one.
+    public static func linkNetnsID(of ifindex: Int32) -> Int32? {
+        let id = xdpctl_link_netnsid(ifindex)
+        return id >= 0 ? id : nil
+    }
+
+    /// The id the current thread's network namespace gives namespace `name` (from `ip
+    /// netns add`), or nil when it gives none.
+    public static func id(of name: String) -> Int32? {
+        guard !name.contains("/") else { return nil }
+        let id = xdpctl_netnsid_of("/run/netns/\(name)")
+        return id >= 0 ? id : nil
     }
 
     /// The network namespaces `ip netns` names (/run/netns).

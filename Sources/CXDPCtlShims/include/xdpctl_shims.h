@@ -35,6 +35,15 @@ int xdpctl_link_driver(const char *ifname, char *driver, size_t len);
  * peer's network namespace), or a negative errno. */
 int xdpctl_veth_peer(const char *ifname);
 
+/* The id the calling thread's network namespace gives the namespace of interface
+ * ifindex's link peer (IFLA_LINK_NETNSID): >= 0; -ENOENT when the peer is in this
+ * namespace; another negative errno on failure. */
+int xdpctl_link_netnsid(int ifindex);
+
+/* The id the calling thread's network namespace gives the namespace at path (a file
+ * under /run/netns): >= 0, or a negative errno (-ENOENT: it has none). */
+int xdpctl_netnsid_of(const char *path);
+
 /* An interface's receive and send offloads: bit 0 set when GRO is on, bit 1 when TX
  * checksum offload is; or a negative errno. */
 int xdpctl_offloads(const char *ifname);

@@ -124,7 +124,7 @@ extension Dataplane {
             entries.count { $0.new == new && $0.entry.ifindex == UInt32(bitPattern: s.ifindex) && kind($0.entry) }
         }
         let forwards = state.interfaces.contains { $0.summary.map { !$0.balancers.isEmpty || !$0.nat.isEmpty } ?? false }
-        let advice = forwards ? Self.vethAdvice(state.interfaces.map(\.name)) : [:]
+        let advice = forwards ? Self.vethAdvice(state.interfaces.map(\.name), netns: state.netns) : [:]
         let interfaces = state.interfaces.map { s in
             let link = try? XDPLink.info(pinPath: root.link(s.name))
             let live = linkIntact(s)
