@@ -1,4 +1,5 @@
 import Testing
+import XDPCtlWorkloads
 @testable import XDPCtlCore
 
 /// The config decoder under random mutation, in bounded time: seeded, so any finding
@@ -7,19 +8,6 @@ import Testing
 /// and a mutant that decodes must decode again to the same config.
 @Suite("Config decoder fuzzing (seeded, bounded)")
 struct ConfigFuzzTests {
-    /// SplitMix64: small, fast, and the same on every machine.
-    struct Rng {
-        var state: UInt64
-        mutating func next() -> UInt64 {
-            state &+= 0x9E37_79B9_7F4A_7C15
-            var z = state
-            z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-            z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-            return z ^ (z >> 31)
-        }
-        mutating func below(_ n: Int) -> Int { Int(next() % UInt64(max(n, 1))) }
-    }
-
     static let seeds = [
         #"{"version": 1, "interfaces": [{"name": "eth0", "xdp_mode": "auto", "firewall": {"default_action": "drop", "rules": [{"name": "ssh", "action": "allow", "proto": "tcp", "src": ["10.0.0.0/8", "2001:db8::/32"], "dst_ports": [22, "1000-2000"]}, {"name": "icmp", "action": "allow", "proto": "icmp"}]}, "rate_limits": [{"name": "syn", "per": "source", "proto": "tcp", "tcp_flags": ["syn"], "packets_per_second": 100, "burst_packets": 200}]}]}"#,
         #"{"version": 1, "interfaces": [{"name": "eth0", "load_balancers": [{"name": "web", "vip": "203.0.113.10", "proto": "tcp", "port": 80, "table_size": 65537, "backends": [{"address": "10.1.0.2", "port": 8080, "weight": 100}, {"address": "10.1.0.3", "port": 8080, "state": "draining"}]}]}, {"name": "eth1", "nat_fast_path": "on"}]}"#,
@@ -36,7 +24,7 @@ struct ConfigFuzzTests {
 
     /// One structural mutation of a parsed config: a value replaced, a member dropped,
     /// duplicated or added, an array item dropped or repeated.
-    static func mutate(_ v: JSONValue, _ rng: inout Rng, depth: Int = 0) -> JSONValue {
+    static func mutate(_ v: JSONValue, _ rng: inout SeededRandom, depth: Int = 0) -> JSONValue {
         switch v {
         case .object(let members) where !members.isEmpty && rng.below(4) != 0:
             var m = members
@@ -65,7 +53,7 @@ struct ConfigFuzzTests {
     }
 
     /// Byte-level damage to the text: a byte flipped, cut, or repeated.
-    static func damage(_ text: String, _ rng: inout Rng) -> [UInt8] {
+    static func damage(_ text: String, _ rng: inout SeededRandom) -> [UInt8] {
         var b = Array(text.utf8)
         for _ in 0...rng.below(3) where !b.isEmpty {
             let i = rng.below(b.count)
@@ -95,7 +83,7 @@ struct ConfigFuzzTests {
 
     @Test("20,000 mutants of three valid configs (structural and byte-level): no crash, every error said in bounded length, decoding repeatable")
     func mutants() throws {
-        var rng = Rng(state: 0x78_6470_6374_6C)
+        var rng = SeededRandom(seed: 0x78_6470_6374_6C)
         var findings: [String] = []
         var structural = 0, damaged = 0
         for round in 0..<20_000 {
