@@ -42,8 +42,12 @@ public final class Dataplane {
     /// Rule sets and rate limits that do not fit the data plane's tables, found by
     /// compiling them as apply would; changes nothing.
     public static func capacityProblems(_ config: Config) -> [ConfigError] {
-        config.interfaces.enumerated().flatMap { i, iface in
-            InterfaceTables(iface, at: i, slots: Slots(fresh: iface), compiler: FirewallCompiler()).errors
+        // NAT rule counters are numbered across interfaces, as apply numbers them.
+        let nat = ApplyPlanner.natSlots(config, nil)
+        return config.interfaces.enumerated().flatMap { i, iface in
+            var slots = Slots(fresh: iface)
+            slots.nat = nat[iface.name]?.slots ?? [:]
+            return InterfaceTables(iface, at: i, slots: slots, compiler: FirewallCompiler()).errors
         }
     }
 

@@ -48,6 +48,18 @@ struct ApplyPlanTests {
         #expect(errors(#"{"version": 1, "interfaces": [{"name": "eth0", "nat_fast_path": "yes"}]}"#).first?.hasPrefix("interfaces[0].nat_fast_path: \"yes\"") == true)
     }
 
+    @Test("NAT rule counters are numbered across interfaces: 600 rules on each of two interfaces do not fit the 1,023 slots")
+    func natSlotsAcrossInterfaces() throws {
+        func rules(_ n: Int, _ base: Int) -> String {
+            (0..<n).map { #"{"name": "d\#($0)", "proto": "tcp", "dst": "192.0.2.1", "dst_port": \#(base + $0), "to_address": "10.0.0.2", "to_port": 80}"# }.joined(separator: ", ")
+        }
+        let config = try Self.config(#"{"name": "eth0", "nat": {"dnat": [\#(rules(600, 1000))]}}, {"name": "eth1", "nat": {"dnat": [\#(rules(600, 2000))]}}"#)
+        let slots = ApplyPlanner.natSlots(config, nil)
+        #expect(Set(slots["eth0"]!.slots.values).isDisjoint(with: slots["eth1"]!.slots.values))
+        let error = try #require(throws: ConfigErrors.self) { try Self.plan(config) }
+        #expect(error.errors.map(\.path) == ["interfaces[1].nat"] && error.errors[0].message.contains("all interfaces together"), "\(error)")
+    }
+
     @Test("a first apply loads and attaches a program per interface, generation 1 in slot 0")
     func firstApply() throws {
         let config = try Self.config(#"{"name": "eth0", "firewall": \#(Self.firewall)}, {"name": "eth1"}"#)

@@ -81,7 +81,7 @@ public struct ApplyPlanner {
     /// connections it translates (the fast path). Slots a rule had are kept; the slots of
     /// rules gone are not given again in the same apply (their old program may still
     /// count into them until the flip).
-    static func natSlots(_ config: Config, _ old: DataplaneState?) -> [String: (slots: [String: UInt32], fresh: [UInt32])] {
+    public static func natSlots(_ config: Config, _ old: DataplaneState?) -> [String: (slots: [String: UInt32], fresh: [UInt32])] {
         func key(_ iface: String, _ rule: String) -> String { iface + "\u{0}" + rule }
         var previous: [String: UInt32] = [:]
         for s in old?.interfaces ?? [] { for (rule, slot) in s.natSlots { previous[key(s.name, rule)] = slot } }
@@ -179,7 +179,7 @@ public struct InterfaceTables {
         }
         if let rules = iface.nat, !(rules.dnat.isEmpty && rules.snat.isEmpty) {
             if let top = slots.nat.values.max(), top >= DP_NAT_MAX_RULES {
-                errors.append(ConfigError(path: "interfaces[\(i)].nat", message: "NAT rules need counter slot \(top); at most \(DP_NAT_MAX_RULES) fit (apply with fewer rules first)"))
+                errors.append(ConfigError(path: "interfaces[\(i)].nat", message: "NAT rules need counter slot \(top); at most \(DP_NAT_MAX_RULES - 1) rules fit, all interfaces together (fewer rules; or, when slots of removed rules are still held, apply with fewer first)"))
             } else {
                 do { nat = try NATCompiler.compile(rules, slots: slots.nat, addresses: addresses) } catch {
                     errors.append(ConfigError(path: "interfaces[\(i)].nat", message: error.message))
