@@ -124,7 +124,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	struct dp_target nat;
 	struct fw_match rule;
 	__u32 gen, slot;
-	int verdict;
+	int verdict, to_vip;
 
 	pkt.ifindex = ctx->ingress_ifindex;
 	switch (parse_packet(ctx, &pkt)) {
@@ -163,11 +163,12 @@ int xdp_ingress(struct xdp_md *ctx)
 	}
 	/* Most packets need nothing more: ports that no VIP of this interface and no
 	 * backend use skip the load balancer. */
-	if (!lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]) && !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
+	to_vip = lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]);
+	if (!to_vip && !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
 		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
 	/* The load balancer: packets of its connections, both ways, then new flows to a VIP. */
 	verdict = lb_connection(&pkt, &nat);
-	if (verdict == LB_NOT_VIP && lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]))
+	if (verdict == LB_NOT_VIP && to_vip)
 		verdict = lb_open(&pkt, gen & DP_GEN_BALANCERS ? slot : DP_GEN_SLOTS, &nat);
 	if (verdict == LB_FORWARD)
 		return dp_translate(ctx, &pkt, &nat);

@@ -173,20 +173,16 @@ static __always_inline void lb_forget(const struct dp_ct_key *k, const struct dp
 	bpf_map_delete_elem(&dp_ct_new, k);
 }
 
-/* Frees the reply tuple *rk for a new connection unless an open connection holds it:
- * one that is dead or has finished (TCP closing or closed) gives it up. A client's kernel
- * may give the port of a connection to one VIP, lingering here in its closing state, to a
- * connection to another VIP that picks the same backend. Returns 1 when *rk is free. (The
- * old connection's client entry is left to expire: it finished.) */
-static __always_inline int lb_reclaim(const struct dp_ct_key *rk, __u64 now)
+/* Frees the reply tuple *rk in `table` (dp_ct or dp_ct_new) for a new connection unless
+ * an open connection holds it: one that is dead or has finished (TCP closing or closed)
+ * gives it up. A client's kernel may give the port of a connection to one VIP, lingering
+ * here in its closing state, to a connection to another VIP that picks the same backend.
+ * Returns 1 when *rk is free there. (The old connection's client entry is left to expire:
+ * it finished.) */
+static __always_inline int lb_reclaim(void *table, const struct dp_ct_key *rk, __u64 now)
 {
-	void *table = &dp_ct;
 	struct dp_ct_entry *e = bpf_map_lookup_elem(table, rk);
 
-	if (!e) {
-		table = &dp_ct_new;
-		e = bpf_map_lookup_elem(table, rk);
-	}
 	if (!e)
 		return 1;
 	/* Alive by its own clock: a reply entry never answered counts from its opening
@@ -316,7 +312,10 @@ __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_targe
 	t->tag = o.epoch;
 	t->egress = 0;
 	now = bpf_ktime_get_coarse_ns();
-	if (!lb_reclaim(rk, now) || ct_open(&k, rk, &o, now, p->len))
+	/* dp_ct is asked first; ct_open's insert asks dp_ct_new itself (it fails on a taken
+	 * key), which is looked at only then. */
+	if (!lb_reclaim(&dp_ct, rk, now) ||
+	    (ct_open(&k, rk, &o, now, p->len) && (!lb_reclaim(&dp_ct_new, rk, now) || ct_open(&k, rk, &o, now, p->len))))
 		goto no_backend;
 	lb_count(&dp_lb_vstats, o.vip, p, 0);
 	lb_count(&dp_lb_bstats, o.rule, p, 0);
