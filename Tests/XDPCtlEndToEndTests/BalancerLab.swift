@@ -139,9 +139,7 @@ final class BalancerLab: RouterLab {
                 s.close()
             print(json.dumps(out))
             """
-        let r = try sh(["ip", "netns", "exec", client, "python3", "-c", script, v6 ? vipV6 : vipV4, String(port), String(count)], timeout: 120)
-        guard case .array(let items) = try JSONParser.parse(r.out) else { throw Lab.LabError(message: "udp client: \(r.out) \(r.err)") }
-        return items.map { if case .string(let s) = $0 { return s }; return "" }
+        return try udpClient(script, port: port, count: count, v6: v6)
     }
 
     /// `count` UDP datagrams to the VIP, each from a socket of its own; returns the
@@ -164,6 +162,12 @@ final class BalancerLab: RouterLab {
                 s.close()
             print(json.dumps(out))
             """
+        return try udpClient(script, port: port, count: count, v6: v6)
+    }
+
+    /// Runs a UDP client `script` (arguments: VIP, port, count; prints a JSON list of
+    /// strings) in the client namespace and returns its list.
+    private func udpClient(_ script: String, port: Int, count: Int, v6: Bool) throws -> [String] {
         let r = try sh(["ip", "netns", "exec", client, "python3", "-c", script, v6 ? vipV6 : vipV4, String(port), String(count)], timeout: 120)
         guard case .array(let items) = try JSONParser.parse(r.out) else { throw Lab.LabError(message: "udp client: \(r.out) \(r.err)") }
         return items.map { if case .string(let s) = $0 { return s }; return "" }

@@ -159,6 +159,10 @@ struct LoadBalancerTests {
     static let nobody = LoadBalancer(name: "nobody", vip: IPAddress("10.50.100.9")!, proto: .tcp, port: 80, backends: [
         .init(address: IPAddress("10.51.1.2")!, port: 9999, state: .draining),
     ])
+    /// 10.50.100.1:80 and 10.50.100.2:443, both over the one backend 10.51.1.2:8080.
+    static let twoVIPsOneBackend = [("a", "10.50.100.1", UInt16(80)), ("b", "10.50.100.2", 443)].map { name, vip, port in
+        LoadBalancer(name: name, vip: IPAddress(vip)!, proto: .tcp, port: port, backends: [.init(address: IPAddress("10.51.1.2")!, port: 8080)])
+    }
     static let b = PacketBuilder()
     static let syn: UInt8 = 0x02, ack: UInt8 = 0x10
 
@@ -309,10 +313,7 @@ struct LoadBalancerTests {
 
     @Test("one backend serves two VIPs: each connection's replies leave from its own VIP")
     func backendOfTwoVIPs() throws {
-        let backend = [LoadBalancer.Backend(address: IPAddress("10.51.1.2")!, port: 8080)]
-        let a = LoadBalancer(name: "a", vip: IPAddress("10.50.100.1")!, proto: .tcp, port: 80, backends: backend)
-        let b = LoadBalancer(name: "b", vip: IPAddress("10.50.100.2")!, proto: .tcp, port: 443, backends: backend)
-        try withProgram([a, b]) { p, ns in
+        try withProgram(Self.twoVIPsOneBackend) { p, ns in
             for (vip, port, client) in [("10.50.100.1", UInt16(80), UInt16(40001)), ("10.50.100.2", 443, 40002)] {
                 let first = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: vip, .tcp(src: client, dst: port, flags: Self.syn))))
                 #expect(first.returnValue == DP_VERDICT_REDIRECT.rawValue)
@@ -326,10 +327,7 @@ struct LoadBalancerTests {
 
     @Test("a client port whose connection to one VIP is closing may open one to another VIP on the same backend; while it is open, that is refused as no_backend")
     func reclaimedReplyTuple() throws {
-        let backend = [LoadBalancer.Backend(address: IPAddress("10.51.1.2")!, port: 8080)]
-        let a = LoadBalancer(name: "a", vip: IPAddress("10.50.100.1")!, proto: .tcp, port: 80, backends: backend)
-        let b = LoadBalancer(name: "b", vip: IPAddress("10.50.100.2")!, proto: .tcp, port: 443, backends: backend)
-        try withProgram([a, b]) { p, ns in
+        try withProgram(Self.twoVIPsOneBackend) { p, ns in
             func client(_ vip: String, _ port: UInt16, _ flags: UInt8) throws -> UInt32 {
                 try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: vip, .tcp(src: 40000, dst: port, flags: flags)))).returnValue
             }
