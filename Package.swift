@@ -41,13 +41,15 @@ let package = Package(
         // builders, rule-set generators, the first-match reference and the data path's walks
         // and hashes in Swift, load balancers written straight into a loaded program.
         .target(name: "XDPCtlWorkloads", dependencies: ["XDPCtlKit"]),
-        // The benchmark command (scripts/bench.sh): program cost against baselines in one run.
+        // The benchmark command (scripts/bench.sh): program cost against baselines in one run, and
+        // its traffic generator (C: sendmmsg).
+        .target(name: "CPacketGen"),
         .executableTarget(name: "xdpctl-bench", dependencies: [
-            "XDPCtlKit", "XDPCtlWorkloads", .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            "XDPCtlKit", "XDPCtlWorkloads", "CPacketGen", .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ], plugins: ["BPFCompiler"]),
 
         .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlWorkloads"]),
-        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlWorkloads"], plugins: ["BPFCompiler"]),
+        .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlWorkloads", "CPacketGen"], plugins: ["BPFCompiler"]),
         .testTarget(name: "XDPCtlEndToEndTests", dependencies: ["XDPCtlCore"]),
     ]
 )

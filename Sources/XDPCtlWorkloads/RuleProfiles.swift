@@ -120,3 +120,32 @@ public enum RuleProfile: String, CaseIterable, Sendable {
 extension SeededRandom {
     public mutating func next32() -> UInt32 { UInt32(truncatingIfNeeded: next()) }
 }
+
+extension RuleProfile {
+    /// A many-flow trace of a rule set, as real traffic meets it: `count` distinct packets
+    /// in a seeded random order. Nine in ten hit rules spread evenly over the whole list
+    /// (try i asks rule i·n/hits; a rule of fixed fields yields its packet once, and an
+    /// earlier rule may decide first, as on a real line), one in ten
+    /// misses every rule: UDP between 192.0.2.0/24 and 198.51.100.0/24, which no profile
+    /// rule covers (each names an address in 10/8 or 2001:db8::/32 on at least one side).
+    public static func trace(_ fw: Firewall, count: Int = 10_000, seed: UInt64 = 7) -> [PacketKey] {
+        precondition(!fw.rules.isEmpty && count > 0)
+        var rng = SeededRandom(seed: seed)
+        var seen = Set<PacketKey>(), trace: [PacketKey] = []
+        let hits = count - count / 10
+        var i = 0
+        while trace.count < hits && i < 20 * count {
+            let key = packet(hitting: fw.rules[i * fw.rules.count / hits % fw.rules.count], rng: &rng)
+            if seen.insert(key).inserted { trace.append(key) }
+            i += 1
+        }
+        while trace.count < count {
+            let key = PacketKey(src: IPAddress(family: .ipv4, words: [0xC000_0200 | UInt32.random(in: 1...254, using: &rng), 0, 0, 0]),
+                                dst: IPAddress(family: .ipv4, words: [0xC633_6400 | UInt32.random(in: 1...254, using: &rng), 0, 0, 0]),
+                                proto: 17, srcPort: UInt16.random(in: 1024...65535, using: &rng), dstPort: UInt16.random(in: 1...1023, using: &rng))
+            if seen.insert(key).inserted { trace.append(key) }
+        }
+        trace.shuffle(using: &rng)
+        return trace
+    }
+}

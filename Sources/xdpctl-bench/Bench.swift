@@ -17,7 +17,7 @@ struct Bench: ParsableCommand {
         commandName: "xdpctl-bench",
         abstract: "Measure the XDP program's cost per packet against baselines (run as root; scripts/bench.sh).")
 
-    @Option(parsing: .upToNextOption, help: "Rule counts to measure.") var rules: [Int] = [10, 1000, 10000]
+    @Option(parsing: .upToNextOption, help: "Rule counts to measure.") var rules: [Int] = [10, 1000, 10000, 100000]
     @Option(parsing: .upToNextOption, help: "Rule-set profiles: acl, fw, ipc (ClassBench-shaped).") var profiles: [String] = ["acl"]
     @Option(help: "Runs, each going round every path; the median is reported.") var runs = 9
     @Option(help: "BPF_PROG_TEST_RUN repeat count per frame.") var `repeat` = 2000
@@ -36,19 +36,27 @@ struct Bench: ParsableCommand {
     var holdOn: String?
     @Flag(help: "Only compile each rule set and print its table's shape (no root needed).") var compileOnly = false
     @Flag(help: "Also measure the load balancer's paths (needs the namespace scripts/bench.sh sets up).") var balancer = false
-    @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface with live-frames PROG_TEST_RUN, print JSON, and exit. The frames go to MAC 02:00:00:00:00:01.", valueName: "FRAMES"))
-    var liveFrames: Int?
-    @Option(help: ArgumentHelp("Traffic generator: send this many UDP frames out of --interface through an AF_PACKET socket (sendmmsg, qdisc bypassed): skbs, which the receiver's stack takes like any others (live frames do not survive XDP_PASS). Prints JSON and exits.", valueName: "FRAMES"))
-    var packetFrames: Int?
-    @Option(help: "With --live-frames or --packet-frames: the flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
-    @Option(help: "With --live-frames or --packet-frames: rotate the IPv4 source over this many addresses from SRC up.") var sources = 1
+    @Option(help: ArgumentHelp("Traffic generator: send up to this many frames out of --interface through an AF_PACKET socket (sendmmsg, qdisc bypassed): skbs, which the receiver takes like a NIC's. The frames are built first and go to MAC 02:00:00:00:00:01. Prints JSON (frames, seconds, rate_pps) and exits.", valueName: "FRAMES"))
+    var send: Int?
+    @Option(help: ArgumentHelp("With --send: pace to this many frames per second (0: as fast as the socket takes them).", valueName: "PPS")) var rate = 0
+    @Option(help: "With --send: stop after this many seconds even if frames remain.") var seconds = 30.0
+    @Option(help: "With --send: UDP frames of one flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
+    @Option(help: "With --send and --flow: rotate the IPv4 source over this many addresses from SRC up.") var sources = 1
+    @Option(help: ArgumentHelp("With --send: the many-flow trace of a rule set instead of --flow (the rule set of --emit-config for acl).", valueName: "PROFILE:RULES"))
+    var trace: String?
+    @Option(help: "Distinct packets of a trace: --send --trace, and the program-cost trace rows.") var tracePackets = 10_000
     @Option(help: ArgumentHelp("Attach the trivial XDP_DROP program natively to --interface through a bpf_link pinned at this bpffs path (remove the pin to detach), and exit.", valueName: "PIN"))
     var attachDrop: String?
+    @Option(help: ArgumentHelp("Attach the generator's relay natively to --interface, redirecting every frame to this interface, through a bpf_link pinned at --attach-drop's path, and exit: frames sent into the veth whose peer is --interface reach this one as XDP frames, as a NIC's would (bpf/bench/xdp_relay.bpf.c).", valueName: "IF"))
+    var relayTo: String?
 
     func validate() throws {
         guard profiles.allSatisfy({ RuleProfile(rawValue: $0) != nil }) else { throw ValidationError("--profiles takes acl, fw and ipc") }
         guard rules.allSatisfy({ $0 >= 1 && $0 <= 200_000 }) else { throw ValidationError("--rules takes counts from 1 to 200000") }
-        guard runs >= 1, self.repeat >= 1, frames >= 1 else { throw ValidationError("--runs, --repeat and --frames must be at least 1") }
+        guard runs >= 1, self.repeat >= 1, frames >= 1, tracePackets >= 10, sources >= 1 else {
+            throw ValidationError("--runs, --repeat, --frames and --sources must be at least 1, --trace-packets at least 10")
+        }
+        guard rate >= 0, seconds > 0 else { throw ValidationError("--rate takes 0 or more frames per second, --seconds more than 0") }
     }
 
     enum Path: String, CaseIterable {
@@ -101,6 +109,8 @@ struct Bench: ParsableCommand {
         var inner: BPFMap, program: BPFObject, programFD: Int32
         /// Each path's frames, built once.
         var paths: [(Path, [[UInt8]])]
+        /// The rule set's many-flow trace (TraceBench.swift).
+        var trace: [[UInt8]]
 
         /// Installs the generation `path` runs under: the rule set, and for a rate-limit
         /// path its limit. Each limit has buckets of its own (its limit slot), so one
@@ -131,9 +141,8 @@ struct Bench: ParsableCommand {
             return
         }
         if compileOnly { return printShapes() }
-        if let liveFrames { return try generate(liveFrames) }
-        if let packetFrames { return try generatePackets(packetFrames) }
-        if let attachDrop { return try attachFloor(pin: attachDrop) }
+        if let send { return try self.send(send) }
+        if let attachDrop { return try relayTo.map { try attachRelay(pin: attachDrop, to: $0) } ?? attachFloor(pin: attachDrop) }
         BPFLog.install(verbose: false)
         if let netns { try Netns.enter(netns) }
         let holders = try holdOn.map { list in
@@ -191,7 +200,8 @@ struct Bench: ParsableCommand {
             if let filter { try filter.match(paths.flatMap(\.1)) }
             targets.append(Target(profile: profile.rawValue, rules: n, table: table, compileMs: compileMs, inner: inner,
                                   program: program, programFD: try program.programFD(DP_PROG_XDP),
-                                  paths: paths.map { ($0.0, $0.1.map(PacketBuilder().frame)) }))
+                                  paths: paths.map { ($0.0, $0.1.map(PacketBuilder().frame)) },
+                                  trace: RuleProfile.trace(fw, count: tracePackets).map(PacketBuilder().frame)))
         } }
 
         // Runs go round every path in turn (run -1 warms caches and clocks up, and is not
@@ -239,13 +249,16 @@ struct Bench: ParsableCommand {
             }
         }
         print(render(rows))
-        fflush(nil) // before the load-balancer rows report progress on stderr
+        fflush(nil) // before the next rows report progress on stderr
+        let traceRows = try measureTraces(targets, floorFD: floorFD, hold: hold)
+        print("\n" + renderTraces(traceRows))
+        fflush(nil)
         var balancerRows: [BalancerRow] = []
         if balancer { // its two wrappers take the holds of xdp-filter and of our program
             filterLink = nil
             balancerRows = try measureBalancer(floorFD: floorFD, root: root + "-lb", hold: hold)
             print("\n" + renderBalancer(balancerRows))
         }
-        if let json { try jsonText(rows, balancerRows).write(toFile: json, atomically: true, encoding: .utf8) }
+        if let json { try jsonText(rows, traceRows, balancerRows).write(toFile: json, atomically: true, encoding: .utf8) }
     }
 }

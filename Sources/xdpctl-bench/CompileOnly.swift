@@ -25,14 +25,14 @@ extension Bench {
         } }
     }
 
-    /// The mean work of the benchmark's frames on each firewall path, as the reference
-    /// walk counts it.
+    /// The mean work of the benchmark's frames on each firewall path and of the trace, as
+    /// the reference walk counts it.
     func walkWork(_ fw: Firewall, _ table: FirewallTable) -> String {
-        framesByPath(fw, table).map { path, keys in
+        (framesByPath(fw, table).map { ($0.0.rawValue, $0.1) } + [("trace", RuleProfile.trace(fw, count: tracePackets))]).map { path, keys in
             var work = FirewallTable.Work()
             for k in keys { _ = table.classify(k.words, counting: &work) }
             let n = Double(keys.count)
-            return String(format: "%@ %.1f / %.1f / %.1f / %.1f", path.rawValue, Double(work.trees) / n, Double(work.cuts) / n,
+            return String(format: "%@ %.1f / %.1f / %.1f / %.1f", path, Double(work.trees) / n, Double(work.cuts) / n,
                           Double(work.levels) / n, Double(work.checks) / n)
         }.joined(separator: ", ")
     }
