@@ -3,7 +3,7 @@
 
     gen (LAN, 10.204.1.2) vg -- vl [dut: router, 10.204.1.1 | 10.204.2.1] vw -- vx far (WAN, 10.204.2.2)
 
-One end sends UDP frames through an AF_PACKET socket (`xdpctl-bench --packet-frames`: skbs,
+One end sends UDP frames through an AF_PACKET socket (`xdpctl-bench --send`: sendmmsg of skbs,
 which the router's stack takes like any others; live frames do not survive XDP_PASS), and the
 router's work runs in the softirq the sending raises, on the same CPU (CPU 0; a threaded NAPI
 stalled the stack path here). The other end drops what arrives with XDP_DROP and counts it.
@@ -16,7 +16,7 @@ every system). Each system does the same job on the same topology:
   snat reply      WAN -> LAN, that flow's replies, destination rewritten back
   dnat in         WAN -> 10.204.2.1:8080, sent on to 10.204.1.2:8080
   new flows out   LAN -> WAN, 60,000 sources in turn, each frame a new flow (a fresh
-                  source range every run)
+                  source range and destination port every run)
 
 Systems: the kernel forwarding with no NAT (the floor of the stack path), nftables (masquerade
 and dnat with conntrack), and xdpctl; the first two with xdpctl's bare XDP program on the
@@ -35,7 +35,7 @@ import subprocess
 import sys
 import tempfile
 
-from bench_veth import merge_json, run, xdp_drops
+from bench_veth import Namespaces, merge_json, run, xdp_drops
 
 LAN, ROUTER_LAN, ROUTER_WAN, FAR = "10.204.1.2", "10.204.1.1", "10.204.2.1", "10.204.2.2"
 PORT = 40000        # the generator's source port; the flows use it as destination too
@@ -43,23 +43,16 @@ DNAT_PORT = 8080
 NEW_FLOWS = 60000
 
 
-class Lab:
-    """gen -- dut -- far, removed on exit."""
+class Lab(Namespaces):
+    """gen -- dut -- far."""
 
     def __init__(self, tag, bench):
         self.gen, self.dut, self.far, self.bench = f"{tag}g", f"{tag}d", f"{tag}f", bench
+        self.namespaces = [self.gen, self.dut, self.far]
         self.pins = [f"/sys/fs/bpf/{tag}-sink-{end}" for end in ("gen", "far")]
 
-    def __enter__(self):
-        try:
-            self.build()
-        except BaseException:
-            self.__exit__()
-            raise
-        return self
-
     def build(self):
-        for ns in (self.gen, self.dut, self.far):
+        for ns in self.namespaces:
             run("ip", "netns", "add", ns)
         run("ip", "-n", self.gen, "link", "add", "vg", "type", "veth", "peer", "name", "vl", "netns", self.dut)
         run("ip", "-n", self.far, "link", "add", "vx", "type", "veth", "peer", "name", "vw", "netns", self.dut)
@@ -83,22 +76,11 @@ class Lab:
         for pin, (ns, dev) in zip(self.pins, ((self.gen, "vg"), (self.far, "vx"))):
             run(self.bench, "--netns", ns, "--interface", dev, "--attach-drop", pin)
 
-    def __exit__(self, *exc):
-        for pin in self.pins:
-            if os.path.exists(pin):
-                os.unlink(pin)
-        for ns in (self.gen, self.dut, self.far):
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True)
-
-    def dut_sh(self, script, input=None):
-        """Runs in the router's network namespace, on the host's mounts (bpffs pins)."""
-        return run("nsenter", f"--net=/run/netns/{self.dut}", "sh", "-c", script, input=input)
-
     def drops(self, ns, dev):
         return xdp_drops(run("ip", "netns", "exec", ns, "ethtool", "-S", dev))
 
     def send(self, ns, dev, flow, frames, sources=1):
-        return json.loads(run("taskset", "-c", "0", self.bench, "--netns", ns, "--interface", dev, "--packet-frames", str(frames),
+        return json.loads(run("taskset", "-c", "0", self.bench, "--netns", ns, "--interface", dev, "--send", str(frames),
                               "--flow", flow, "--sources", str(sources)))
 
 
@@ -163,8 +145,11 @@ def measure(lab, path, frames, run_index, floor=False):
     runs there in softirq context, apart from the generator's own, which is system time).
     `floor`: the router's receiving veth drops them at once (the generator alone)."""
     name, sender, sdev, flow, sink, kdev, sources = path
-    if flow is None:  # a source range of its own per run: every frame a new flow
-        flow = f"10.{100 + run_index % 100}.0.1,{FAR},{PORT}"
+    if flow is None:
+        # A source range and a destination port of its own per run: every frame a new flow,
+        # and masquerade's ports for the previous runs' flows (alive for 30 s) are not this
+        # run's (64,512 per destination: two runs would exhaust one).
+        flow = f"10.{100 + run_index % 100}.0.1,{FAR},{PORT + 1 + run_index % 100}"
         frames = sources
     sink_ns, sink_dev = (lab.dut, "vl" if sdev == "vg" else "vw") if floor else (getattr(lab, sink), kdev)
     before, ticks = lab.drops(sink_ns, sink_dev), softirq_ticks()

@@ -1,19 +1,21 @@
 #!/usr/bin/env python3
 """Rate-limit precision under a flood, on a veth pair between two namespaces.
 
-The live-frames generator (`xdpctl-bench --live-frames`, one CPU) floods the peer veth,
-where xdpctl runs a rate limit; the receiver's NAPI runs threaded on the other CPU (see
-bench_veth.py). Per scenario and window, the passed rate is the growth of the limit's
-`passed` counter (`xdpctl stats --json`) over the seconds the generator ran, and the
-flood factor is what reached the limit (passed + dropped) over the configured rate.
+The generator (`xdpctl-bench --send`, AF_PACKET on one CPU, through the XDP relay of
+bench_veth.py) floods the receiving veth, where xdpctl runs a rate limit; the receiver's
+NAPI runs threaded on the other CPU. A scenario's windows follow one another in one
+flood, the first starting 0.75 s in, when the bucket has long been drained: a window's
+passed rate is the growth of the limit's `passed` counter between two reads (`xdpctl
+stats --json`, each timed at its middle) over the time between them, and its flood
+factor what reached the limit (passed + dropped) over the configured rate.
 
 Scenarios: one source against a per-rule limit; 1,000 sources against a per-source
-limit. Each is flooded at about 10x its limit: packets a limit passes cost the receiver
-far more than drops, so short calibration floods search for the rate that is a tenth of
-what reaches the limit. For 1,000 sources, the per-source buckets are read from the
-pinned map with bpftool: how many exist, and how many were still held at their limit
-when the flood ended (the bucket's packet TAT, on the kernel's monotonic clock, is
-ahead of that moment); a starved source would have fallen behind.
+limit. Each is flooded at 10 to 11 times its limit: packets a limit passes cost the
+receiver far more than drops, so short calibration floods first search for that rate.
+For 1,000 sources, the per-source buckets are read from the pinned map with bpftool:
+how many exist, and how many were still held at their limit when the flood ended (the
+bucket's packet TAT, on the kernel's monotonic clock, is ahead of that moment); a
+starved source would have fallen behind.
 
 Usage: bench_ratelimit.py --xdpctl BIN --bench BIN [--windows 3] [--seconds 5] [--json FILE]
 """
@@ -26,7 +28,7 @@ import sys
 import tempfile
 import time
 
-from bench_veth import DPORT, Lab, merge_json, run
+from bench_veth import DPORT, DST, SRC, Lab, merge_json, run
 
 SCENARIOS = [("1 source, per rule", "rule", 1), ("1,000 sources, per source", "source", 1000)]
 
@@ -43,54 +45,67 @@ def main():
     p.add_argument("--bench", required=True)
     p.add_argument("--windows", type=int, default=3)
     p.add_argument("--seconds", type=float, default=5.0)
-    p.add_argument("--offered-mpps", type=float, default=10.0, help="generator rate used to size a window")
     p.add_argument("--json")
     args = p.parse_args()
     results = []
-    with Lab(f"xrl{os.getpid()}") as lab, tempfile.TemporaryDirectory() as work:
+    with Lab(f"xrl{os.getpid()}", args.bench) as lab, tempfile.TemporaryDirectory() as work:
         root = f"/sys/fs/bpf/xdpctl-{lab.dut}"
         env = dict(os.environ, XDPCTL_PIN_ROOT=root)
         config = os.path.join(work, "rl.json")
 
         def limit(per, sources, total_rate):
-            json.dump({"version": 1, "interfaces": [{"name": "vd", "xdp_mode": "native", "rate_limits": [
+            json.dump({"version": 1, "interfaces": [{"name": lab.dev, "xdp_mode": "native", "rate_limits": [
                 {"name": "flood", "proto": "udp", "dst_ports": [DPORT], "per": per,
                  "packets_per_second": max(1, total_rate // sources)}]}]}, open(config, "w"))
             run(args.xdpctl, "apply", "-f", config, "--netns", lab.dut, env=env)
             lab.pin_napi()
 
-        def flood(sources, seconds):
-            before = passed_dropped(args, env)
-            out = lab.send(args.bench, int(args.offered_mpps * 1e6 * seconds), sources)
-            after = passed_dropped(args, env)
-            seconds = out["seconds"]
-            return {"seconds": round(seconds, 3),
-                    "passed_per_second": round((after[0] - before[0]) / seconds),
-                    "offered_per_second": round(out["frames"] / seconds),
-                    "reached_limit_per_second": round((after[0] + after[1] - before[0] - before[1]) / seconds)}
+        def sample():
+            """(moment, passed, dropped): the counters, at the middle of the call that read them."""
+            start = time.monotonic()
+            passed, dropped = passed_dropped(args, env)
+            return (start + time.monotonic()) / 2, passed, dropped
+
+        def flood(sources, seconds, windows=1):
+            """Windows of one flood, sampled once it runs: the bucket is then already drained,
+            so a window measures the rate, not the burst a full bucket first passes."""
+            generator = subprocess.Popen(["taskset", "-c", "0", args.bench, "--netns", lab.gen, "--interface", "vg", "--send", str(1 << 40),
+                                          "--seconds", str(windows * seconds + 1.5), "--flow", f"{SRC},{DST},{DPORT}", "--sources", str(sources)],
+                                         stdout=subprocess.PIPE, text=True)
+            time.sleep(0.75)
+            samples = [sample()]
+            for k in range(windows):
+                time.sleep(max(0.0, samples[0][0] + (k + 1) * seconds - time.monotonic()))
+                samples.append(sample())
+            out = json.loads(generator.communicate()[0])
+            return [{"seconds": round(b[0] - a[0], 3),
+                     "passed_per_second": round((b[1] - a[1]) / (b[0] - a[0])),
+                     "offered_per_second": round(out["frames"] / out["seconds"]),
+                     "reached_limit_per_second": round((b[1] + b[2] - a[1] - a[2]) / (b[0] - a[0]))}
+                    for a, b in zip(samples, samples[1:])]
 
         for name, per, sources in SCENARIOS:
             calibration = []
             try:
                 # Packets a limit passes cost the receiver far more (the stack) than drops,
-                # so what reaches the limit depends on the rate: search for the rate that is a
-                # tenth of what reaches it, each step moving half way (in ratio) to reach / 10.
+                # so what reaches the limit depends on the rate: search for the rate that is
+                # 10 to 11 times less than what reaches it, each step moving half way (in ratio) to reach / 10.5.
                 rate = sources
                 for step in range(8):
                     limit(per, sources, rate)
-                    reach = flood(sources, 1.5)["reached_limit_per_second"]
-                    if step > 0 and 9.5 <= reach / rate <= 10.5:
+                    reach = flood(sources, 1.5)[0]["reached_limit_per_second"]
+                    if step > 0 and 10 <= reach / rate <= 11:
                         break
-                    # The first step (almost nothing passes) jumps to reach / 10.
-                    target = reach / 10 if step == 0 else (rate * reach / 10) ** 0.5
+                    # The first step (almost nothing passes) jumps to reach / 10.5.
+                    target = reach / 10.5 if step == 0 else (rate * reach / 10.5) ** 0.5
                     rate = max(sources, int(target) // sources * sources)
                     calibration.append(rate)
                 limit(per, sources, rate)
-                windows = [flood(sources, args.seconds) for _ in range(args.windows)]
+                windows = flood(sources, args.seconds, args.windows)
                 buckets = held = None
                 if sources > 1:
                     ended = time.monotonic_ns()  # just after the last window's flood
-                    dump = json.loads(run("bpftool", "-j", "map", "dump", "pinned", f"{root}/ifaces/vd/dp_rl_sources"))
+                    dump = json.loads(run("bpftool", "-j", "map", "dump", "pinned", f"{root}/ifaces/{lab.dev}/dp_rl_sources"))
                     buckets = len(dump)
                     # struct dp_rl_bucket: pkts TAT (u64, 1/16 ns) first.
                     tats = [int.from_bytes(bytes(int(b, 16) for b in e["value"][:8]), "little") >> 4 for e in dump]
