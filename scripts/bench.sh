@@ -11,9 +11,9 @@
 #      nftables (linear and set) and iptables raw, then the firewall on the traces;
 #   3. rate-limit precision under a flood from 1 source and from 1,000 sources
 #      (scripts/bench_ratelimit.py);
-#   4. NAT on a router namespace (scripts/bench_nat.py): router nanoseconds per packet for
-#      SNAT out (tc egress), its replies and DNAT (XDP ingress), and new flows, against
-#      nftables masquerade/dnat and plain forwarding;
+#   4. NAT on a router namespace (scripts/bench_nat.py): the router's CPU time per packet
+#      for SNAT out, its replies and DNAT, and new flows, against nftables
+#      masquerade/dnat and plain forwarding;
 #   5. apply timings through the real xdpctl on a veth in a private network namespace:
 #      cold apply, no-op apply, one-rule changes (an action, an insert, and deletes of
 #      rules spread over the list, a different one each run).
@@ -23,8 +23,8 @@
 # written to $BENCH_OUT (default bench-out/) as bench.json and bench.png (cost against
 # rule count, receiver cost). VETH_RUNS (default 5), VETH_SECONDS (2) and VETH_RATE
 # (400000 pps) set part 2, RATELIMIT_WINDOWS (default 3) part 3; NAT_RUNS (default 5) and
-# NAT_FRAMES (default 300000) part 4; APPLY_RULES (default 100000) and APPLY_RUNS
-# (default 5) part 5.
+# NAT_RATE (200000 pps) part 4; APPLY_RULES (default 100000) and APPLY_RUNS (default 5)
+# part 5.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -72,7 +72,7 @@ python3 scripts/bench_ratelimit.py --xdpctl "$xdpctl" --bench "$bench" --windows
     || skipped "rate-limit precision"
 
 echo "== NAT on a router namespace"
-python3 scripts/bench_nat.py --xdpctl "$xdpctl" --bench "$bench" --runs "${NAT_RUNS:-5}" --frames "${NAT_FRAMES:-300000}" --json "$out/bench.json" \
+python3 scripts/bench_nat.py --xdpctl "$xdpctl" --bench "$bench" --runs "${NAT_RUNS:-5}" --rate "${NAT_RATE:-200000}" --json "$out/bench.json" \
     || skipped "NAT"
 
 rules=${APPLY_RULES:-100000} runs=${APPLY_RUNS:-5}
