@@ -5,6 +5,7 @@ import SystemPackage
 
 /// The bpffs directory that holds everything xdpctl keeps in the kernel:
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
+///   ROOT/dp_journal            present while an apply changes the kernel (see beginJournal)
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
 ///   ROOT/ifaces/NAME/link_tc   its tc egress bpf_link (tcx), when it has NAT
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
@@ -17,6 +18,7 @@ public struct PinRoot: Sendable {
     public init(_ path: String) { self.path = path.hasSuffix("/") && path.count > 1 ? String(path.dropLast()) : path }
 
     public var state: String { "\(path)/dp_state" }
+    public var journal: String { "\(path)/dp_journal" }
     public var interfaces: String { "\(path)/ifaces" }
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
     public func link(_ name: String) -> String { "\(interface(name))/link" }
@@ -126,6 +128,25 @@ public struct PinRoot: Sendable {
         try map.pin(at: temp)
         if rename(temp, state) != 0 { throw BPFError(.pin(state), errno: errno) }
     }
+
+    // MARK: the journal
+
+    /// Marks the pin root as being changed, before an apply changes anything the running
+    /// programs or the next apply read, until endJournal(). A command that finds the mark
+    /// left (the apply was killed, or the machine went down) knows the kernel may not be
+    /// what dp_state says, and recovers first (Dataplane.recoverInterruptedApply). The mark
+    /// is an empty map: bpffs holds nothing else.
+    public func beginJournal() throws(BPFError) {
+        guard access(journal, F_OK) != 0 else { return }
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: "dp_journal", keySize: 4, valueSize: 4, maxEntries: 1)
+        try map.pin(at: journal)
+    }
+
+    /// The change is complete, or undone: the kernel is what dp_state says.
+    public func endJournal() { unlink(journal) }
+
+    /// An apply began and never finished.
+    public var journalLeft: Bool { access(journal, F_OK) == 0 }
 
     /// The id of the state's map: every write makes a new one, so an unchanged id means
     /// unchanged state. nil when nothing was applied under this root.

@@ -22,18 +22,25 @@ extension Dataplane {
     /// without, tables that patches left with patch trees are compiled afresh even when
     /// the file is the same.
     public func apply(_ text: String, patching: Bool = true) throws(DataplaneError) -> ApplyResult {
+        try recoverInterruptedApply()
+        return try apply(text, patching: patching, reload: false)
+    }
+
+    /// apply; `reload`: load every interface's program again and skip every shortcut (the
+    /// recovery of an interrupted apply, which holds the lock).
+    func apply(_ text: String, patching: Bool, reload: Bool) throws(DataplaneError) -> ApplyResult {
         // The file that is running, over intact attachments: nothing to validate, compile
         // or change. (Only reads; an apply racing this one wins either way.)
         let runningID = root.stateID()
         let running = runningID == nil ? nil : try state()
         let recompile = { (s: DataplaneState) in patching ? [] : s.interfaces.filter { $0.firewallPatchTrees > 0 }.map(\.name) }
-        if let running, isUnchanged(running, text), recompile(running).isEmpty {
+        if !reload, let running, isUnchanged(running, text), recompile(running).isEmpty {
             return ApplyResult(generation: running.generation, changed: false, changes: [])
         }
         // A change inside one firewall's rule list patches the running table.
         var lock: OwnedDescriptor?
         defer { withExtendedLifetime(lock) {} }
-        if patching, let running, let edit = RuleEdit(from: running.configText, to: text) {
+        if patching, !reload, let running, let edit = RuleEdit(from: running.configText, to: text) {
             lock = try lockRoot()
             // Unless another apply got in first, the state is the one just read.
             let old = root.stateID() == runningID ? running : try state()
@@ -50,10 +57,10 @@ extension Dataplane {
         let refused = Self.unsupported(config)
         if !refused.isEmpty { throw .refused(refused) }
         do { try root.create() } catch { throw .kernel(error) }
-        if lock == nil { lock = try lockRoot() }
+        if lock == nil && !reload { lock = try lockRoot() }
 
         let old = try state()
-        if let old, isUnchanged(old, text), recompile(old).isEmpty {
+        if !reload, let old, isUnchanged(old, text), recompile(old).isEmpty {
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }
         let oldConfig = try old.map { s throws(DataplaneError) in
@@ -68,6 +75,7 @@ extension Dataplane {
         var planner = ApplyPlanner(config: config, netns: netns, old: old, oldConfig: oldConfig,
                                    ifindexes: ifindexes(config), facts: facts(old))
         planner.recompile = old.map(recompile) ?? []
+        planner.reload = reload
         planner.compiler = compiler
         planner.addresses = addresses(config)
         planner.veths = veths(config)
@@ -76,7 +84,7 @@ extension Dataplane {
             discard(preloads)
             throw .refused(error.errors)
         }
-        if let old, old.netns == netns, plan.changes.isEmpty {
+        if !reload, let old, old.netns == netns, plan.changes.isEmpty {
             discard(preloads)
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }

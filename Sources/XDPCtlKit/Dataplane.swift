@@ -13,6 +13,8 @@ public final class Dataplane {
     public var lockWait: Double = 60
     /// Told when a command starts waiting for the lock (with lockWait).
     public var onLockWait: ((Double) -> Void)?
+    /// Told when a command recovered an interrupted apply (recoverInterruptedApply), and how.
+    public var onRecovery: ((String) -> Void)?
 
     /// `netns`: run against the interfaces of that network namespace (pins stay on the
     /// host's bpffs). Call on the thread that will make every other call.
@@ -74,6 +76,7 @@ public final class Dataplane {
     /// slots in rule-list order, without the config text. States written before format 3
     /// have neither: their config is decoded for them.
     func reportState() throws(DataplaneError) -> DataplaneState? {
+        try recoverInterruptedApply()
         guard let state = try state(config: false) else { return nil }
         guard state.interfaces.contains(where: { $0.summary == nil }), var full = try self.state(config: true) else { return state }
         let config = try config(of: full)

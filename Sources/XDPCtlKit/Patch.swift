@@ -51,6 +51,7 @@ extension Dataplane {
             state.generation += 1
             tables[.firewall] = table
             let previous = try maps.word()
+            try root.beginJournal()
             try maps.stage(tables, slot: 1 - gen.slot)
             try maps.flip(slot: 1 - gen.slot, tables: tables.keys, flags: gen.tables & DP_GEN_NAT_PEERS.rawValue)
             iface.slots = slots
@@ -61,8 +62,10 @@ extension Dataplane {
             do { try root.writeState(state.encoded) } catch {
                 try? maps.restore(previous)
                 try? maps.clear(slot: 1 - gen.slot)
+                root.endJournal()
                 throw error
             }
+            root.endJournal()
             root.keepSpare(running, of: name, capacity: iface.firewallCapacity)
             return ApplyResult(generation: state.generation, changed: true, changes: ConfigDiff.rules(name, removed, added), patched: true)
         } catch {

@@ -30,10 +30,16 @@ struct Transaction {
         replyPorts = ReplyPorts(root: root)
     }
 
-    /// Runs the plan; `record` writes the state (the last step that can roll back).
+    /// Runs the plan; `record` writes the state (the last step that can roll back). The
+    /// journal is pinned first and removed once the kernel and the state agree again:
+    /// after the retirement, or after a roll-back. A kill in between leaves it, and the
+    /// next command recovers (Dataplane.recoverInterruptedApply). A journal left before
+    /// (this is that recovery) stays after a roll-back, which puts back what ran before.
     func run(record: ([InterfaceStage]) throws(BPFError) -> Void) throws(DataplaneError) {
         var wrotePorts = false
+        let recovering = root.journalLeft
         do throws(BPFError) {
+            try root.beginJournal()
             for stage in stages {
                 try programs.choose(stage)
                 for installer in installers { stage.tables.merge(try installer.build(stage)) { $1 } }
@@ -57,9 +63,11 @@ struct Transaction {
             try record(stages)
         } catch {
             rollBack(replyPorts: wrotePorts)
+            if !recovering { root.endJournal() }
             throw .kernel(error)
         }
         do { try retire() } catch { throw .kernel(error) }
+        root.endJournal()
     }
 
     /// Puts back what the running generations read, in the reverse order of the steps:

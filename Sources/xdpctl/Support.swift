@@ -31,7 +31,9 @@ struct KernelOptions: ParsableArguments {
             handler.logLevel = verbose ? .debug : .warning
             return handler
         }
-        return try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
+        let dataplane = try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
+        dataplane.onRecovery = { FileOutput.standardError.write("xdpctl: \($0)\n") }
+        return dataplane
     }
 }
 

@@ -18,6 +18,9 @@ public struct ApplyPlanner {
     /// Interfaces whose firewall is compiled afresh even when unchanged (apply
     /// --full-compile over tables that patches left with patch trees).
     public var recompile: [String] = []
+    /// Every interface's program is loaded again, whatever runs (recovering an apply that
+    /// was interrupted: the pins may no longer name what runs).
+    public var reload = false
     public var compiler = FirewallCompiler()
     /// The addresses of the interfaces, by name: what SNAT without to_address uses.
     public var addresses: [String: [IPAddress]] = [:]
@@ -66,6 +69,7 @@ public struct ApplyPlanner {
             + interfaces.filter { $0.previous != nil && !$0.keepsLink }.map { "~ reattach \($0.config.name)" }
             + interfaces.filter { $0.keepsLink && facts[$0.config.name]?.hasRoot == false }.map { "~ \($0.config.name): program of an older build replaced" }
             + recompile.map { "~ \($0): firewall compiled afresh (patched rules merged into its trees)" }
+            + (reload ? interfaces.map { "~ \($0.config.name): program loaded again (an interrupted apply recovered)" } : [])
             + interfaces.compactMap { p in
                 guard let before = p.previous?.firewallCapacity, p.capacity < before else { return nil }
                 return "~ \(p.config.name): firewall table \(before) -> \(p.capacity) nodes (the program is loaded again; the memory goes back)"
@@ -125,7 +129,7 @@ public struct ApplyPlanner {
         // Less than that stays, so that rule sets that come and go do not reload each time.
         let fits = FirewallTable.capacity(for: nodes)
         let oversized = FirewallTable.oversized(capacity: capacity, fits: fits)
-        let loadsProgram = !keepsLink || nodes > capacity || !sameShape || oversized
+        let loadsProgram = reload || !keepsLink || nodes > capacity || !sameShape || oversized
         if loadsProgram { capacity = oversized ? fits : max(capacity, fits) }
         let runningSlot = fact?.runningSlot.flatMap { $0 < DP_GEN_SLOTS ? $0 : nil }
 
