@@ -106,7 +106,10 @@ struct CrashSafetyTests {
         #expect(try lab.apply(a.text).status == 0)
         let patchCalls = try Self.tracedApply(lab, patched.text)
         #expect(patchCalls > 5 && patchCalls < 100, "a patch made \(patchCalls) bpf() calls")
-        let patch = try Self.sweep(lab, from: a, to: patched, rules: (1, 1), points: Array(stride(from: 1, to: patchCalls - 4, by: patchCalls > 30 ? 2 : 1)) + Array(patchCalls - 4...patchCalls))
+        let patchPoints = Array(stride(from: 1, to: patchCalls - 4, by: patchCalls > 30 ? 2 : 1)) + Array(patchCalls - 4...patchCalls)
+        let patch = try Self.sweep(lab, from: a, to: patched, rules: (1, 1), points: patchPoints)
         #expect(patch.old > 0 && patch.new > 0, "patch kills landed both before and after the record: \(patch)")
+        print("crash safety: an apply of \(calls) bpf() calls killed at \(points.count) of them (\(full.old) left the old config, \(full.new) the new); "
+              + "a patch of \(patchCalls) calls killed at \(patchPoints.count) of them (\(patch.old) old, \(patch.new) new); status, stats, packets and the next apply agreed after every one")
     }
 }
