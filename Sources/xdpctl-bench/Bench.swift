@@ -36,7 +36,7 @@ struct Bench: ParsableCommand {
     var holdOn: String?
     @Flag(help: "Only compile each rule set and print its table's shape (no root needed).") var compileOnly = false
     @Flag(help: "Also measure the load balancer's paths (needs the namespace scripts/bench.sh sets up).") var balancer = false
-    @Option(help: ArgumentHelp("Traffic generator: send up to this many frames out of --interface through an AF_PACKET socket (sendmmsg, qdisc bypassed): skbs, which the receiver takes like a NIC's. The frames are built first and go to MAC 02:00:00:00:00:01. Prints JSON (frames, seconds, rate_pps) and exits.", valueName: "FRAMES"))
+    @Option(help: ArgumentHelp("Traffic generator: send up to this many frames out of --interface through an AF_PACKET socket (sendmmsg, qdisc bypassed): no live frames; a veth peer gets socket buffers (--relay-to turns them into XDP frames). The frames are built first and go to MAC 02:00:00:00:00:01. Prints JSON (frames, seconds, rate_pps) and exits.", valueName: "FRAMES"))
     var send: Int?
     @Option(help: ArgumentHelp("With --send: pace to this many frames per second (0: as fast as the socket takes them).", valueName: "PPS")) var rate = 0
     @Option(help: "With --send: stop after this many seconds even if frames remain.") var seconds = 30.0
