@@ -311,6 +311,23 @@ struct LoadBalancerTests {
         }
     }
 
+    @Test("a backend's SYN-ACK to the port of a client whose connection through the VIP has finished answers that client's own connection straight to the backend: it passes untouched")
+    func finishedConnectionReusedTuple() throws {
+        try withProgram([Self.web]) { p, _ in
+            let backend = Self.pick(Self.web, client: "10.50.0.2", port: 40000).address
+            for flags in [Self.syn, Self.ack, Self.ack | 0x01] { // opened, established, finished (FIN)
+                let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 40000, dst: 80, flags: flags))))
+                #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+            }
+            // The client's kernel gives port 40000 to a connection straight to the backend.
+            let synAck = Checksums.filled(Self.b.ipv4(src: "\(backend)", dst: "10.50.0.2", .tcp(src: 8080, dst: 40000, flags: Self.syn | Self.ack)))
+            for _ in 0..<2 {
+                let r = try p.run(synAck)
+                #expect(r.returnValue == DP_VERDICT_PASS.rawValue && r.output == synAck, "answered as the VIP: \(r.returnValue)")
+            }
+        }
+    }
+
     @Test("one backend serves two VIPs: each connection's replies leave from its own VIP")
     func backendOfTwoVIPs() throws {
         try withProgram(Self.twoVIPsOneBackend) { p, ns in

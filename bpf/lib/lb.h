@@ -197,7 +197,8 @@ static __always_inline int lb_reclaim(void *table, const struct dp_ct_key *rk, _
 /* A packet of a connection the balancer made: a client's, to its backend while that is
  * still there, or a backend's reply, from the VIP. Fills *t and returns LB_FORWARD;
  * LB_NOT_VIP for a packet of no such connection (a client's whose backend is gone, or
- * whose SYN reopens an established tuple, is forgotten here and balanced afresh). A
+ * whose SYN reopens an established tuple, is forgotten here and balanced afresh, and so
+ * is a finished connection whose reply tuple a backend's SYN-ACK reuses). A
  * global function, as lb_open: each is verified once on its own, and their frames are
  * siblings of the forwarding's. */
 __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
@@ -215,6 +216,13 @@ __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
 	if (!e || e->kind != DP_CT_LB)
 		return LB_NOT_VIP;
 	reply = e->reply;
+	/* A backend's SYN-ACK on a connection that has finished answers another connection
+	 * that reuses its tuple (the client's port, straight to the backend): not ours. */
+	if (reply && e->state >= DP_CT_CLOSING && k.proto == IPPROTO_TCP &&
+	    (p->tcp_flags & (CT_TCP_SYN | CT_TCP_ACK)) == (CT_TCP_SYN | CT_TCP_ACK)) {
+		lb_forget(&k, e);
+		return LB_NOT_VIP;
+	}
 	slot = e->rule;
 	epoch = e->epoch;
 	vip = e->vip;
