@@ -210,7 +210,7 @@ def systems(args, lab, work):
     return rows
 
 
-def measure(args, lab, count, seconds, rate, trace):
+def measure(lab, count, seconds, rate, trace):
     """One send; returns (processed, offered, napi ns) per second, or per packet for ns."""
     before, cpu = count(), lab.napi_ns()
     out = lab.send(seconds, rate=rate, trace=trace)
@@ -238,9 +238,9 @@ def main():
                 setup()
                 try:
                     lab.pin_napi()
-                    measure(args, lab, count, 0.5, args.rate, trace)  # warm-up
-                    paced = measure(args, lab, count, args.seconds, args.rate, trace)
-                    full = measure(args, lab, count, args.seconds, 0, trace)
+                    measure(lab, count, 0.5, args.rate, trace)  # warm-up
+                    paced = measure(lab, count, args.seconds, args.rate, trace)
+                    full = measure(lab, count, args.seconds, 0, trace)
                     runs[name].append((paced, full))
                 finally:
                     teardown()
