@@ -21,7 +21,7 @@ public enum Netns {
     public static func driver(of name: String) -> String? {
         var buffer = [CChar](repeating: 0, count: 64)
         guard xdpctl_link_driver(name, &buffer, buffer.count) == 0 else { return nil }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text(buffer)
     }
 
     /// The ifindex of a veth's peer (in the peer's network namespace); nil for an
@@ -42,7 +42,12 @@ public enum Netns {
     public static func name(of ifindex: Int32) -> String? {
         var buffer = [CChar](repeating: 0, count: Int(IF_NAMESIZE))
         guard if_indextoname(UInt32(bitPattern: ifindex), &buffer) != nil else { return nil }
-        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text(buffer)
+    }
+
+    /// A NUL-terminated C buffer as a string.
+    private static func text(_ buffer: [CChar]) -> String {
+        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// The id the current thread's network namespace gives the namespace of interface
@@ -62,16 +67,7 @@ public enum Netns {
 
     /// The network namespaces `ip netns` names (/run/netns).
     public static func named() -> [String] {
-        guard let dir = opendir("/run/netns") else { return [] }
-        defer { closedir(dir) }
-        var out: [String] = []
-        while let entry = readdir(dir) {
-            let name = withUnsafeBytes(of: entry.pointee.d_name) { raw in
-                String(decoding: raw.prefix { $0 != 0 }, as: UTF8.self)
-            }
-            if name != "." && name != ".." { out.append(name) }
-        }
-        return out.sorted()
+        (PinRoot.entries(of: "/run/netns") ?? []).sorted()
     }
 
     /// The addresses of an interface in the current thread's network namespace, as

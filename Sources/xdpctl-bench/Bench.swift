@@ -142,7 +142,7 @@ struct Bench: ParsableCommand {
         }
         if compileOnly { return printShapes() }
         if let send { return try self.send(send) }
-        if let attachDrop { return try relayTo.map { try attachRelay(pin: attachDrop, to: $0) } ?? attachFloor(pin: attachDrop) }
+        if let attachDrop { return try attachBenchProgram(pin: attachDrop) }
         BPFLog.install(verbose: false)
         if let netns { try Netns.enter(netns) }
         let holders = try holdOn.map { list in

@@ -9,21 +9,24 @@ import XDPCtlWorkloads
 /// The traffic generator (C in CPacketGen: AF_PACKET, qdisc bypassed, sendmmsg), its relay,
 /// and the XDP_DROP floor the veth part measures against.
 extension Bench {
-    func attachFloor(pin: String) throws {
+    /// Attaches --attach-drop's program natively to --interface through a link pinned at
+    /// `pin`: the trivial XDP_DROP, or with --relay-to the relay (bpf/bench/xdp_relay.bpf.c).
+    func attachBenchProgram(pin: String) throws {
         let ifindex = try enterInterface()
         BPFLog.install(verbose: false)
-        let floor = try BPFObject(.xdpDrop, pinRoot: nil)
-        try XDPLink.attach(programFD: try floor.programFD("xdp_drop"), ifindex: ifindex, interface: interface, mode: .native, pinPath: pin)
-    }
-
-    /// Attaches bpf/bench/xdp_relay.bpf.c to --interface, redirecting to `target`.
-    func attachRelay(pin: String, to target: String) throws {
-        let ifindex = try enterInterface()
-        guard let targetIndex = Netns.ifindex(of: target) else { throw ValidationError("--relay-to \(target) does not exist here") }
-        BPFLog.install(verbose: false)
-        let relay = try BPFObject(.xdpRelay, pinRoot: nil)
-        try relay.map("relay_to").update(UInt32(0), UInt32(bitPattern: targetIndex))
-        try XDPLink.attach(programFD: try relay.programFD("xdp_relay"), ifindex: ifindex, interface: interface, mode: .native, pinPath: pin)
+        let object: BPFObject, fd: Int32
+        if let target = relayTo {
+            guard let targetIndex = Netns.ifindex(of: target) else { throw ValidationError("--relay-to \(target) does not exist here") }
+            object = try BPFObject(.xdpRelay, pinRoot: nil)
+            try object.map("relay_to").update(UInt32(0), UInt32(bitPattern: targetIndex))
+            fd = try object.programFD("xdp_relay")
+        } else {
+            object = try BPFObject(.xdpDrop, pinRoot: nil)
+            fd = try object.programFD("xdp_drop")
+        }
+        try withExtendedLifetime(object) {
+            try XDPLink.attach(programFD: fd, ifindex: ifindex, interface: interface, mode: .native, pinPath: pin)
+        }
     }
 
     /// Enters --netns and returns --interface's index there.

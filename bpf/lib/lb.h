@@ -226,13 +226,13 @@ __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
 	slot = e->rule;
 	epoch = e->epoch;
 	vip = e->vip;
+	t->egress = 0; /* a balanced packet may leave by any interface */
 	if (reply) {
 		__builtin_memcpy(t->to.addr, e->to.src, sizeof(t->to.addr));
 		t->to.port = e->to.sport;
 		t->side = NAT_SRC;
 		t->hop = DP_NO_HOP;
 		t->tag = 0;
-		t->egress = 0;
 	} else {
 		if (e->ifindex != p->ifindex)
 			return LB_NOT_VIP;
@@ -246,7 +246,6 @@ __noinline int lb_connection(const struct dp_pkt *p, struct dp_target *t)
 		t->side = NAT_DST;
 		t->hop = slot;
 		t->tag = epoch;
-		t->egress = 0;
 	}
 	/* The counters are the balancing interface's: a client's packets, and as a
 	 * connection its second packet (replies may arrive elsewhere, or bypass us). */
