@@ -10,6 +10,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/apple/swift-system", from: "1.8.0"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
     ],
     targets: [
         // C: libraries from pkg-config, the shared ABI header, and the few C idioms Swift can't express.
@@ -34,8 +36,16 @@ let package = Package(
         // clients make coarse calls, so inlining across the boundary buys nothing.
         .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF", .product(name: "SystemPackage", package: "swift-system")],
                 swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
+        // The long-running agent: applies on change, serves Prometheus metrics (SwiftNIO's HTTP
+        // server, swift-prometheus's registry).
+        .target(name: "XDPCtlAgent", dependencies: [
+            "XDPCtlKit", "CXDPCtlShims", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "SystemPackage", package: "swift-system"),
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"),
+        ]),
         .executableTarget(name: "xdpctl", dependencies: [
-            "XDPCtlKit", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
+            "XDPCtlKit", "XDPCtlAgent", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),
         ]),
         // What tests and the benchmark run the data plane on, which xdpctl does not link: packet
         // builders, rule-set generators, the first-match reference and the data path's walks

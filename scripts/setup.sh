@@ -21,3 +21,6 @@ if ! mountpoint -q /sys/fs/bpf; then
 fi
 
 command -v swift >/dev/null || { echo "setup.sh: swift is not on PATH (Swift 6.x toolchain required)" >&2; exit 1; }
+
+# The agent's end-to-end tests read /metrics with the Prometheus Python client's parser.
+python3 -c 'import prometheus_client' 2>/dev/null || python3 -m pip install -q --root-user-action=ignore prometheus-client

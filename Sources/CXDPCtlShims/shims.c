@@ -8,7 +8,10 @@
 #include <string.h>
 #include <unistd.h>
 #include <net/if.h>
+#include <signal.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <linux/ethtool.h>
@@ -256,4 +259,36 @@ int xdpctl_is_bpffs(const char *path)
 void xdpctl_store_word(unsigned int *word, unsigned int value)
 {
 	__atomic_store_n(word, value, __ATOMIC_RELEASE);
+}
+
+int xdpctl_signal_fd(const int *signals, int count)
+{
+	sigset_t set;
+	int fd, i, err;
+
+	sigemptyset(&set);
+	for (i = 0; i < count; i++)
+		sigaddset(&set, signals[i]);
+	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (err)
+		return -err;
+	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	return fd < 0 ? -errno : fd;
+}
+
+int xdpctl_read_signal(int fd)
+{
+	struct signalfd_siginfo info;
+	ssize_t n = read(fd, &info, sizeof(info));
+
+	if (n < 0)
+		return -errno;
+	return n == sizeof(info) ? (int)info.ssi_signo : -EIO;
+}
+
+int xdpctl_event_fd(void)
+{
+	int fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+
+	return fd < 0 ? -errno : fd;
 }

@@ -24,6 +24,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
         case enterNetns(String)
         case lockPinRoot(String)
         case adoptPinRoot(String)
+        case lockAgent(String)
 
         public var description: String {
             switch self {
@@ -48,6 +49,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             case .enterNetns(let s): "enter network namespace \(s)"
             case .lockPinRoot(let s): "lock pin root \(s)"
             case .adoptPinRoot(let s): "use pin directory \(s)"
+            case .lockAgent(let s): "lock \(s) for the agent"
             }
         }
     }
@@ -89,6 +91,8 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             return "no such network namespace (see `ip netns list`)"
         case (.lockPinRoot, .timedOut):
             return "another xdpctl command (an apply, down or conntrack flush) held the pin root's lock for longer than --wait allows; nothing was changed"
+        case (.lockAgent, .wouldBlock):
+            return "another xdpctl agent serves this pin root; stop it first, or give this one another --pin-root"
         case (.adoptPinRoot, _):
             return "it must be a directory owned by this user (root) that no one else can write, or anyone could remove the pinned links and detach the firewall; remove it, or give another --pin-root"
         case (_, .notPermitted), (_, .permissionDenied):

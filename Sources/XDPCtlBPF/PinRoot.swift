@@ -6,6 +6,7 @@ import SystemPackage
 /// The bpffs directory that holds everything xdpctl keeps in the kernel:
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
 ///   ROOT/dp_journal            present while an apply changes the kernel (see beginJournal)
+///   ROOT/agent/                the directory a running agent holds locked (lockAgent)
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
 ///   ROOT/ifaces/NAME/link_tc   its tc egress bpf_link (tcx), when it has NAT
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
@@ -20,6 +21,7 @@ public struct PinRoot: Sendable {
     public var state: String { "\(path)/dp_state" }
     public var journal: String { "\(path)/dp_journal" }
     public var interfaces: String { "\(path)/ifaces" }
+    public var agent: String { "\(path)/agent" }
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
     public func link(_ name: String) -> String { "\(interface(name))/link" }
     public func tcLink(_ name: String) -> String { "\(interface(name))/link_tc" }
@@ -73,6 +75,22 @@ public struct PinRoot: Sendable {
         return handle
     }
 
+    /// Holds the agent's lock for the life of the returned descriptor: one agent serves a
+    /// pin root. Fails at once (EWOULDBLOCK) while another agent holds it. A lock of its
+    /// own, not the pin root's: an agent holds it for its whole life, and takes the pin
+    /// root's only for each apply, as every command does.
+    public func lockAgent() throws(BPFError) -> OwnedDescriptor {
+        if mkdir(agent, 0o700) != 0 && errno != EEXIST { throw BPFError(.lockAgent(agent), errno: errno) }
+        let handle: OwnedDescriptor
+        do {
+            handle = OwnedDescriptor(try FileDescriptor.open(FilePath(agent), .readOnly, options: [.directory, .closeOnExec], retryOnInterrupt: true))
+        } catch {
+            throw BPFError(.lockAgent(agent), errno: (error as? Errno)?.rawValue ?? EIO)
+        }
+        guard flock(handle.raw, LOCK_EX | LOCK_NB) == 0 else { throw BPFError(.lockAgent(agent), errno: errno) }
+        return handle
+    }
+
     /// Removes a directory of pins (maps, links) and the directory itself.
     public func removeTree(_ dir: String) throws(BPFError) {
         guard let names = Self.entries(of: dir) else {
@@ -121,7 +139,7 @@ public struct PinRoot: Sendable {
                                     maxEntries: entries, flags: UInt32(BPF_F_MMAPABLE))
         try map.withMappedBytes(size, writable: true) { memory in
             memory.storeBytes(of: UInt64(blob.count).littleEndian, as: UInt64.self)
-            UnsafeMutableRawBufferPointer(rebasing: memory[8...]).copyMemory(from: UnsafeRawBufferPointer(start: blob, count: blob.count))
+            blob.withUnsafeBytes { UnsafeMutableRawBufferPointer(rebasing: memory[8...]).copyMemory(from: $0) }
         }
         let temp = state + "_new" // bpffs refuses names with a dot
         unlink(temp)

@@ -21,4 +21,21 @@ public enum DataplaneError: Error, CustomStringConvertible {
         case .state(let s): return s
         }
     }
+
+    /// The error as commands print it (and the agent logs it): what is wrong with `file`
+    /// (nil: "the config"), one problem a line; for the kernel, the last lines of its log.
+    public func message(file: String?) -> String {
+        let name = file ?? "the config"
+        switch self {
+        case .config(let e):
+            return "\(name) is not a valid xdpctl config:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n")
+        case .refused(let errors):
+            return "\(name) cannot be applied; nothing was changed:\n" + errors.map { "  \($0)" }.joined(separator: "\n")
+        case .kernel(let e):
+            let logged = e.log.isEmpty || e.log.count == 1 && e.description.contains(e.log[0])
+            return "\(e)\(logged ? "" : "\n" + e.log.suffix(8).map { "  \($0)" }.joined(separator: "\n"))"
+        case .state(let s):
+            return s
+        }
+    }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import Logging
+import XDPCtlAgent
 import XDPCtlBPF
 import XDPCtlKit
 
@@ -26,14 +27,15 @@ struct KernelOptions: ParsableArguments {
     }
 
     func dataplane() throws -> Dataplane {
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = verbose ? .debug : .warning
-            return handler
-        }
-        let dataplane = try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
+        LogFormat.text.bootstrap(level: verbose ? .debug : .warning)
+        let dataplane = try openDataplane()
         dataplane.onRecovery = { FileOutput.standardError.write("xdpctl: \($0)\n") }
         return dataplane
+    }
+
+    /// The data plane, once logging is set up (LoggingSystem takes one bootstrap).
+    func openDataplane() throws -> Dataplane {
+        try report { try Dataplane(pinRoot: resolvedPinRoot, netns: netns, verbose: verbose) }
     }
 }
 
@@ -95,16 +97,7 @@ func report<T>(file: String? = nil, _ body: () throws -> T) throws -> T {
     do {
         return try body()
     } catch let error as DataplaneError {
-        switch error {
-        case .config(let e):
-            fail("\(file ?? "the config") is not a valid xdpctl config:\n" + e.errors.map { "  \($0)" }.joined(separator: "\n"))
-        case .refused(let errors):
-            fail("\(file ?? "the config") cannot be applied; nothing was changed:\n" + errors.map { "  \($0)" }.joined(separator: "\n"))
-        case .kernel(let e):
-            fail("\(e)\(e.log.isEmpty || e.log.count == 1 && e.description.contains(e.log[0]) ? "" : "\n" + e.log.suffix(8).map { "  \($0)" }.joined(separator: "\n"))")
-        case .state(let s):
-            fail(s)
-        }
+        fail(error.message(file: file))
     }
 }
 

@@ -1,6 +1,7 @@
 /*
  * The only C the control plane needs: errno captured right after the call that set it,
- * libxdp's ERR_PTR results, the libbpf print callback, and setns().
+ * libxdp's ERR_PTR results, the libbpf print callback, setns(), and the agent's
+ * signalfd and eventfd (Glibc's Swift module has neither).
  * Every function returns 0 / a valid fd, or a negative errno.
  */
 #ifndef XDPCTL_SHIMS_H
@@ -22,6 +23,16 @@ void xdpctl_store_word(unsigned int *word, unsigned int value);
 
 /* Moves the calling thread into the network namespace at path (/run/netns/NAME). */
 int xdpctl_setns(const char *path);
+
+/* Blocks the count signals in the calling thread (threads it starts later inherit the
+ * mask) and returns a close-on-exec signalfd that reads them, or a negative errno. */
+int xdpctl_signal_fd(const int *signals, int count);
+
+/* The number of the next signal pending on a signalfd, or a negative errno (-EAGAIN: none). */
+int xdpctl_read_signal(int fd);
+
+/* A close-on-exec, non-blocking eventfd, or a negative errno. */
+int xdpctl_event_fd(void);
 
 /* 1 when path lies on a BPF filesystem, 0 when not, or a negative errno. */
 int xdpctl_is_bpffs(const char *path);

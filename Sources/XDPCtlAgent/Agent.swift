@@ -1,0 +1,146 @@
+import Glibc
+import Logging
+import SystemPackage
+import XDPCtlBPF
+import XDPCtlKit
+
+/// `xdpctl agent`: applies a config file, then stays: applies it again on SIGHUP or when
+/// the file changes, serves Prometheus metrics, and on SIGTERM or SIGINT leaves with the
+/// data plane running. The data plane never depends on it (docs/agent.md).
+///
+/// One thread runs everything that touches the data plane, in the network namespace the
+/// Dataplane entered; the metrics server's thread only renders what it refreshed.
+public final class Agent {
+    public let dataplane: Dataplane
+    public let configPath: String
+    public let metricsAddress: MetricsAddress?
+    private let logger: Logger
+    private let metrics = AgentMetrics()
+    /// The text the last apply made run; a change of the file to the same text is no change.
+    private var applied: String?
+
+    /// Edits come as bursts of events (write, close, rename); the apply waits this long
+    /// after the last one.
+    static let settle: Duration = .milliseconds(200)
+
+    public init(dataplane: Dataplane, configPath: String, metricsAddress: MetricsAddress?, logger: Logger) {
+        (self.dataplane, self.configPath, self.metricsAddress, self.logger) = (dataplane, configPath, metricsAddress, logger)
+    }
+
+    /// Applies the file and serves until SIGTERM or SIGINT. Call on the process's only
+    /// thread (the signals are blocked in it for the threads it starts). Throws when it
+    /// cannot start: the lock is taken, the first apply failed (nothing changed), the
+    /// file's directory cannot be watched, or the metrics address cannot be bound.
+    public func run() throws(AgentError) {
+        let wakeups = try Wakeups(watching: configPath)
+        let lock: OwnedDescriptor
+        do {
+            try dataplane.root.create()
+            lock = try dataplane.root.lockAgent()
+        } catch {
+            throw .lock(error)
+        }
+        defer { withExtendedLifetime(lock) {} }
+        // Listening before the first apply: an address in use then changes nothing.
+        let scrapes = ScrapeQueue(bell: ScrapeBell(fd: wakeups.scrapeFD.raw))
+        let server = try metricsAddress.map { address throws(AgentError) in
+            try MetricsServer(address, registry: metrics.registry, scrapes: scrapes)
+        }
+        defer { server?.stop() }
+        if let failure = apply(reason: "start", logFailure: false) { throw .firstApply(file: configPath, failure) }
+        var serving: Logger.Metadata = ["file": "\(configPath)", "pin_root": "\(dataplane.root.path)"]
+        if let netns = dataplane.netns { serving["netns"] = "\(netns)" }
+        if let metricsAddress, let port = server?.boundPort {
+            serving["metrics"] = "\(MetricsAddress("\(metricsAddress.host):\(port)") ?? metricsAddress)"
+        }
+        logger.info("serving", metadata: serving)
+
+        var reloadAt: ContinuousClock.Instant?
+        while true {
+            let wait = reloadAt.map { Self.milliseconds(until: $0) } ?? -1
+            for event in wakeups.wait(milliseconds: wait) {
+                switch event {
+                case .signal(SIGHUP):
+                    logger.info("SIGHUP: applying the file again")
+                    _ = apply(reason: "SIGHUP", force: true)
+                case .signal(let signal):
+                    logger.info("stopping; the data plane keeps running", metadata: ["signal": "\(Self.name(of: signal))"])
+                    return
+                case .fileChanged:
+                    reloadAt = .now + Self.settle
+                case .scrape:
+                    do { try metrics.refresh(from: dataplane) } catch {
+                        logger.warning("cannot read the data plane's counters", metadata: ["error": "\(error.message(file: nil))"])
+                    }
+                    scrapes.answer()
+                }
+            }
+            if let due = reloadAt, ContinuousClock.now >= due {
+                reloadAt = nil
+                _ = apply(reason: "file changed")
+            }
+        }
+    }
+
+    /// Reads and applies the file, and logs what happened; returns the failure, if any.
+    /// Unless `force`, a file whose text is the one running changes nothing. A failed
+    /// apply leaves the running config serving; it is logged unless not `logFailure`.
+    private func apply(reason: String, force: Bool = false, logFailure: Bool = true) -> DataplaneError? {
+        let start = ContinuousClock.now
+        let context: Logger.Metadata = ["file": "\(configPath)", "reason": "\(reason)"]
+        let text: String
+        do { text = try Self.read(configPath) } catch {
+            if logFailure { logger.error("cannot read the config file; the running config keeps serving", metadata: context.merging(["error": "\(error)"]) { a, _ in a }) }
+            metrics.recordApply(succeeded: false, duration: .now - start)
+            return .state("cannot read \(configPath): \(error)")
+        }
+        if !force, text == applied { return nil }
+        do {
+            let result = try dataplane.apply(text)
+            metrics.recordApply(succeeded: true, duration: .now - start)
+            applied = text
+            for w in result.warnings { logger.warning("\(w)", metadata: context) }
+            var done = context
+            done["generation"] = "\(result.generation)"
+            if result.changed {
+                done["changes"] = .array(result.changes.map { .string($0) })
+                logger.info(result.patched ? "applied (patched the running firewall table)" : "applied", metadata: done)
+            } else {
+                logger.info("no changes", metadata: done)
+            }
+            return nil
+        } catch {
+            metrics.recordApply(succeeded: false, duration: .now - start)
+            guard logFailure else { return error }
+            logger.error("apply failed; the running config keeps serving",
+                         metadata: context.merging(["error": "\(error.message(file: configPath))"]) { a, _ in a })
+            return error
+        }
+    }
+
+    private static func read(_ path: String) throws -> String {
+        let fd = try FileDescriptor.open(FilePath(path), .readOnly, options: .closeOnExec)
+        defer { try? fd.close() }
+        var bytes: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = try chunk.withUnsafeMutableBytes { try fd.read(into: $0, retryOnInterrupt: true) }
+            if n == 0 { break }
+            bytes += chunk[..<n]
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    private static func milliseconds(until instant: ContinuousClock.Instant) -> Int32 {
+        let left = instant - .now
+        return left <= .zero ? 0 : Int32(clamping: left.components.seconds * 1000 + left.components.attoseconds / 1_000_000_000_000_000 + 1)
+    }
+
+    private static func name(of signal: Int32) -> String {
+        switch signal {
+        case SIGTERM: "SIGTERM"
+        case SIGINT: "SIGINT"
+        default: "signal \(signal)"
+        }
+    }
+}

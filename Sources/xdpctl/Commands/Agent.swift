@@ -1,0 +1,74 @@
+import ArgumentParser
+import Logging
+import XDPCtlAgent
+import XDPCtlKit
+
+extension LogFormat: ExpressibleByArgument {}
+
+struct AgentCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "agent",
+        abstract: "Apply a config file and keep it applied: reload on change, serve Prometheus metrics.",
+        discussion: """
+            Applies FILE as `xdpctl apply` does, then stays in the foreground (run it under \
+            systemd or another supervisor; docs/agent.md has a unit file). It applies FILE \
+            again when the file changes (its directory is watched with inotify; editors that \
+            write a new file and rename it onto FILE are seen) and on SIGHUP. A file that \
+            does not validate or apply is logged with its path and the errors, and the \
+            running config keeps serving.
+
+            With --metrics-address, GET /metrics answers in Prometheus's text format: every \
+            counter of `stats --json`, connection-table fill, map memory, the generation, and \
+            the agent's applies (count by result, a duration histogram).
+
+            SIGTERM or SIGINT stops the agent and leaves the data plane running, every pin \
+            kept: the programs never depend on the agent. One agent serves a pin root: a \
+            second one fails at start. `apply`, `down` and `conntrack flush` from other \
+            processes still work; they take the pin root's lock, as the agent does for \
+            each apply, so the two never interleave (the agent applies FILE again only on \
+            its next change or SIGHUP).
+
+            With --netns, the agent works on the interfaces of that namespace and listens \
+            there for scrapes; pins stay on the host's bpffs.
+
+            EXIT STATUS: 0 after SIGTERM or SIGINT; 1 when it cannot start (another agent, \
+            a first apply that fails, an address in use), nothing changed; 64 on a usage error.
+
+            EXAMPLES:
+              xdpctl agent -f /etc/xdpctl.json
+              xdpctl agent -f /etc/xdpctl.json --log-format json
+              xdpctl agent -f /etc/xdpctl.json --metrics-address '[::1]:9435'
+              xdpctl agent -f lab.json --netns lab --pin-root /sys/fs/bpf/xdpctl-lab
+            """)
+
+    @OptionGroup var config: ConfigFileOption
+    @OptionGroup var kernel: KernelOptions
+    @OptionGroup var lock: LockOptions
+
+    @Option(help: ArgumentHelp(
+        "Serve GET /metrics on ADDRESS (HOST:PORT, [IPV6]:PORT); \"none\" serves no metrics.",
+        discussion: "Default 127.0.0.1:9435. With --netns, the address is the namespace's.",
+        valueName: "ADDRESS"))
+    var metricsAddress = "127.0.0.1:9435"
+
+    @Option(help: ArgumentHelp("Log lines as text or as JSON objects, on standard error.", valueName: "text|json"))
+    var logFormat: LogFormat = .text
+
+    func validate() throws {
+        guard config.file != "-" else { throw ValidationError("-f -: the agent watches a file; give its path") }
+        guard metricsAddress == "none" || MetricsAddress(metricsAddress) != nil else {
+            throw ValidationError("--metrics-address \(metricsAddress): expected HOST:PORT, [IPV6]:PORT or none")
+        }
+    }
+
+    func run() throws {
+        logFormat.bootstrap(level: kernel.verbose ? .debug : .info)
+        let logger = Logger(label: "xdpctl.agent")
+        let dataplane = try kernel.openDataplane()
+        lock.configure(dataplane)
+        dataplane.onRecovery = { logger.warning("\($0)") }
+        let agent = Agent(dataplane: dataplane, configPath: config.file,
+                          metricsAddress: metricsAddress == "none" ? nil : MetricsAddress(metricsAddress), logger: logger)
+        do { try agent.run() } catch { fail("\(error)") }
+    }
+}
