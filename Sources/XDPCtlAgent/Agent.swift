@@ -1,5 +1,6 @@
 import Glibc
 import Logging
+import NIOPosix
 import SystemPackage
 import XDPCtlBPF
 import XDPCtlKit
@@ -41,10 +42,15 @@ public final class Agent {
             throw .lock(error)
         }
         defer { withExtendedLifetime(lock) {} }
+        // One event-loop thread serves scrapes and runs health checks; it starts in this
+        // thread's network namespace, with the signals blocked.
+        let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        defer { try? group.syncShutdownGracefully() }
+        let scrapes = ScrapeQueue(bell: Bell(fd: wakeups.bellFD.raw))
+        let checker = HealthChecker(loop: group.next())
         // Listening before the first apply: an address in use then changes nothing.
-        let scrapes = ScrapeQueue(bell: ScrapeBell(fd: wakeups.scrapeFD.raw))
         let server = try metricsAddress.map { address throws(AgentError) in
-            try MetricsServer(address, registry: metrics.registry, scrapes: scrapes)
+            try MetricsServer(address, group: group, registry: metrics.registry, scrapes: scrapes)
         }
         defer { server?.stop() }
         if let failure = apply(reason: "start", logFailure: false) { throw .firstApply(file: configPath, failure) }
@@ -56,9 +62,20 @@ public final class Agent {
         logger.info("serving", metadata: serving)
 
         var reloadAt: ContinuousClock.Instant?
+        var followed: UInt32?
         while true {
-            let wait = reloadAt.map { Self.milliseconds(until: $0) } ?? -1
-            for event in wakeups.wait(milliseconds: wait) {
+            // The checks follow the running config, whoever applied it.
+            if let id = dataplane.root.stateID(), id != followed {
+                followed = id
+                do {
+                    if let (_, config) = try dataplane.running() { checker.follow(config) }
+                } catch {
+                    logger.warning("cannot read the running config for health checks", metadata: ["error": "\(error.message(file: nil))"])
+                }
+            }
+            checker.startDue()
+            let wake = [reloadAt, checker.nextWake].compactMap { $0 }.min()
+            for event in wakeups.wait(milliseconds: wake.map { Self.milliseconds(until: $0) } ?? -1) {
                 switch event {
                 case .signal(SIGHUP):
                     logger.info("SIGHUP: applying the file again")
@@ -68,17 +85,38 @@ public final class Agent {
                     return
                 case .fileChanged:
                     reloadAt = .now + Self.settle
-                case .scrape:
-                    do { try metrics.refresh(from: dataplane) } catch {
-                        logger.warning("cannot read the data plane's counters", metadata: ["error": "\(error.message(file: nil))"])
+                case .bell:
+                    if scrapes.isWaiting {
+                        do { try metrics.refresh(from: dataplane) } catch {
+                            logger.warning("cannot read the data plane's counters", metadata: ["error": "\(error.message(file: nil))"])
+                        }
+                        scrapes.answer()
                     }
-                    scrapes.answer()
                 }
             }
+            record(checker.takeResults())
             if let due = reloadAt, ContinuousClock.now >= due {
                 reloadAt = nil
                 _ = apply(reason: "file changed")
             }
+        }
+    }
+
+    /// Hands finished checks to the data plane, and logs the backends that went down or
+    /// came back.
+    private func record(_ results: [HealthCheckResult]) {
+        guard !results.isEmpty else { return }
+        do {
+            for change in try dataplane.recordHealth(results) {
+                let metadata: Logger.Metadata = ["interface": "\(change.interface)", "backend": "\(change.backendID)"]
+                if change.down {
+                    logger.warning("backend down: failed its health checks; it takes no new flows, its connections stay", metadata: metadata)
+                } else {
+                    logger.info("backend up: passed its health checks; it takes new flows again", metadata: metadata)
+                }
+            }
+        } catch {
+            logger.error("cannot record health check results", metadata: ["error": "\(error.message(file: nil))"])
         }
     }
 

@@ -143,7 +143,7 @@ final class AgentMetrics {
                 count(Self.backendPackets, backend, b.packets)
                 count(Self.backendBytes, backend, b.bytes)
                 count(Self.backendConnections, backend, b.connections)
-                gauge(Self.backendHealthy, backend, 1)
+                gauge(Self.backendHealthy, backend, b.healthy ? 1 : 0)
             }
         }
         for n in s.nat {

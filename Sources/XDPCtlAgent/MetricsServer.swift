@@ -2,7 +2,6 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
-import Synchronization
 
 /// Where the metrics server listens: a host (IPv4 or IPv6 literal, or a name) and a port.
 public struct MetricsAddress: Sendable, CustomStringConvertible {
@@ -29,34 +28,35 @@ public struct MetricsAddress: Sendable, CustomStringConvertible {
 /// never read the data plane themselves (the loop's thread is in the right network
 /// namespace and serializes every access to the pins).
 final class ScrapeQueue: Sendable {
-    private let waiting = Mutex<[EventLoopPromise<Void>]>([])
-    private let bell: ScrapeBell
+    private let waiting = Mailbox<EventLoopPromise<Void>>()
+    private let bell: Bell
 
-    init(bell: ScrapeBell) { self.bell = bell }
+    init(bell: Bell) { self.bell = bell }
+
+    var isWaiting: Bool { !waiting.isEmpty }
 
     /// A future the loop completes after its next refresh.
     func request(on loop: any EventLoop) -> EventLoopFuture<Void> {
         let promise = loop.makePromise(of: Void.self)
-        waiting.withLock { $0.append(promise) }
+        waiting.post(promise)
         bell.ring()
         return promise.futureResult
     }
 
     /// Called by the loop after a refresh: every scrape waiting renders now.
     func answer() {
-        for promise in waiting.withLock({ w in defer { w = [] }; return w }) { promise.succeed() }
+        for promise in waiting.take() { promise.succeed() }
     }
 }
 
 /// `GET /metrics` in Prometheus's text exposition format, served with SwiftNIO's HTTP/1
-/// server (its parser; xdpctl writes none). One thread: scrapes are rare and small.
+/// server (its parser; xdpctl writes none), on the agent's event loop.
 final class MetricsServer {
-    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let channel: any Channel
 
-    /// Starts listening. Call after the loop's thread has entered its network namespace:
-    /// the server's thread starts in the namespace of the thread that starts it.
-    init(_ address: MetricsAddress, registry: PrometheusCollectorRegistry, scrapes: ScrapeQueue) throws(AgentError) {
+    /// Starts listening on `group`, whose thread serves in the network namespace of the
+    /// thread that started it.
+    init(_ address: MetricsAddress, group: any EventLoopGroup, registry: PrometheusCollectorRegistry, scrapes: ScrapeQueue) throws(AgentError) {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
             .childChannelInitializer { channel in
@@ -68,7 +68,6 @@ final class MetricsServer {
         do {
             channel = try bootstrap.bind(host: address.host, port: address.port).wait()
         } catch {
-            try? group.syncShutdownGracefully()
             throw .listen(address.description, "\(error)")
         }
     }
@@ -78,7 +77,6 @@ final class MetricsServer {
 
     func stop() {
         try? channel.close().wait()
-        try? group.syncShutdownGracefully()
     }
 }
 

@@ -1,25 +1,26 @@
 import CXDPCtlShims
 import Glibc
+import Synchronization
 import SystemPackage
 import XDPCtlBPF
 
-/// What wakes the agent's loop: a signal, a change to the config file, or a scrape that
-/// waits for fresh figures. One thread polls three descriptors: a signalfd, an inotify
-/// watch on the file's directory, and an eventfd that the metrics server's threads
-/// write. (swift-system has none of the three calls; Glibc's module lacks signalfd and
+/// What wakes the agent's loop: a signal, a change to the config file, or the bell (a
+/// scrape that waits for fresh figures). One thread polls three descriptors: a
+/// signalfd, an inotify watch on the file's directory, and an eventfd that the event
+/// loop's thread writes. (swift-system has none of the three calls; Glibc's module lacks signalfd and
 /// eventfd, which the C shims wrap.)
 final class Wakeups {
     enum Event: Equatable {
         case signal(Int32)
         case fileChanged
-        case scrape
+        case bell
     }
 
     static let signals: [Int32] = [SIGHUP, SIGTERM, SIGINT]
 
     private let signalFD: OwnedDescriptor
     private let inotifyFD: OwnedDescriptor
-    let scrapeFD: OwnedDescriptor
+    let bellFD: OwnedDescriptor
     private let fileName: String
 
     /// Blocks SIGHUP, SIGTERM and SIGINT in the calling thread, which must be the
@@ -31,7 +32,7 @@ final class Wakeups {
         signalFD = OwnedDescriptor(try Self.check(Self.signals.withUnsafeBufferPointer {
             xdpctl_signal_fd($0.baseAddress, Int32($0.count))
         }, "block signals"))
-        scrapeFD = OwnedDescriptor(try Self.check(xdpctl_event_fd(), "create an eventfd"))
+        bellFD = OwnedDescriptor(try Self.check(xdpctl_event_fd(), "create an eventfd"))
         let slash = path.lastIndex(of: "/")
         let directory = slash.map { $0 == path.startIndex ? "/" : String(path[..<$0]) } ?? "."
         fileName = slash.map { String(path[path.index(after: $0)...]) } ?? path
@@ -45,7 +46,7 @@ final class Wakeups {
 
     /// Waits up to `milliseconds` (-1: without end) and returns what happened.
     func wait(milliseconds: Int32) -> [Event] {
-        var fds = [signalFD, inotifyFD, scrapeFD].map { pollfd(fd: $0.raw, events: Int16(POLLIN), revents: 0) }
+        var fds = [signalFD, inotifyFD, bellFD].map { pollfd(fd: $0.raw, events: Int16(POLLIN), revents: 0) }
         guard poll(&fds, nfds_t(fds.count), milliseconds) > 0 else { return [] }
         var events: [Event] = []
         if fds[0].revents != 0 {
@@ -54,8 +55,8 @@ final class Wakeups {
         if fds[1].revents != 0, readInotify() { events.append(.fileChanged) }
         if fds[2].revents != 0 {
             var count: UInt64 = 0
-            _ = read(scrapeFD.raw, &count, 8)
-            events.append(.scrape)
+            _ = read(bellFD.raw, &count, 8)
+            events.append(.bell)
         }
         return events
     }
@@ -88,12 +89,23 @@ final class Wakeups {
     }
 }
 
-/// Wakes the agent's loop from another thread (the metrics server's).
-struct ScrapeBell: Sendable {
+/// Wakes the agent's loop from another thread (the event loop's).
+struct Bell: Sendable {
     let fd: Int32
 
     func ring() {
         var one: UInt64 = 1
         _ = write(fd, &one, 8)
     }
+}
+
+/// What the event loop's thread hands the agent's loop: posted there, taken here.
+final class Mailbox<Item: Sendable>: Sendable {
+    private let items = Mutex<[Item]>([])
+
+    func post(_ item: Item) { items.withLock { $0.append(item) } }
+
+    func take() -> [Item] { items.withLock { i in defer { i = [] }; return i } }
+
+    var isEmpty: Bool { items.withLock { $0.isEmpty } }
 }

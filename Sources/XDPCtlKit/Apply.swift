@@ -54,8 +54,6 @@ extension Dataplane {
             Result { () throws(ConfigErrors) in try ConfigDecoder.decode(s.configText) } } }
         let config = try Self.validate(text)
         let warnings = ConfigWarnings.check(config)
-        let refused = Self.unsupported(config)
-        if !refused.isEmpty { throw .refused(refused) }
         do { try root.create() } catch { throw .kernel(error) }
         if lock == nil && !reload { lock = try lockRoot() }
 
@@ -79,6 +77,7 @@ extension Dataplane {
         planner.compiler = compiler
         planner.addresses = addresses(config)
         planner.veths = veths(config)
+        planner.downBackends = downBackends(old)
         let plan: ApplyPlan
         do { plan = try planner.plan() } catch {
             discard(preloads)

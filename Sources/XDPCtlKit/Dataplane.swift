@@ -9,6 +9,8 @@ public final class Dataplane {
     public let root: PinRoot
     public private(set) var netns: String?
     var compiler = FirewallCompiler()
+    /// The state and config `running()` read last, by the state map's id.
+    var runningCache: (id: UInt32, state: DataplaneState, config: Config)?
     /// Seconds an apply, down or flush waits for another one that holds the pin root.
     public var lockWait: Double = 60
     /// Told when a command starts waiting for the lock (with lockWait).
@@ -51,18 +53,6 @@ public final class Dataplane {
             slots.nat = nat[iface.name]?.slots ?? [:]
             return InterfaceTables(iface, at: i, slots: slots, compiler: FirewallCompiler()).errors
         }
-    }
-
-    /// Sections the data plane does not implement yet, as errors naming where they are.
-    public static func unsupported(_ config: Config) -> [ConfigError] {
-        var errors: [ConfigError] = []
-        for (i, iface) in config.interfaces.enumerated() {
-            let base = "interfaces[\(i)]"
-            for (j, lb) in iface.loadBalancers.enumerated() where lb.healthCheck != nil {
-                errors.append(ConfigError(path: "\(base).load_balancers[\(j)].health_check", message: "health checks are not supported yet by this build of xdpctl; remove the key (backends then count as healthy)"))
-            }
-        }
-        return errors
     }
 
     // MARK: state

@@ -22,6 +22,22 @@ struct LoadBalancerCompilerTests {
          #"interfaces[0].load_balancers[1].vip: 10.0.0.1:80/tcp is already the VIP of load balancer "a" on this interface; expected one load balancer per VIP address, port and protocol"#),
         (withBalancers(#"{"name": "a", "vip": "2001:db8::1", "proto": "udp", "port": 53, "backends": [{"address": "10.1.0.2", "port": 53}]}"#),
          #"interfaces[0].load_balancers[0].backends[0].address: backend is IPv4 but the VIP 2001:db8::1 is not; expected the VIP's address family"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "http", "path": "health"}}"#),
+         #"interfaces[0].load_balancers[0].health_check.path: "health" is not valid; expected a path starting with / (up to 1,024 printable ASCII characters, no spaces; %-encode others)"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "http", "path": "/a b"}}"#),
+         #"interfaces[0].load_balancers[0].health_check.path: "/a b" is not valid; expected a path starting with / (up to 1,024 printable ASCII characters, no spaces; %-encode others)"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "tcp", "expect_status": 200}}"#),
+         #"interfaces[0].load_balancers[0].health_check.expect_status: only http checks have expect_status; expected "type": "http", or no expect_status"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "http", "expect_status": [200, 700]}}"#),
+         #"interfaces[0].load_balancers[0].health_check.expect_status[1]: 700 is not valid; expected an HTTP status from 100 to 599"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "http", "expect_status": []}}"#),
+         #"interfaces[0].load_balancers[0].health_check.expect_status: the list is empty; expected at least one of HTTP statuses (leave the key out to match all)"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "udp", "port": 53, "backends": [], "health_check": {"type": "tcp"}}"#),
+         #"interfaces[0].load_balancers[0].health_check: a UDP load balancer's backends are checked over TCP (xdpctl cannot check a UDP service); expected a "port" that each backend serves over TCP"#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "icmp"}}"#),
+         #"interfaces[0].load_balancers[0].health_check.type: "icmp" is not valid; expected one of "tcp", "http""#),
+        (withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "tcp", "port": 0}}"#),
+         #"interfaces[0].load_balancers[0].health_check.port: 0 is not valid; expected a port number 1-65535"#),
     ])
     func rejected(text: String, message: String) {
         let lines = errors(text)
@@ -64,6 +80,34 @@ struct LoadBalancerCompilerTests {
         #expect(abs(Double(counts[11]!) / 65537 - 0.75) < 0.0075 && abs(Double(counts[10]!) / 65537 - 0.25) < 0.0025, "\(counts)")
         #expect(t.ring[65537...].allSatisfy { $0 == 13 })
         #expect(t.backends[12]?.port == 8080 && t.backends[12]?.family == 4 && t.backends[13]?.addr.3 == 2)
+    }
+
+    @Test("health checks: defaults as HAProxy's where it has them, http with a path and statuses, a UDP service checked on a TCP port")
+    func healthChecks() throws {
+        let lbs = try ConfigDecoder.decode(withBalancers(#"""
+            {"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "backends": [], "health_check": {"type": "tcp"}},
+            {"name": "b", "vip": "10.0.0.1", "proto": "tcp", "port": 81, "backends": [], "health_check": {"type": "http", "path": "/healthz?full=1", "expect_status": [200, 204], "port": 9000, "interval_ms": 2000, "timeout_ms": 1000, "rise": 1, "fall": 5}},
+            {"name": "c", "vip": "10.0.0.1", "proto": "udp", "port": 53, "backends": [], "health_check": {"type": "http", "port": 8053}}
+            """#)).interfaces[0].loadBalancers
+        let a = try #require(lbs[0].healthCheck), b = try #require(lbs[1].healthCheck), c = try #require(lbs[2].healthCheck)
+        #expect(a == LoadBalancer.HealthCheck(kind: .tcp, intervalMs: 1000, timeoutMs: 500, rise: 2, fall: 3))
+        #expect(b == LoadBalancer.HealthCheck(kind: .http, port: 9000, path: "/healthz?full=1", expectStatus: [200, 204],
+                                              intervalMs: 2000, timeoutMs: 1000, rise: 1, fall: 5))
+        #expect(c.port == 8053 && c.path == "/")
+        #expect(b.passes(status: 204) && !b.passes(status: 301) && c.passes(status: 302) && !c.passes(status: 404) && !c.passes(status: 101))
+    }
+
+    @Test("a backend whose health checks failed leaves the Maglev table as a draining one does; the others' entries almost all stay")
+    func downBackends() throws {
+        let lbs = try ConfigDecoder.decode(withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "table_size": 251, "backends": [{"address": "10.1.0.2", "port": 80}, {"address": "10.1.0.3", "port": 80}, {"address": "10.1.0.4", "port": 80}]}"#)).interfaces[0].loadBalancers
+        let slots: [String: UInt32] = ["a|10.1.0.2|80": 1, "a|10.1.0.3|80": 2, "a|10.1.0.4|80": 3]
+        let all = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: slots)
+        let without = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: slots, down: [2])
+        #expect(!without.ring.contains(2) && without.backends[2] != nil, "the slot keeps its backend, for its connections")
+        let moved = zip(all.ring, without.ring).filter { $0 != 2 && $0 != $1 }.count
+        #expect(moved < all.ring.count / 20, "the others' entries stay (Maglev moves few): \(moved) of \(all.ring.count) moved")
+        let none = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: slots, down: [1, 2, 3])
+        #expect(none.ring.isEmpty && none.vips[0].value.ring_size == 0, "all down: new flows are no_backend drops")
     }
 
     @Test("a VIP whose backends all drain gets an empty table (new flows: no_backend)")

@@ -9,12 +9,16 @@ final class RunningAgent {
     let log: String
     let metricsPort: Int
 
-    init(_ lab: Lab, file: String, port: Int, extra: [String] = []) throws {
+    convenience init(_ lab: Lab, file: String, port: Int, extra: [String] = []) throws {
+        try self.init(netns: lab.server, pinRoot: lab.pinRoot, tag: lab.tag, file: file, port: port, extra: extra)
+    }
+
+    init(netns: String, pinRoot: String, tag: String, file: String, port: Int, extra: [String] = []) throws {
         metricsPort = port
-        log = "/tmp/xdpctl-e2e-agent-\(lab.tag)-\(port).log"
+        log = "/tmp/xdpctl-e2e-agent-\(tag)-\(port).log"
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         process.executableURL = URL(fileURLWithPath: xdpctlBinary)
-        process.arguments = ["agent", "-f", file, "--netns", lab.server, "--pin-root", lab.pinRoot,
+        process.arguments = ["agent", "-f", file, "--netns", netns, "--pin-root", pinRoot,
                              "--metrics-address", "127.0.0.1:\(port)"] + extra
         process.standardOutput = FileHandle.nullDevice
         process.standardError = FileHandle(forWritingAtPath: log)
@@ -58,6 +62,10 @@ func replaceFile(_ path: String, with text: String) throws {
     guard rename(path + ".new", path) == 0 else { throw Lab.LabError(message: "rename onto \(path): errno \(errno)") }
 }
 
+func value(_ samples: [Sample], _ name: String, _ labels: [String: String] = [:]) -> Double? {
+    samples.first { s in s.name == name && labels.allSatisfy { k, v in s.labels[k] == v } }?.value
+}
+
 /// One metric sample as the Prometheus Python client's parser reads it.
 struct Sample: Equatable {
     var family: String
@@ -82,8 +90,10 @@ struct AgentEndToEndTests {
         """#
 
     /// GET /metrics in the lab's server namespace, parsed by the Prometheus client's parser.
-    func scrape(_ lab: Lab, _ agent: RunningAgent) throws -> [Sample] {
-        let r = try sh(["ip", "netns", "exec", lab.server, "curl", "-sf", "http://127.0.0.1:\(agent.metricsPort)/metrics"])
+    func scrape(_ lab: Lab, _ agent: RunningAgent) throws -> [Sample] { try Self.scrape(lab.server, agent) }
+
+    static func scrape(_ netns: String, _ agent: RunningAgent) throws -> [Sample] {
+        let r = try sh(["ip", "netns", "exec", netns, "curl", "-sf", "http://127.0.0.1:\(agent.metricsPort)/metrics"])
         guard r.status == 0 else { throw Lab.LabError(message: "GET /metrics: \(r.status) \(r.err)") }
         let parsed = try sh(["python3", "-c", Self.parser], stdin: r.out)
         guard parsed.status == 0, case .array(let items) = try JSONParser.parse(parsed.out) else {
@@ -100,9 +110,6 @@ struct AgentEndToEndTests {
         }
     }
 
-    func value(_ samples: [Sample], _ name: String, _ labels: [String: String] = [:]) -> Double? {
-        samples.first { s in s.name == name && labels.allSatisfy { k, v in s.labels[k] == v } }?.value
-    }
 
     func firewall(_ lab: Lab, blocking ports: [Int]) -> String {
         lab.config(rules: #"{"name": "blocked", "action": "drop", "proto": "tcp", "dst_ports": \#(ports)}, {"name": "web", "action": "allow", "proto": "tcp", "dst_ports": [8080]}"#)

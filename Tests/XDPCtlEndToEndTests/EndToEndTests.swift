@@ -95,8 +95,8 @@ struct EndToEndTests {
         let missing = try lab.apply(#"{"version": 1, "interfaces": [{"name": "nosuch0"}]}"#)
         #expect(missing.status == 1)
         #expect(missing.err.contains(#"interfaces[0].name: no interface "nosuch0" in network namespace"#), "\(missing.err)")
-        let unsupported = try lab.apply(#"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "load_balancers": [{"name": "w", "vip": "10.0.0.10", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 8080}], "health_check": {"type": "tcp", "interval_ms": 1000, "timeout_ms": 500}}]}]}"#)
-        #expect(unsupported.status == 1 && unsupported.err.contains("not supported yet"), "\(unsupported.err)")
+        let badCheck = try lab.apply(#"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "load_balancers": [{"name": "w", "vip": "10.0.0.10", "proto": "tcp", "port": 80, "backends": [{"address": "10.1.0.2", "port": 8080}], "health_check": {"type": "tcp", "interval_ms": 1000, "timeout_ms": 5000}}]}]}"#)
+        #expect(badCheck.status == 1 && badCheck.err.contains("interfaces[0].load_balancers[0].health_check.timeout_ms"), "\(badCheck.err)")
         #expect(try lab.xdpctl("status", "--json").out == before, "failed applies left the running state alone")
         #expect(try lab.tcpEcho(to: lab.serverV4, port: 2222) == false)
 

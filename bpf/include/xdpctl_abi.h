@@ -137,6 +137,7 @@
 #define DP_MAP_LB_BSTATS  "dp_lb_bstats"
 #define DP_MAP_LB_VPORTS  "dp_lb_vports"
 #define DP_MAP_LB_RPORTS  "dp_lb_rports"   /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_LB_HEALTH  "dp_lb_health"   /* made by the control plane; no program reads it */
 #define DP_MAP_CT         "dp_ct"          /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_CT_NEW     "dp_ct_new"      /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_NAT_SNAT   "dp_nat_snat"
@@ -459,6 +460,21 @@ struct dp_lb_backend {
 	__u32 epoch;      /* 0: removed; its connections are balanced afresh */
 };
 _Static_assert(sizeof(struct dp_lb_backend) == 24, "dp_lb_backend changed: bump DP_ABI_VERSION");
+
+/* dp_lb_health: ARRAY[DP_LB_MAX_BACKENDS] per interface, by backend slot, made and written
+ * by the control plane (the agent's health checks) and read by every apply: a backend
+ * that is down gets no Maglev entries, as a draining one. No program reads it. An apply
+ * zeroes a slot it gives a new backend (up, never checked). */
+struct dp_lb_health {
+	__u64 checked_ns; /* CLOCK_REALTIME of the last check; 0: never checked */
+	__u32 checks;     /* checks run since the slot was given */
+	__u32 latency_us; /* the last check's */
+	__s32 result;     /* the last check's: 0 passed; > 0 the HTTP status that failed; < 0 -errno */
+	__u8 down;        /* failed `fall` checks in a row: takes no new flows until `rise` pass */
+	__u8 streak;      /* checks in a row with the last one's outcome (up to 255) */
+	__u8 pad[2];
+};
+_Static_assert(sizeof(struct dp_lb_health) == 24, "dp_lb_health changed: bump DP_ABI_VERSION");
 
 /* dp_lb_vstats: PERCPU_ARRAY[DP_LB_MAX_VIPS]; dp_lb_bstats: PERCPU_ARRAY[DP_LB_MAX_BACKENDS].
  * packets/bytes: client packets forwarded; connections: flows that became established;

@@ -26,15 +26,20 @@ public enum LoadBalancerCompiler {
         lbs.flatMap { lb in lb.backends.map { backendID(lb, $0) } }
     }
 
-    /// `vipSlots` by load-balancer name, `backendSlots` by backendID.
-    public static func compile(_ lbs: [LoadBalancer], vipSlots: [String: UInt32], backendSlots: [String: UInt32]) throws(CapacityError) -> LoadBalancerTables {
+    /// `vipSlots` by load-balancer name, `backendSlots` by backendID; `down`: backend
+    /// slots whose health checks failed, which take no new flows (as draining ones).
+    public static func compile(_ lbs: [LoadBalancer], vipSlots: [String: UInt32], backendSlots: [String: UInt32],
+                               down: Set<UInt32> = []) throws(CapacityError) -> LoadBalancerTables {
         if let top = vipSlots.values.max(), top >= DP_LB_MAX_VIPS {
             throw CapacityError(message: "load balancers need counter slot \(top); at most \(DP_LB_MAX_VIPS - 1) fit on an interface (apply with fewer first)")
         }
         if let top = backendSlots.values.max(), top >= DP_LB_MAX_BACKENDS {
             throw CapacityError(message: "backends need slot \(top); at most \(DP_LB_MAX_BACKENDS - 1) fit on an interface (apply with fewer first)")
         }
-        let total = lbs.reduce(0) { $0 + ($1.backends.contains { $0.state == .active } ? $1.tableSize : 0) }
+        let takes = { (lb: LoadBalancer, b: LoadBalancer.Backend) in
+            b.state == .active && !(backendSlots[backendID(lb, b)].map(down.contains) ?? false)
+        }
+        let total = lbs.reduce(0) { t, lb in t + (lb.backends.contains { takes(lb, $0) } ? lb.tableSize : 0) }
         guard total <= Int(DP_LB_MAX_RING) else {
             throw CapacityError(message: "the Maglev tables hold \(total) entries together; at most \(DP_LB_MAX_RING) fit on an interface (use smaller table_size values)")
         }
@@ -53,8 +58,8 @@ public enum LoadBalancerCompiler {
                 entry.family = UInt8(b.address.family.rawValue)
                 tables.backends[slot] = entry
             }
-            // Draining backends keep their connections but take no new flows.
-            let table = Maglev.table(lb.backends.map { Maglev.Backend(key: $0.maglevKey, weight: $0.state == .active ? $0.weight : 0) },
+            // Draining and down backends keep their connections but take no new flows.
+            let table = Maglev.table(lb.backends.map { Maglev.Backend(key: $0.maglevKey, weight: takes(lb, $0) ? $0.weight : 0) },
                                      size: lb.tableSize)
             var vip = dp_lb_vip()
             vip.slot = vipSlot

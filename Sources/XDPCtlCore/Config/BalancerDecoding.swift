@@ -9,7 +9,7 @@ extension ConfigReader {
         let port = self.port(f["port"], f.at("port"))
         let fwd = f["forwarding"].map { choice($0, f.at("forwarding"), LoadBalancer.Forwarding.self) } ?? .nat
         let backends = list(f["backends"], f.at("backends"), nonEmpty: false, what: "backends", backend)
-        let hc = f["health_check"].map { healthCheck($0, f.at("health_check")) }
+        let hc = f["health_check"].map { healthCheck($0, f.at("health_check"), proto: p) }
         let size = f["table_size"].map { v -> Int? in
             let range = UInt64(LoadBalancer.tableSizes.lowerBound)...UInt64(LoadBalancer.tableSizes.upperBound)
             guard let n = integer(v, f.at("table_size"), in: range, expected: "a prime from \(range.lowerBound) to \(range.upperBound)") else { return nil }
@@ -45,17 +45,46 @@ extension ConfigReader {
         return LoadBalancer.Backend(address: a, port: p, weight: UInt32(w), state: s)
     }
 
-    func healthCheck(_ value: JSONValue, _ path: JSONPath) -> LoadBalancer.HealthCheck? {
-        guard let f = fields(value, path, allowed: ["type", "interval_ms", "timeout_ms", "rise", "fall"], required: ["type"]) else { return nil }
+    func healthCheck(_ value: JSONValue, _ path: JSONPath, proto: IPProtocol?) -> LoadBalancer.HealthCheck? {
+        guard let f = fields(value, path, allowed: ["type", "port", "path", "expect_status", "interval_ms", "timeout_ms", "rise", "fall"],
+                             required: ["type"]) else { return nil }
         let kind = f["type"].map { choice($0, f.at("type"), LoadBalancer.HealthCheck.Kind.self) } ?? nil
         let num = { (key: String, def: UInt64, range: ClosedRange<UInt64>) -> UInt64? in
             f[key].map { self.integer($0, f.at(key), in: range, expected: "a whole number from \(range.lowerBound) to \(range.upperBound)") } ?? def
         }
         let interval = num("interval_ms", 1000, 10...3_600_000), timeout = num("timeout_ms", 500, 1...3_600_000)
         let rise = num("rise", 2, 1...100), fall = num("fall", 3, 1...100)
+        let checkPort = f["port"].map { integer($0, f.at("port"), in: 1...65535, expected: "a port number 1-65535").map { UInt16($0) } }
+        let requestPath = f["path"].map { v -> String? in
+            // A request line of its own: no spaces, control characters or non-ASCII bytes.
+            guard let s = string(v, f.at("path"), expected: "a path starting with /"),
+                  s.hasPrefix("/"), s.utf8.count <= 1024, s.utf8.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) else {
+                fail(f.at("path"), v, expected: "a path starting with / (up to 1,024 printable ASCII characters, no spaces; %-encode others)")
+                return nil
+            }
+            return s
+        }
+        let expect = f["expect_status"].map { v -> [UInt16]? in
+            let status = { (v: JSONValue, at: JSONPath) in self.integer(v, at, in: 100...599, expected: "an HTTP status from 100 to 599").map { UInt16($0) } }
+            if case .array = v { return list(v, f.at("expect_status"), nonEmpty: true, what: "HTTP statuses", status) }
+            return status(v, f.at("expect_status")).map { [$0] }
+        }
         guard let kind, let interval, let timeout, let rise, let fall else { return nil }
+        if case .some(nil) = checkPort { return nil }
+        if case .some(nil) = requestPath { return nil }
+        if case .some(nil) = expect { return nil }
         if timeout > interval { fail(f.at("timeout_ms"), "\(timeout) is longer than interval_ms \(interval); expected timeout_ms <= interval_ms"); return nil }
-        return .init(kind: kind, intervalMs: UInt32(interval), timeoutMs: UInt32(timeout), rise: UInt32(rise), fall: UInt32(fall))
+        if kind == .tcp, let key = ["path", "expect_status"].first(where: { f[$0] != nil }) {
+            fail(f.at(key), "only http checks have \(key); expected \"type\": \"http\", or no \(key)")
+            return nil
+        }
+        // The agent checks over TCP: a UDP service is checked on a TCP port of the backend's.
+        if proto == .udp, f["port"] == nil {
+            fail(path, "a UDP load balancer's backends are checked over TCP (xdpctl cannot check a UDP service); expected a \"port\" that each backend serves over TCP")
+            return nil
+        }
+        return .init(kind: kind, port: checkPort ?? nil, path: (requestPath ?? nil) ?? "/", expectStatus: expect ?? nil,
+                     intervalMs: UInt32(interval), timeoutMs: UInt32(timeout), rise: UInt32(rise), fall: UInt32(fall))
     }
 
     func nat(_ value: JSONValue, _ path: JSONPath) -> NAT? {

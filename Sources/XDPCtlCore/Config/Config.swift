@@ -121,13 +121,30 @@ public struct LoadBalancer: Sendable, Equatable {
             self.state = state
         }
     }
+    /// How the agent checks each backend (docs/config.md, "health_check").
     public struct HealthCheck: Sendable, Equatable {
-        public enum Kind: String, Sendable, CaseIterable { case tcp }
+        public enum Kind: String, Sendable, CaseIterable { case tcp, http }
         public var kind: Kind
+        /// The port checked; nil: the backend's.
+        public var port: UInt16?
+        /// http: the request's path, and the statuses that pass (nil: any 2xx or 3xx).
+        public var path: String = "/"
+        public var expectStatus: [UInt16]?
         public var intervalMs: UInt32
         public var timeoutMs: UInt32
         public var rise: UInt32
         public var fall: UInt32
+
+        public init(kind: Kind, port: UInt16? = nil, path: String = "/", expectStatus: [UInt16]? = nil,
+                    intervalMs: UInt32 = 1000, timeoutMs: UInt32 = 500, rise: UInt32 = 2, fall: UInt32 = 3) {
+            (self.kind, self.port, self.path, self.expectStatus) = (kind, port, path, expectStatus)
+            (self.intervalMs, self.timeoutMs, self.rise, self.fall) = (intervalMs, timeoutMs, rise, fall)
+        }
+
+        /// Whether an HTTP answer with `status` passes.
+        public func passes(status: Int) -> Bool {
+            expectStatus.map { $0.contains { Int($0) == status } } ?? (200...399).contains(status)
+        }
     }
     public var name: String
     public var vip: IPAddress

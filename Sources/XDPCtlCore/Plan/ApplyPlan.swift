@@ -32,6 +32,8 @@ public struct Slots: Sendable, Equatable {
     public var backends: [String: UInt32]
     /// NAT rules, DNAT and SNAT.
     public var nat: [String: UInt32]
+    /// Backend slots whose health checks failed: they get no Maglev entries.
+    public var down: Set<UInt32> = []
 
     public init(rules: [String: UInt32], limits: [String: UInt32], vips: [String: UInt32], backends: [String: UInt32],
                 nat: [String: UInt32] = [:]) {

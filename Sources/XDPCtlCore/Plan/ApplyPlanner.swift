@@ -26,6 +26,9 @@ public struct ApplyPlanner {
     public var addresses: [String: [IPAddress]] = [:]
     /// The interfaces that are veths (nat_fast_path "auto" is off there).
     public var veths: Set<String> = []
+    /// Backends whose health checks failed, by interface name: LoadBalancerCompiler.backendIDs
+    /// (of load balancers with health checks: without, every backend counts as healthy).
+    public var downBackends: [String: Set<String>] = [:]
 
     public init(config: Config, netns: String?, old: DataplaneState?, oldConfig: Config?,
                 ifindexes: [String: Int32], facts: [String: InterfaceFacts]) {
@@ -110,7 +113,9 @@ public struct ApplyPlanner {
         let backendIDs = LoadBalancerCompiler.backendIDs(iface.loadBalancers)
         let (backends, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
         let (nat, freshNat) = natAssigned
-        let slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends, nat: nat)
+        var slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends, nat: nat)
+        let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }))
+        slots.down = Set((downBackends[iface.name] ?? []).filter(checked.contains).compactMap { backends[$0] })
         let tables = InterfaceTables(iface, at: i, slots: slots, compiler: compiler, addresses: addresses[iface.name] ?? [])
         if !tables.errors.isEmpty { throw ConfigErrors(errors: tables.errors) }
 
@@ -177,7 +182,7 @@ public struct InterfaceTables {
             }
         }
         if !iface.loadBalancers.isEmpty {
-            do { balancers = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: slots.vips, backendSlots: slots.backends) } catch {
+            do { balancers = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: slots.vips, backendSlots: slots.backends, down: slots.down) } catch {
                 errors.append(ConfigError(path: "interfaces[\(i)].load_balancers", message: error.message))
             }
         }

@@ -35,6 +35,8 @@ public struct InterfaceStats: Sendable, Equatable {
             public var packets: UInt64 = 0
             public var bytes: UInt64 = 0
             public var connections: UInt64 = 0
+            /// False while its health checks hold it down (it takes no new flows).
+            public var healthy = true
             public init(address: String, port: UInt16, weight: UInt32, state: String) {
                 self.address = address
                 self.port = port
@@ -197,7 +199,7 @@ public enum StatsRenderer {
                       "backends": .array(lb.backends.map { b in
                           .obj(["address": .string(b.address), "port": .int(b.port), "weight": .int(b.weight), "state": .string(b.state),
                                 "packets": .int(b.packets), "bytes": .int(b.bytes), "connections": .int(b.connections),
-                                "healthy": .bool(true)])
+                                "healthy": .bool(b.healthy)])
                       })])
             })))
             members.append(JSONMember(key: "nat", value: .array(s.nat.map {
@@ -260,7 +262,7 @@ public enum StatsRenderer {
                 for b in lb.backends {
                     let endpoint = b.address.contains(":") ? "[\(b.address)]:\(b.port)" : "\(b.address):\(b.port)"
                     out += "    " + endpoint.padding(toLength: max(24, endpoint.count + 2), withPad: " ", startingAt: 0)
-                        + "weight \(b.weight) \(b.state)  \(b.packets) packets\(unit)  \(b.bytes) bytes\(unit)  \(b.connections) connections\(unit)\n"
+                        + "weight \(b.weight) \(b.state)\(b.healthy ? "" : ", down (health checks)")  \(b.packets) packets\(unit)  \(b.bytes) bytes\(unit)  \(b.connections) connections\(unit)\n"
                 }
             }
         }

@@ -23,11 +23,24 @@ struct BalancerInstaller: Installer {
         guard let tables = plan.balancers else { return }
         let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: stage.name))
         let backendStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_BSTATS, of: stage.name))
+        // A slot's health belongs to its backend: a new one starts up, never checked.
+        let health = try? BPFMap.open(pinned: root.map(DP_MAP_LB_HEALTH, of: stage.name))
         for slot in plan.freshBackendSlots {
             var entry = tables.backends[slot]!
             entry.epoch = plan.epoch
             try backendStats.updatePerCPU(slot, dp_lb_stats())
+            try health?.update(slot, dp_lb_health())
             try backends.update(slot, entry)
+        }
+        // Without health checks every backend counts as up: a check's verdict goes with it.
+        if let health {
+            for lb in plan.config.loadBalancers where lb.healthCheck == nil {
+                for b in lb.backends {
+                    guard let slot = plan.slots.backends[LoadBalancerCompiler.backendID(lb, b)],
+                          let e: dp_lb_health = try health.lookup(slot), e.down != 0 else { continue }
+                    try health.update(slot, dp_lb_health())
+                }
+            }
         }
         let vipStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_VSTATS, of: stage.name))
         for slot in plan.freshVipSlots { try vipStats.updatePerCPU(slot, dp_lb_stats()) }

@@ -102,9 +102,12 @@ extension Dataplane {
         return removed
     }
 
-    static func monotonicNow() -> UInt64 {
+    static func monotonicNow() -> UInt64 { now(CLOCK_MONOTONIC) }
+
+    /// A clock's time in ns: CLOCK_MONOTONIC as the programs read it, or CLOCK_REALTIME.
+    public static func now(_ clock: clockid_t) -> UInt64 {
         var now = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &now)
+        clock_gettime(clock, &now)
         return UInt64(now.tv_sec) * 1_000_000_000 + UInt64(now.tv_nsec)
     }
 

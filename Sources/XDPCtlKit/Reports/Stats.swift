@@ -92,12 +92,14 @@ extension Dataplane {
             }
         }
         var out = lbs
+        let health = backendHealth(s)
         for i in out.indices {
             let v = try sum(vipStats, s.vipSlots[out[i].name])
             (out[i].packets, out[i].bytes, out[i].connections, out[i].noBackend) = (v.packets, v.bytes, v.connections, v.no_backend)
             for j in out[i].backends.indices {
                 let c = try sum(backendStats, s.backendSlots[InterfaceSummary.backendID(out[i], out[i].backends[j])])
                 (out[i].backends[j].packets, out[i].backends[j].bytes, out[i].backends[j].connections) = (c.packets, c.bytes, c.connections)
+                out[i].backends[j].healthy = health[InterfaceSummary.backendID(out[i], out[i].backends[j])]?.down != true
             }
         }
         return out

@@ -35,11 +35,39 @@ public struct InterfaceStatus: Sendable {
     /// Entries in the connection table and the half-open table.
     public var connections: Int
     public var halfOpen: Int
+    /// The last health check of every backend that was checked, load balancer by
+    /// load balancer.
+    public var health: [BackendCheck] = []
     /// Kernel memory of the interface's maps, bytes, as the kernel accounts it.
     public var mapMemory: Int
     /// The part of it the spare firewall table takes (the table the last swap retired,
     /// which the next patch fills).
     public var spareMemory: Int
+}
+
+/// `x` with `places` decimals (no Foundation here).
+func decimal(_ x: Double, _ places: Int) -> String {
+    var scale = 1
+    for _ in 0..<places { scale *= 10 }
+    let n = Int((x * Double(scale)).rounded())
+    let fraction = String(abs(n) % scale)
+    return "\(n < 0 ? "-" : "")\(abs(n) / scale)" + (places == 0 ? "" : "." + String(repeating: "0", count: places - fraction.count) + fraction)
+}
+
+/// A backend's last health check, as `status` shows it.
+public struct BackendCheck: Sendable {
+    public var loadBalancer: String
+    public var backend: String
+    public var healthy: Bool
+    public var checks: UInt32
+    /// 0 passed; > 0 the HTTP status that failed; < 0 -errno.
+    public var result: Int32
+    public var secondsAgo: Double
+    public var latencyMilliseconds: Double
+
+    public var resultText: String {
+        result == 0 ? "passed" : result > 0 ? "failed: HTTP status \(result)" : "failed: \(String(cString: strerror(-result)))"
+    }
 }
 
 public struct StatusReport: Sendable {
@@ -72,6 +100,12 @@ public struct StatusReport: Sendable {
                     "load_balancers": .obj(["balancers": .int(i.loadBalancers), "connections": .int(i.connections),
                                             "connections_max": .int(Int(DP_CT_MAX) / 2), "half_open": .int(i.halfOpen),
                                             "half_open_max": .int(Int(DP_CT_NEW_MAX) / 2)]),
+                    "health": .array(i.health.map { h in
+                        .obj(["load_balancer": .string(h.loadBalancer), "backend": .string(h.backend), "healthy": .bool(h.healthy),
+                              "checks": .int(h.checks), "last_result": .string(h.resultText),
+                              "last_check_seconds_ago": .number(decimal(h.secondsAgo, 3)),
+                              "latency_ms": .number(decimal(h.latencyMilliseconds, 3))])
+                    }),
                     "maps": .obj(["rule_slots_used": .int(i.slotsUsed), "rule_slots_max": .int(Int(DP_MAX_RULES)),
                                   "memory_bytes": .int(i.mapMemory), "spare_table_bytes": .int(i.spareMemory)]),
                 ])
@@ -104,6 +138,10 @@ public struct StatusReport: Sendable {
             if i.loadBalancers > 0 {
                 out += "  balance   \(i.loadBalancers) load balancer\(i.loadBalancers == 1 ? "" : "s"), \(i.connections)/\(DP_CT_MAX / 2) connections, \(i.halfOpen)/\(DP_CT_NEW_MAX / 2) half-open\n"
             }
+            for h in i.health {
+                out += "  health    \(h.loadBalancer) \(h.backend) \(h.healthy ? "up" : "DOWN"): \(h.resultText) "
+                    + "\(decimal(h.secondsAgo, 1)) s ago in \(decimal(h.latencyMilliseconds, 1)) ms (\(h.checks) checks)\n"
+            }
             out += "  maps      rule slots \(i.slotsUsed)/\(DP_MAX_RULES), kernel memory \(i.mapMemory / 1024) KiB\(i.spareMemory == 0 ? "" : " (\(i.spareMemory / 1024) KiB of it a spare table for the next change)")\n"
         }
         if interfaces.isEmpty { out += "no interfaces\n" }
@@ -116,6 +154,7 @@ extension Dataplane {
     public func status() throws(DataplaneError) -> StatusReport? {
         guard let state = try reportState() else { return nil }
         try enterRecordedNetns(state)
+        let wallClock = Self.now(CLOCK_REALTIME)
         // Connections per interface and kind, from the table all interfaces share
         // (limits in the report are the shared table's).
         var entries: [(key: dp_ct_key, entry: dp_ct_entry, new: Bool)] = []
@@ -157,8 +196,22 @@ extension Dataplane {
                                    mapMemory: memory, spareMemory: spare)
             status.natFastPath = (running?.tables ?? 0) & DP_GEN_NAT_PEERS.rawValue != 0
             status.vethAdvice = advice[s.name]
+            status.health = checks(s, now: wallClock)
             return status
         }
         return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
+    }
+
+    /// `s`'s backends that were checked, in the order of its load balancers.
+    func checks(_ s: InterfaceState, now: UInt64) -> [BackendCheck] {
+        let health = backendHealth(s)
+        return s.summary?.balancers.flatMap { lb in
+            lb.backends.compactMap { b -> BackendCheck? in
+                guard let h = health[InterfaceSummary.backendID(lb, b)], let at = h.checkedAt else { return nil }
+                return BackendCheck(loadBalancer: lb.name, backend: b.address.contains(":") ? "[\(b.address)]:\(b.port)" : "\(b.address):\(b.port)",
+                                    healthy: !h.down, checks: h.checks, result: h.result,
+                                    secondsAgo: now > at ? Double(now - at) / 1e9 : 0, latencyMilliseconds: Double(h.latencyMicroseconds) / 1000)
+            }
+        } ?? []
     }
 }

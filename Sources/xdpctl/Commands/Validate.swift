@@ -5,7 +5,7 @@ import XDPCtlKit
 struct Validate: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Check a config file; change nothing.",
-        discussion: "Every problem is reported with its JSON path, the value found and the form expected. Rule sets and rate limits are compiled as apply would, so one that does not fit the data plane's tables is an error here too. Sections this build cannot apply yet are named, and so are settings that are valid but almost surely a mistake (warnings).")
+        discussion: "Every problem is reported with its JSON path, the value found and the form expected. Rule sets and rate limits are compiled as apply would, so one that does not fit the data plane's tables is an error here too. Settings that are valid but almost surely a mistake are named as warnings.")
 
     @OptionGroup var config: ConfigFileOption
 
@@ -17,9 +17,7 @@ struct Validate: ParsableCommand {
             if !problems.isEmpty { throw .refused(problems) }
             return parsed
         }
-        let unsupported = Dataplane.unsupported(parsed)
         output("\(config.file): valid (\(parsed.interfaces.count) interface\(parsed.interfaces.count == 1 ? "" : "s"))")
-        for e in unsupported { output("  note: \(e); apply will refuse this file") }
         for w in ConfigWarnings.check(parsed) { output("  warning: \(w)") }
     }
 }

@@ -1,0 +1,150 @@
+import CLibBPF
+import CXDPCtlABI
+import Glibc
+import XDPCtlBPF
+import XDPCtlCore
+
+/// One health check's outcome, as the agent reports it.
+public struct HealthCheckResult: Sendable {
+    public var interface: String
+    /// LoadBalancerCompiler.backendID.
+    public var backendID: String
+    /// 0 passed; > 0 the HTTP status that failed; < 0 -errno.
+    public var result: Int32
+    public var latencyMicroseconds: UInt32
+    /// CLOCK_REALTIME, ns.
+    public var checkedAt: UInt64
+    public var rise: UInt32
+    public var fall: UInt32
+
+    public init(interface: String, backendID: String, result: Int32, latencyMicroseconds: UInt32, checkedAt: UInt64, rise: UInt32, fall: UInt32) {
+        (self.interface, self.backendID, self.result, self.latencyMicroseconds) = (interface, backendID, result, latencyMicroseconds)
+        (self.checkedAt, self.rise, self.fall) = (checkedAt, rise, fall)
+    }
+}
+
+/// A backend that went down or came back.
+public struct HealthChange: Sendable, Equatable {
+    public var interface: String
+    public var backendID: String
+    public var down: Bool
+}
+
+/// What the health table holds of one backend, for the reports.
+public struct BackendHealth: Sendable, Equatable {
+    public var down: Bool
+    public var checks: UInt32
+    /// Nil: never checked.
+    public var checkedAt: UInt64?
+    public var result: Int32
+    public var latencyMicroseconds: UInt32
+
+    init(_ e: dp_lb_health) {
+        down = e.down != 0
+        checks = e.checks
+        checkedAt = e.checked_ns == 0 ? nil : e.checked_ns
+        result = e.result
+        latencyMicroseconds = e.latency_us
+    }
+}
+
+extension Dataplane {
+    /// An interface's health table (dp_lb_health); with `create`, made and pinned when
+    /// missing. Nil: none (no check ever ran there: every backend counts as up).
+    func healthTable(_ interface: String, create: Bool) throws(BPFError) -> BPFMap? {
+        let path = root.map(DP_MAP_LB_HEALTH, of: interface)
+        if let map = try? BPFMap.open(pinned: path) { return map }
+        guard create else { return nil }
+        let map = try BPFMap.create(type: BPF_MAP_TYPE_ARRAY, name: DP_MAP_LB_HEALTH, keySize: 4,
+                                    valueSize: MemoryLayout<dp_lb_health>.size, maxEntries: Int(DP_LB_MAX_BACKENDS))
+        try map.pin(at: path)
+        return map
+    }
+
+    /// The health of `s`'s backends by backendID, from its table (empty: none).
+    func backendHealth(_ s: InterfaceState) -> [String: BackendHealth] {
+        guard let table = try? healthTable(s.name, create: false) else { return [:] }
+        var out: [String: BackendHealth] = [:]
+        for (id, slot) in s.backendSlots {
+            if let e: dp_lb_health = try? table.lookup(slot) { out[id] = BackendHealth(e) }
+        }
+        return out
+    }
+
+    /// The backends the health tables hold down, by interface: what an apply keeps out
+    /// of the Maglev tables.
+    func downBackends(_ state: DataplaneState?) -> [String: Set<String>] {
+        var out: [String: Set<String>] = [:]
+        for s in state?.interfaces ?? [] {
+            let down = backendHealth(s).filter(\.value.down).map(\.key)
+            if !down.isEmpty { out[s.name] = Set(down) }
+        }
+        return out
+    }
+
+    /// Records check results: each backend's last result and its run of like outcomes;
+    /// one that fails `fall` checks in a row goes down, one that is down comes back after
+    /// `rise` passes. When a backend goes down or comes back, its interface's
+    /// load-balancer tables are compiled again without (with) it and swapped in: a
+    /// generation that changes only them, so its connections stay and only new flows
+    /// move. Results for backends the running config no longer has are dropped. Takes
+    /// the pin root's lock. Returns the changes.
+    public func recordHealth(_ results: [HealthCheckResult]) throws(DataplaneError) -> [HealthChange] {
+        guard !results.isEmpty else { return [] }
+        let lock = try lockRoot()
+        defer { withExtendedLifetime(lock) {} }
+        guard let (state, config) = try running() else { return [] }
+        var changes: [HealthChange] = []
+        do {
+            for (name, batch) in Dictionary(grouping: results, by: \.interface) {
+                guard let s = state.interfaces.first(where: { $0.name == name }), let table = try healthTable(name, create: true) else { continue }
+                for r in batch {
+                    guard let slot = s.backendSlots[r.backendID] else { continue }
+                    var e: dp_lb_health = try table.lookup(slot) ?? dp_lb_health()
+                    let passed = r.result == 0
+                    e.streak = e.checks > 0 && (e.result == 0) == passed ? UInt8(min(255, Int(e.streak) + 1)) : 1
+                    (e.checked_ns, e.result, e.latency_us) = (r.checkedAt, r.result, r.latencyMicroseconds)
+                    e.checks &+= 1
+                    if e.down == 0 && !passed && UInt32(e.streak) >= r.fall || e.down != 0 && passed && UInt32(e.streak) >= r.rise {
+                        e.down = passed ? 0 : 1
+                        changes.append(HealthChange(interface: name, backendID: r.backendID, down: !passed))
+                    }
+                    try table.update(slot, e)
+                }
+            }
+            for name in Set(changes.map(\.interface)) {
+                try swapBalancers(of: state.interfaces.first { $0.name == name }!, state, config)
+            }
+        } catch {
+            throw .kernel(error)
+        }
+        return changes
+    }
+
+    /// Compiles interface `s`'s load balancers again with the health table's down backends
+    /// left out, and swaps the new tables in beside the running generation's others.
+    private func swapBalancers(of s: InterfaceState, _ state: DataplaneState, _ config: Config) throws(BPFError) {
+        guard let iface = config.interfaces.first(where: { $0.name == s.name }), !iface.loadBalancers.isEmpty,
+              let maps = try GenerationMaps.pinned(in: root.interface(s.name)), let gen = try maps.running(), gen.slot < DP_GEN_SLOTS else { return }
+        let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }))
+        let down = Set((downBackends(state)[s.name] ?? []).filter(checked.contains).compactMap { s.backendSlots[$0] })
+        let compiled: LoadBalancerTables
+        do { compiled = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: s.vipSlots, backendSlots: s.backendSlots, down: down) } catch { return }
+        var tables = try maps.runningTables()
+        for (kind, table) in try Self.balancerTables(compiled) { tables[kind] = table }
+        try maps.stage(tables, slot: 1 - gen.slot)
+        try maps.flip(slot: 1 - gen.slot, tables: tables.keys, flags: gen.tables & DP_GEN_NAT_PEERS.rawValue)
+    }
+
+    /// The state and its config as they are now, read and decoded again only when the
+    /// state changed (its map id): the agent records checks every second. Nil: nothing
+    /// applied.
+    public func running() throws(DataplaneError) -> (DataplaneState, Config)? {
+        guard let id = root.stateID() else { return nil }
+        if let cached = runningCache, cached.id == id { return (cached.state, cached.config) }
+        guard let state = try state() else { return nil }
+        let config = try self.config(of: state)
+        runningCache = (id, state, config)
+        return (state, config)
+    }
+}
