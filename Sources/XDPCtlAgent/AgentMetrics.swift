@@ -56,7 +56,7 @@ final class AgentMetrics {
 
     // MARK: the data plane's figures
 
-    private static let generation = Family(name: "xdpctl_generation", help: "The generation of the applied config; it grows with every apply that changes something.")
+    private static let generation = Family(name: "xdpctl_config_generation", help: "The generation of the applied config; it grows with every apply that changes something.")
     private static let attached = Family(name: "xdpctl_interface_attached", help: "1 while the interface's XDP program is attached through xdpctl's link, else 0.")
     private static let packets = Family(name: "xdpctl_packets_total", help: "Packets the interface's program saw: hook xdp (ingress) or tc (egress, interfaces with NAT).")
     private static let bytes = Family(name: "xdpctl_bytes_total", help: "Bytes the interface's program saw, by hook.")

@@ -11,6 +11,8 @@ public final class Dataplane {
     var compiler = FirewallCompiler()
     /// The state and config `running()` read last, by the state map's id.
     var runningCache: (id: UInt32, state: DataplaneState, config: Config)?
+    /// The Maglev tables health changes built last, by interface and load balancer.
+    var maglevCaches: [String: MaglevCache] = [:]
     /// Seconds an apply, down or flush waits for another one that holds the pin root.
     public var lockWait: Double = 60
     /// Told when a command starts waiting for the lock (with lockWait).

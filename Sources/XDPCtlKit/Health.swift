@@ -98,22 +98,35 @@ extension Dataplane {
         do {
             for (name, batch) in Dictionary(grouping: results, by: \.interface) {
                 guard let s = state.interfaces.first(where: { $0.name == name }), let table = try healthTable(name, create: true) else { continue }
+                var entries: [UInt32: dp_lb_health] = [:]
+                var changed = false
                 for r in batch {
                     guard let slot = s.backendSlots[r.backendID] else { continue }
-                    var e: dp_lb_health = try table.lookup(slot) ?? dp_lb_health()
+                    var e: dp_lb_health
+                    if let known = entries[slot] { e = known } else { e = try entry(table, slot) }
                     let passed = r.result == 0
                     e.streak = e.checks > 0 && (e.result == 0) == passed ? UInt8(min(255, Int(e.streak) + 1)) : 1
                     (e.checked_ns, e.result, e.latency_us) = (r.checkedAt, r.result, r.latencyMicroseconds)
                     e.checks &+= 1
                     if e.down == 0 && !passed && UInt32(e.streak) >= r.fall || e.down != 0 && passed && UInt32(e.streak) >= r.rise {
                         e.down = passed ? 0 : 1
+                        changed = true
                         changes.append(HealthChange(interface: name, backendID: r.backendID, down: !passed))
                     }
-                    try table.update(slot, e)
+                    entries[slot] = e
                 }
-            }
-            for name in Set(changes.map(\.interface)) {
-                try swapBalancers(of: state.interfaces.first { $0.name == name }!, state, config)
+                // The tables change first: a report that says "down" finds the backend out
+                // of them already.
+                if changed {
+                    var down = Set<UInt32>()
+                    for slot in s.backendSlots.values {
+                        let e: dp_lb_health
+                        if let known = entries[slot] { e = known } else { e = try entry(table, slot) }
+                        if e.down != 0 { down.insert(slot) }
+                    }
+                    try swapBalancers(of: s, config, down: down)
+                }
+                for (slot, e) in entries { try table.update(slot, e) }
             }
         } catch {
             throw .kernel(error)
@@ -121,15 +134,23 @@ extension Dataplane {
         return changes
     }
 
-    /// Compiles interface `s`'s load balancers again with the health table's down backends
-    /// left out, and swaps the new tables in beside the running generation's others.
-    private func swapBalancers(of s: InterfaceState, _ state: DataplaneState, _ config: Config) throws(BPFError) {
+    /// A slot's entry in a health table (zero: up, never checked).
+    private func entry(_ table: BPFMap, _ slot: UInt32) throws(BPFError) -> dp_lb_health {
+        guard let e: dp_lb_health = try table.lookup(slot) else { return dp_lb_health() }
+        return e
+    }
+
+    /// Compiles interface `s`'s load balancers again with the backend slots `down` left
+    /// out (those of load balancers with health checks), and swaps the new tables in
+    /// beside the running generation's others.
+    private func swapBalancers(of s: InterfaceState, _ config: Config, down: Set<UInt32>) throws(BPFError) {
         guard let iface = config.interfaces.first(where: { $0.name == s.name }), !iface.loadBalancers.isEmpty,
               let maps = try GenerationMaps.pinned(in: root.interface(s.name)), let gen = try maps.running(), gen.slot < DP_GEN_SLOTS else { return }
-        let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }))
-        let down = Set((downBackends(state)[s.name] ?? []).filter(checked.contains).compactMap { s.backendSlots[$0] })
+        let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }).compactMap { s.backendSlots[$0] })
+        let cache = maglevCaches[s.name] ?? MaglevCache()
+        maglevCaches[s.name] = cache
         let compiled: LoadBalancerTables
-        do { compiled = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: s.vipSlots, backendSlots: s.backendSlots, down: down) } catch { return }
+        do { compiled = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: s.vipSlots, backendSlots: s.backendSlots, down: down.intersection(checked), cache: cache) } catch { return }
         var tables = try maps.runningTables()
         for (kind, table) in try Self.balancerTables(compiled) { tables[kind] = table }
         try maps.stage(tables, slot: 1 - gen.slot)

@@ -32,21 +32,34 @@ struct AgentHealthEndToEndTests {
         return try condition()
     }
 
-    @Test("a backend that fails its checks takes no new flows and keeps its connections; it returns after rise passes; applies keep its state (HTTP over IPv4, TCP over IPv6)")
+    /// Seconds until `condition` holds, polled every 20 ms; nil after `limit`.
+    func secondsUntil(_ limit: Double, _ condition: () throws -> Bool) rethrows -> Double? {
+        let start = ContinuousClock.now
+        while ContinuousClock.now - start < .milliseconds(Int64(limit * 1000)) {
+            if try condition() {
+                let d = ContinuousClock.now - start
+                return Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18
+            }
+            usleep(20_000)
+        }
+        return nil
+    }
+
+    @Test("a backend that fails its checks takes no new flows and keeps its connections, and returns after rise passes; a wrong HTTP status fails; applies keep the state; /metrics equals stats (HTTP over IPv4, TCP over IPv6)")
     func downAndBack() throws {
         let lab = try BalancerLab(backends: 3)
         defer { lab.close() }
         var health = try (0..<3).map { try startHealthServer(lab, $0) }
         defer { health.forEach(stopBounded) }
         let all = [(index: 0, weight: 100, state: "active"), (1, 100, "active"), (2, 100, "active")]
+        let timing = #""interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 3"#
         func config(weight2: Int = 100) -> String {
-            let http = #", "health_check": {"type": "http", "port": 8081, "path": "/", "interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 3}"#
-            let tcp = #", "health_check": {"type": "tcp", "port": 8081, "interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 3}"#
-            var v4 = lab.balancer("web", [(0, 100, "active"), (1, 100, "active"), (2, weight2, "active")])
-            var v6 = lab.balancer("web6", v6: true, all)
-            v4.removeLast(); v4 += http + "}"
-            v6.removeLast(); v6 += tcp + "}"
-            return lab.config(v4 + ", " + v6)
+            func with(_ lb: String, _ check: String) -> String { String(lb.dropLast()) + #", "health_check": {\#(check), \#(timing)}}"# }
+            // web: HTTP on the service itself; web6: TCP on a health port; strict: a status the backends never give.
+            let web = with(lab.balancer("web", [(0, 100, "active"), (1, 100, "active"), (2, weight2, "active")]), #""type": "http", "path": "/name""#)
+            let web6 = with(lab.balancer("web6", v6: true, all), #""type": "tcp", "port": 8081"#)
+            let strict = with(lab.balancer("strict", port: 81, all), #""type": "http", "port": 8081, "path": "/missing""#)
+            return lab.config([web, web6, strict].joined(separator: ", "))
         }
         let file = "/tmp/xdpctl-e2e-health-\(lab.tag).json"
         defer { unlink(file) }
@@ -54,56 +67,79 @@ struct AgentHealthEndToEndTests {
         let agent = try RunningAgent(netns: lab.lb, pinRoot: lab.pinRoot, tag: lab.tag, file: file, port: 9445)
         #expect(agent.waitFor("serving"), "\(agent.text)")
         #expect(try waitUntil(5) { try lab.xdpctl("status").out.components(separatedBy: ": passed").count - 1 == 6 },
-                "every backend of both balancers checked and passing: \((try? lab.xdpctl("status").out) ?? "")")
+                "web's and web6's backends checked and passing: \((try? lab.xdpctl("status").out) ?? "")")
         #expect(Set(try lab.curl(30)) == ["b1", "b2", "b3"])
 
-        // Established connections, on every backend.
+        // A wrong status: 404 for /missing, so strict's backends are all down.
+        #expect(try waitUntil(5) { try healthy(lab, "strict").values.allSatisfy { !$0 } }, "\(agent.text)")
+        #expect(try lab.xdpctl("status").out.contains("strict \(lab.backendV4(1)):8080 DOWN: failed: HTTP status 404"))
+        #expect(try lab.curl(2, port: 81).allSatisfy { $0.isEmpty }, "strict has no backend: its new flows are dropped")
+
+        // Established connections, on every backend, both families.
         let held = try HeldConnections(lab, count: 24)
         defer { held.close() }
         let before = try held.answers()
         #expect(Set(before) == ["b1", "b2", "b3"], "\(before)")
-        let generation = try lab.xdpctl("status", "--json").out
 
-        // b1's health endpoint stops: down within fall x interval (plus a check's time).
-        stopBounded(health[0])
-        #expect(agent.waitFor("backend down", count: 2, seconds: 5), "both balancers mark b1 down: \(agent.text)")
+        // b1's server stops: web takes it out within interval x (fall + 1) = 0.8 s.
+        stopBounded(lab.background[0])
+        let out = try secondsUntil(5) { try healthy(lab, "web")[lab.backendV4(0)] == false }
+        #expect(out.map { $0 <= 0.8 + 0.2 } == true, "out of rotation after \(out ?? -1) s (0.2 s for polling)")
         #expect(try healthy(lab, "web") == [lab.backendV4(0): false, lab.backendV4(1): true, lab.backendV4(2): true])
-        #expect(try healthy(lab, "web6")[lab.backendV6(0)] == false)
-        let status = try lab.xdpctl("status").out
-        #expect(status.contains("web \(lab.backendV4(0)):8080 DOWN: failed: Connection refused"), "\(status)")
+        #expect(try healthy(lab, "web6")[lab.backendV6(0)] == true, "web6 checks b1's health port, which still answers")
         let answers = try lab.curl(60)
-        #expect(!answers.contains("b1") && !answers.contains(""), "new flows avoid the down backend: \(answers)")
-        #expect(!(try lab.curl(20, v6: true)).contains("b1"))
-        #expect(try held.askAgain() == before, "established connections stay, b1's too")
-        var samples = try AgentEndToEndTests.scrape(lab.lb, agent)
-        #expect(value(samples, "xdpctl_backend_healthy", ["vip": "web", "backend": "\(lab.backendV4(0)):8080"]) == 0)
-        #expect(value(samples, "xdpctl_backend_healthy", ["vip": "web6", "backend": "[\(lab.backendV6(1))]:8080"]) == 1)
-        #expect(try lab.xdpctl("status", "--json").out.contains(#""generation": 1"#) && generation.contains(#""generation": 1"#),
+        #expect(!answers.contains("b1") && !answers.contains(""), "new flows avoid b1: \(answers)")
+        let after = try held.askAgain()
+        #expect(zip(before, after).allSatisfy { $0 == "b1" || $0 == $1 }, "connections on b2 and b3 unaffected: \(after)")
+        #expect(try lab.xdpctl("status").out.contains("web \(lab.backendV4(0)):8080 DOWN: failed: Connection refused"))
+
+        // Its server back: in after rise passes.
+        try lab.spawn(lab.backends[0], ["python3", "-c", BalancerLab.backendServer, "b1"])
+        let back = try secondsUntil(5) { try healthy(lab, "web")[lab.backendV4(0)] == true }
+        #expect(back != nil, "b1 back after \(back ?? -1) s")
+        #expect(try lab.curl(60).contains("b1"))
+        print("health timeline (interval 200 ms, fall 3, rise 2): out of rotation \(out ?? -1) s after the server stopped, back \(back ?? -1) s after it restarted")
+
+        // b1's health port stops: web6 takes b1 out; its connections stay on b1.
+        let held6 = try HeldConnections(lab, count: 24, v6: true)
+        defer { held6.close() }
+        let before6 = try held6.answers()
+        #expect(Set(before6) == ["b1", "b2", "b3"], "\(before6)")
+        stopBounded(health[0])
+        #expect(try waitUntil(5) { try healthy(lab, "web6")[lab.backendV6(0)] == false })
+        let answers6 = try lab.curl(30, v6: true)
+        #expect(!answers6.contains("b1"), "\(answers6)")
+        #expect(try held6.askAgain() == before6, "established connections stay, b1's too")
+        #expect(try lab.xdpctl("status", "--json").out.contains(#""generation": 1"#),
                 "a health change swaps the balancer's tables, not the config's generation")
 
-        // A change of the file keeps b1 down.
+        // An edit of the file (a weight) applies without a restart; b1 stays out of web6.
+        var samples = try AgentEndToEndTests.scrape(lab.lb, agent)
+        let generation = value(samples, "xdpctl_config_generation")
         try replaceFile(file, with: config(weight2: 200))
         #expect(agent.waitFor("applied", count: 2), "\(agent.text)")
-        #expect(try healthy(lab, "web")[lab.backendV4(0)] == false)
-        #expect(!(try lab.curl(30)).contains("b1"), "still out of the table after the apply")
-
-        // Back: after rise passes it takes new flows again.
-        health[0] = try startHealthServer(lab, 0)
-        #expect(agent.waitFor("backend up", count: 2, seconds: 5), "\(agent.text)")
-        #expect(try healthy(lab, "web").values.allSatisfy { $0 })
-        #expect(try lab.curl(60).contains("b1"))
-        #expect(try held.askAgain() == before)
         samples = try AgentEndToEndTests.scrape(lab.lb, agent)
-        #expect(value(samples, "xdpctl_backend_healthy", ["vip": "web", "backend": "\(lab.backendV4(0)):8080"]) == 1)
+        #expect(value(samples, "xdpctl_config_generation") == generation.map { $0 + 1 })
+        #expect(try healthy(lab, "web6")[lab.backendV6(0)] == false)
+        #expect(!(try lab.curl(30, v6: true)).contains("b1"), "still out of the table after the apply")
 
-        // All down: new flows are no_backend drops; the agent leaves, the state stays.
+        // /metrics holds every counter of stats --json, health included.
+        let (expected, differ) = try matchStats({ () throws -> [String: JSONValue] in
+            guard case .object(let m) = try lab.stats() else { return [:] }
+            return Dictionary(uniqueKeysWithValues: m.map { ($0.key, $0.value) })
+        }, { try AgentEndToEndTests.scrape(lab.lb, agent) })
+        #expect(expected.count >= 40 && differ.isEmpty, "\(expected.count) counters; differ: \(differ)")
+        #expect(value(samples, "xdpctl_backend_healthy", ["vip": "web6", "backend": "[\(lab.backendV6(0))]:8080"]) == 0)
+
+        // Back, then all down: new flows are no_backend drops; the state outlives the agent.
+        health[0] = try startHealthServer(lab, 0)
+        #expect(try waitUntil(5) { try healthy(lab, "web6").values.allSatisfy { $0 } })
         for p in health { stopBounded(p) }
-        #expect(agent.waitFor("backend down", count: 2 + 6, seconds: 5), "\(agent.text)")
-        #expect(try lab.curl(3).allSatisfy { $0.isEmpty })
+        #expect(try waitUntil(5) { try healthy(lab, "web6").values.allSatisfy { !$0 } })
+        #expect(try lab.curl(3, v6: true).allSatisfy { $0.isEmpty })
         #expect(agent.stop() == 0)
-        #expect(try healthy(lab, "web").values.allSatisfy { !$0 }, "the health state outlives the agent")
-        let drops = try lab.stats()["load_balancers"]
-        if case .array(let lbs)? = drops { #expect(lbs.first?["no_backend"]?.int ?? 0 > 0) }
+        #expect(try healthy(lab, "web6").values.allSatisfy { !$0 }, "the health state outlives the agent")
+        #expect(agent.text.contains("backend down") && agent.text.contains("backend up"))
     }
 
     @Test("one agent keeps up with 1,000 backends checked every second")

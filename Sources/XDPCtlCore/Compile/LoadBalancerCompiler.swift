@@ -27,9 +27,10 @@ public enum LoadBalancerCompiler {
     }
 
     /// `vipSlots` by load-balancer name, `backendSlots` by backendID; `down`: backend
-    /// slots whose health checks failed, which take no new flows (as draining ones).
+    /// slots whose health checks failed, which take no new flows (as draining ones);
+    /// `cache`: Maglev tables built before, by load-balancer name.
     public static func compile(_ lbs: [LoadBalancer], vipSlots: [String: UInt32], backendSlots: [String: UInt32],
-                               down: Set<UInt32> = []) throws(CapacityError) -> LoadBalancerTables {
+                               down: Set<UInt32> = [], cache: MaglevCache? = nil) throws(CapacityError) -> LoadBalancerTables {
         if let top = vipSlots.values.max(), top >= DP_LB_MAX_VIPS {
             throw CapacityError(message: "load balancers need counter slot \(top); at most \(DP_LB_MAX_VIPS - 1) fit on an interface (apply with fewer first)")
         }
@@ -59,8 +60,8 @@ public enum LoadBalancerCompiler {
                 tables.backends[slot] = entry
             }
             // Draining and down backends keep their connections but take no new flows.
-            let table = Maglev.table(lb.backends.map { Maglev.Backend(key: $0.maglevKey, weight: takes(lb, $0) ? $0.weight : 0) },
-                                     size: lb.tableSize)
+            let weighted = lb.backends.map { Maglev.Backend(key: $0.maglevKey, weight: takes(lb, $0) ? $0.weight : 0) }
+            let table = cache?.table(lb.name, weighted, size: lb.tableSize) ?? Maglev.table(weighted, size: lb.tableSize)
             var vip = dp_lb_vip()
             vip.slot = vipSlot
             vip.ring_start = UInt32(tables.ring.count)

@@ -83,3 +83,20 @@ extension LoadBalancer.Backend {
         return key + withUnsafeBytes(of: port.bigEndian, Array.init)
     }
 }
+
+/// The Maglev tables built last, one per load balancer with its input: a health change
+/// rebuilds only the table whose backends changed (at 65,537 entries a table takes tens
+/// of milliseconds unoptimized, and every millisecond sends new flows to a dead backend).
+public final class MaglevCache: @unchecked Sendable {
+    private var tables: [String: (backends: [Maglev.Backend], size: Int, table: [UInt32])] = [:]
+
+    public init() {}
+
+    /// Maglev.table(backends, size), kept under `name` for the next call.
+    public func table(_ name: String, _ backends: [Maglev.Backend], size: Int) -> [UInt32] {
+        if let kept = tables[name], kept.backends == backends, kept.size == size { return kept.table }
+        let table = Maglev.table(backends, size: size)
+        tables[name] = (backends, size, table)
+        return table
+    }
+}
