@@ -15,6 +15,8 @@ public final class Agent {
     public let dataplane: Dataplane
     public let configPath: String
     public let metricsAddress: MetricsAddress?
+    /// Which firewall rules get series of their own.
+    public var metricsRules: RuleSeries = .all
     private let logger: Logger
     private let metrics = AgentMetrics()
     /// The text the last apply made run; a change of the file to the same text is no change.
@@ -87,10 +89,11 @@ public final class Agent {
                     reloadAt = .now + Self.settle
                 case .bell:
                     if scrapes.isWaiting {
-                        do { try metrics.refresh(from: dataplane) } catch {
+                        var rules: [UInt8] = []
+                        do { rules = try metrics.refresh(from: dataplane, rules: metricsRules) } catch {
                             logger.warning("cannot read the data plane's counters", metadata: ["error": "\(error.message(file: nil))"])
                         }
-                        scrapes.answer()
+                        scrapes.answer(rules)
                     }
                 }
             }

@@ -28,24 +28,25 @@ public struct MetricsAddress: Sendable, CustomStringConvertible {
 /// never read the data plane themselves (the loop's thread is in the right network
 /// namespace and serializes every access to the pins).
 final class ScrapeQueue: Sendable {
-    private let waiting = Mailbox<EventLoopPromise<Void>>()
+    private let waiting = Mailbox<EventLoopPromise<[UInt8]>>()
     private let bell: Bell
 
     init(bell: Bell) { self.bell = bell }
 
     var isWaiting: Bool { !waiting.isEmpty }
 
-    /// A future the loop completes after its next refresh.
-    func request(on loop: any EventLoop) -> EventLoopFuture<Void> {
-        let promise = loop.makePromise(of: Void.self)
+    /// A future the loop completes after its next refresh, with the text to serve after
+    /// the registry's (the per-rule series).
+    func request(on loop: any EventLoop) -> EventLoopFuture<[UInt8]> {
+        let promise = loop.makePromise(of: [UInt8].self)
         waiting.post(promise)
         bell.ring()
         return promise.futureResult
     }
 
     /// Called by the loop after a refresh: every scrape waiting renders now.
-    func answer() {
-        for promise in waiting.take() { promise.succeed() }
+    func answer(_ rules: [UInt8]) {
+        for promise in waiting.take() { promise.succeed(rules) }
     }
 }
 
@@ -109,24 +110,26 @@ private final class MetricsHandler: ChannelInboundHandler {
 
     private func respond(_ context: ChannelHandlerContext, _ head: HTTPRequestHead) {
         guard head.method == .GET || head.method == .HEAD else {
-            return send(context, head, .methodNotAllowed, "only GET and HEAD are served\n", extra: [("Allow", "GET, HEAD")])
+            return send(context, head, .methodNotAllowed, context.channel.allocator.buffer(string: "only GET and HEAD are served\n"), extra: [("Allow", "GET, HEAD")])
         }
         guard head.uri.split(separator: "?", maxSplits: 1).first == "/metrics" else {
-            return send(context, head, .notFound, "xdpctl agent: metrics are at /metrics\n")
+            return send(context, head, .notFound, context.channel.allocator.buffer(string: "xdpctl agent: metrics are at /metrics\n"))
         }
-        scrapes.request(on: context.eventLoop).assumeIsolated().whenComplete { _ in
-            let body = self.registry.emitToString()
+        scrapes.request(on: context.eventLoop).assumeIsolated().whenSuccess { rules in
+            var body = context.channel.allocator.buffer(capacity: rules.count + 64 * 1024)
+            body.writeBytes(self.registry.emitToBuffer())
+            body.writeBytes(rules)
             self.send(context, head, .ok, body, type: "text/plain; version=0.0.4; charset=utf-8")
         }
     }
 
-    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ body: String,
+    private func send(_ context: ChannelHandlerContext, _ head: HTTPRequestHead, _ status: HTTPResponseStatus, _ body: ByteBuffer,
                       type: String = "text/plain; charset=utf-8", extra: [(String, String)] = []) {
-        var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.utf8.count))] + extra)
+        var headers = HTTPHeaders([("Content-Type", type), ("Content-Length", String(body.readableBytes))] + extra)
         if !head.isKeepAlive { headers.add(name: "Connection", value: "close") }
         context.write(wrapOutboundOut(.head(HTTPResponseHead(version: head.version, status: status, headers: headers))), promise: nil)
         if head.method != .HEAD {
-            context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: body)))), promise: nil)
+            context.write(wrapOutboundOut(.body(.byteBuffer(body))), promise: nil)
         }
         let done = context.writeAndFlush(wrapOutboundOut(.end(nil)))
         if !head.isKeepAlive {

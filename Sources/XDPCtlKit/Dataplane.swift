@@ -9,6 +9,8 @@ public final class Dataplane {
     public let root: PinRoot
     public private(set) var netns: String?
     var compiler = FirewallCompiler()
+    /// The state reportState() read last, by the state map's id.
+    var reportCache: (id: UInt32, state: DataplaneState)?
     /// The state and config `running()` read last, by the state map's id.
     var runningCache: (id: UInt32, state: DataplaneState, config: Config)?
     /// The Maglev tables health changes built last, by interface and load balancer.
@@ -69,6 +71,15 @@ public final class Dataplane {
     /// have neither: their config is decoded for them.
     func reportState() throws(DataplaneError) -> DataplaneState? {
         try recoverInterruptedApply()
+        // The agent reads it for every scrape: at 100,000 rules decoding it takes ~15 ms.
+        let id = root.stateID()
+        if let id, let cached = reportCache, cached.id == id { return cached.state }
+        let state = try decodedReportState()
+        reportCache = id.flatMap { id in state.map { (id, $0) } }
+        return state
+    }
+
+    private func decodedReportState() throws(DataplaneError) -> DataplaneState? {
         guard let state = try state(config: false) else { return nil }
         guard state.interfaces.contains(where: { $0.summary == nil }), var full = try self.state(config: true) else { return state }
         let config = try config(of: full)
