@@ -7,4 +7,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 swift build
+swift build --product generate-manual # scripts/package.sh's man pages, which a test packages
 XDPCTL_BIN="$PWD/.build/debug/xdpctl" swift test "$@"

@@ -11,7 +11,7 @@ struct AgentCommand: ParsableCommand {
         abstract: "Apply a config file and keep it applied: reload on change, serve Prometheus metrics.",
         discussion: """
             Applies FILE as `xdpctl apply` does, then stays in the foreground (run it under \
-            systemd or another supervisor; docs/agent.md has a unit file). It applies FILE \
+            systemd: the package installs xdpctl.service). It applies FILE \
             again when the file changes (its directory is watched with inotify; editors that \
             write a new file and rename it onto FILE are seen) and on SIGHUP. A file that \
             does not validate or apply is logged with its path and the errors, and the \
