@@ -32,7 +32,7 @@ manual=".build/debug/generate-manual" # swift-argument-parser's man page generat
 [ -x "$manual" ] || swift build --product generate-manual >&2
 
 root="$(mktemp -d)"
-trap 'rm -rf "$root"' EXIT
+trap 'rm -rf "$root" "$root.src"' EXIT
 doc="$root/usr/share/doc/xdpctl"
 install -D -m 0755 "$binary" "$root/usr/bin/xdpctl"
 strip --strip-unneeded "$root/usr/bin/xdpctl"
@@ -52,11 +52,12 @@ gzip -9n "$root"/usr/share/man/man1/*.1
 } | gzip -9n > "$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 
-# Depends: the Debian packages that hold the libraries the binary links.
-depends="$(ldd "$binary" | awk '/=> \// { print $3 }' | while read -r lib; do
-    owner="$(dpkg -S "$(readlink -f "$lib")" 2>/dev/null || dpkg -S "$lib" 2>/dev/null || true)"
-    if [ -n "$owner" ]; then echo "${owner%%:*}"; else echo "package.sh: warning: $lib is not from a Debian package" >&2; fi
-done | sort -u | paste -sd, | sed 's/,/, /g')"
+# Depends: the Debian packages that hold the libraries the binary links, with the
+# versions their symbols need (dpkg-shlibdeps wants a debian/control beside it).
+mkdir -p "$root.src/debian"
+printf 'Source: xdpctl\n\nPackage: xdpctl\nArchitecture: any\n' > "$root.src/debian/control"
+depends="$(cd "$root.src" && dpkg-shlibdeps --ignore-missing-info -O -e"$root/usr/bin/xdpctl" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
+rm -rf "$root.src"
 cat > "$root/DEBIAN/control" <<CONTROL
 Package: xdpctl
 Version: $version

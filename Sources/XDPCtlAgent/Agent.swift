@@ -47,8 +47,10 @@ public final class Agent {
         // One event-loop thread serves scrapes and runs health checks; it starts in this
         // thread's network namespace, with the signals blocked.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-        defer { try? group.syncShutdownGracefully() }
+        // The bell's eventfd lives until the event loop has stopped ringing it.
+        defer { withExtendedLifetime(wakeups) { try? group.syncShutdownGracefully() } }
         let scrapes = ScrapeQueue(bell: Bell(fd: wakeups.bellFD.raw))
+        defer { scrapes.cancel() }
         let checker = HealthChecker(loop: group.next())
         // Listening before the first apply: an address in use then changes nothing.
         let server = try metricsAddress.map { address throws(AgentError) in
@@ -58,8 +60,9 @@ public final class Agent {
         if let failure = apply(reason: "start", logFailure: false) { throw .firstApply(file: configPath, failure) }
         var serving: Logger.Metadata = ["file": "\(configPath)", "pin_root": "\(dataplane.root.path)"]
         if let netns = dataplane.netns { serving["netns"] = "\(netns)" }
-        if let metricsAddress, let port = server?.boundPort {
-            serving["metrics"] = "\(MetricsAddress("\(metricsAddress.host):\(port)") ?? metricsAddress)"
+        if var bound = metricsAddress, let port = server?.boundPort {
+            bound.port = port
+            serving["metrics"] = "\(bound)"
         }
         logger.info("serving", metadata: serving)
 
@@ -67,10 +70,11 @@ public final class Agent {
         var followed: UInt32?
         while true {
             // The checks follow the running config, whoever applied it.
-            if let id = dataplane.root.stateID(), id != followed {
+            let id = dataplane.root.stateID()
+            if id != followed {
                 followed = id
                 do {
-                    if let (_, config) = try dataplane.running() { checker.follow(config) }
+                    checker.follow(try dataplane.running()?.1)
                 } catch {
                     logger.warning("cannot read the running config for health checks", metadata: ["error": "\(error.message(file: nil))"])
                 }
@@ -135,7 +139,10 @@ public final class Agent {
             metrics.recordApply(succeeded: false, duration: .now - start)
             return .state("cannot read \(configPath): \(error)")
         }
-        if !force, text == applied { return nil }
+        if !force, text == applied {
+            metrics.recordFileRuns()
+            return nil
+        }
         do {
             let result = try dataplane.apply(text)
             metrics.recordApply(succeeded: true, duration: .now - start)

@@ -48,6 +48,12 @@ final class AgentMetrics {
             help: "1 when the agent's last apply of the config file succeeded, else 0 (the previous config keeps serving).").descriptor)
     }
 
+    /// The file's text is the running config's again (an edit undone): nothing to apply,
+    /// and nothing failing.
+    func recordFileRuns() {
+        lastApplyOK.set(to: 1.0)
+    }
+
     /// Records an apply by the agent.
     func recordApply(succeeded: Bool, duration: Duration) {
         (succeeded ? applies.success : applies.failure).increment()
@@ -136,7 +142,7 @@ final class AgentMetrics {
             count(Self.vipConnections, vip, lb.connections)
             count(Self.vipNoBackend, vip, lb.noBackend)
             for b in lb.backends {
-                let backend = vip + [("backend", b.address.contains(":") ? "[\(b.address)]:\(b.port)" : "\(b.address):\(b.port)")]
+                let backend = vip + [("backend", LoadBalancer.endpoint(b.address, Int(b.port)))]
                 count(Self.backendPackets, backend, b.packets)
                 count(Self.backendBytes, backend, b.bytes)
                 count(Self.backendConnections, backend, b.connections)

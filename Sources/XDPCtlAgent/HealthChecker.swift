@@ -10,6 +10,7 @@ import XDPCtlKit
 /// the checks themselves run on the event loop (HealthProbe).
 final class HealthChecker {
     private struct Target {
+        let key: String
         let interface: String
         let backendID: String
         let address: String
@@ -28,39 +29,39 @@ final class HealthChecker {
 
     private let loop: any EventLoop
     private let finished = Mailbox<Finished>()
-    private var targets: [String: Target] = [:]
+    /// An array, scanned every tick; `position` finds one by key.
+    private var targets: [Target] = []
+    private var position: [String: Int] = [:]
     private var lastTick = ContinuousClock.now - tick
-    /// Checks run since the agent started (for the log and tests).
-    private(set) var started = 0
 
     init(loop: any EventLoop) {
         self.loop = loop
     }
 
-    var isEmpty: Bool { targets.isEmpty }
-
     /// Checks the backends of `config`'s load balancers that have health checks. A
     /// backend checked already keeps its schedule; a new one is first checked at a random
-    /// point of its first interval (a thousand backends do not all go at once).
-    func follow(_ config: Config) {
-        var next: [String: Target] = [:]
-        for iface in config.interfaces {
+    /// point of its first interval (a thousand backends do not all go at once). Nil:
+    /// nothing is applied, nothing to check.
+    func follow(_ config: Config?) {
+        var next: [Target] = []
+        for iface in config?.interfaces ?? [] {
             for lb in iface.loadBalancers {
                 guard let check = lb.healthCheck else { continue }
                 for b in lb.backends {
                     let id = LoadBalancerCompiler.backendID(lb, b)
                     let key = "\(iface.name)|\(id)"
                     let interval = Int64(check.intervalMs)
-                    var t = Target(interface: iface.name, backendID: id, address: "\(b.address)", port: Int(check.port ?? b.port),
+                    var t = Target(key: key, interface: iface.name, backendID: id, address: "\(b.address)", port: Int(check.port ?? b.port),
                                    check: check, due: .now + .milliseconds(Int64.random(in: 0..<interval)))
-                    if let old = targets[key], old.check == check, old.port == t.port {
-                        (t.due, t.running) = (old.due, old.running)
+                    if let i = position[key], targets[i].check == check, targets[i].port == t.port {
+                        (t.due, t.running) = (targets[i].due, targets[i].running)
                     }
-                    next[key] = t
+                    next.append(t)
                 }
             }
         }
         targets = next
+        position = Dictionary(next.enumerated().map { ($1.key, $0) }, uniquingKeysWith: { a, _ in a })
     }
 
     /// When the loop next has work here, a tick after the last: checks that fell due
@@ -74,19 +75,19 @@ final class HealthChecker {
         let now = ContinuousClock.now
         guard now >= lastTick + Self.tick else { return }
         lastTick = now
-        for (key, t) in targets where !t.running && t.due <= now {
-            targets[key]!.running = true
+        for i in targets.indices where !targets[i].running && targets[i].due <= now {
+            let t = targets[i]
             // The next one is due an interval after this one was, or after now when this
             // one started more than an interval late; one never starts while the last runs.
             let interval = Duration.milliseconds(Int64(t.check.intervalMs))
-            targets[key]!.due = t.due + interval > now ? t.due + interval : now + interval
-            started += 1
+            targets[i].due = t.due + interval > now ? t.due + interval : now + interval
+            targets[i].running = true
             let finished = self.finished
-            let (interface, backendID, rise, fall) = (t.interface, t.backendID, t.check.rise, t.check.fall)
+            let (key, interface, backendID) = (t.key, t.interface, t.backendID)
             HealthProbe.run(t.check, address: t.address, port: t.port, on: loop) { outcome in
                 let result = HealthCheckResult(interface: interface, backendID: backendID, result: outcome.result,
                                                latencyMicroseconds: outcome.latencyMicroseconds,
-                                               checkedAt: Dataplane.now(CLOCK_REALTIME), rise: rise, fall: fall)
+                                               checkedAt: Dataplane.now(CLOCK_REALTIME))
                 finished.post(Finished(key: key, result: result))
             }
         }
@@ -95,8 +96,9 @@ final class HealthChecker {
     /// The checks that finished since the last call, of backends still checked.
     func takeResults() -> [HealthCheckResult] {
         var out: [HealthCheckResult] = []
-        for done in finished.take() where targets[done.key] != nil {
-            targets[done.key]!.running = false
+        for done in finished.take() {
+            guard let i = position[done.key] else { continue }
+            targets[i].running = false
             out.append(done.result)
         }
         return out

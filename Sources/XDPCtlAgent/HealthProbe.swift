@@ -56,7 +56,7 @@ enum HealthProbe {
 
     private static func request(_ check: LoadBalancer.HealthCheck, address: String, port: Int) -> HTTPRequestHead {
         var head = HTTPRequestHead(version: .http1_1, method: .GET, uri: check.path)
-        head.headers.add(name: "Host", value: address.contains(":") ? "[\(address)]:\(port)" : "\(address):\(port)")
+        head.headers.add(name: "Host", value: LoadBalancer.endpoint(address, port))
         head.headers.add(name: "User-Agent", value: "xdpctl-agent health check")
         head.headers.add(name: "Accept", value: "*/*")
         head.headers.add(name: "Connection", value: "close")

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Prometheus
+import XDPCtlCore
 
 /// Where the metrics server listens: a host (IPv4 or IPv6 literal, or a name) and a port.
 public struct MetricsAddress: Sendable, CustomStringConvertible {
@@ -21,7 +22,7 @@ public struct MetricsAddress: Sendable, CustomStringConvertible {
         (self.host, self.port) = (host, port)
     }
 
-    public var description: String { host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)" }
+    public var description: String { LoadBalancer.endpoint(host, port) }
 }
 
 /// Scrapes waiting for the agent's loop to refresh the figures: the server's threads
@@ -42,6 +43,12 @@ final class ScrapeQueue: Sendable {
         waiting.post(promise)
         bell.ring()
         return promise.futureResult
+    }
+
+    /// Called as the agent stops: the scrapes still waiting get no answer (their
+    /// connections close with the server).
+    func cancel() {
+        for promise in waiting.take() { promise.fail(ChannelError.ioOnClosedChannel) }
     }
 
     /// Called by the loop after a refresh: every scrape waiting renders now.

@@ -74,7 +74,9 @@ final class Wakeups {
             while offset + MemoryLayout<inotify_event>.size <= n {
                 let event = buffer.load(fromByteOffset: offset, as: inotify_event.self)
                 let nameStart = buffer + offset + MemoryLayout<inotify_event>.size
-                if event.len > 0 {
+                if event.mask & UInt32(IN_Q_OVERFLOW) != 0 {
+                    named = true // events were lost: one of them may have been the file's
+                } else if event.len > 0 {
                     let name = String(cString: nameStart.assumingMemoryBound(to: CChar.self))
                     if name == fileName { named = true }
                 }

@@ -80,6 +80,22 @@ public struct PinRoot: Sendable {
     /// own, not the pin root's: an agent holds it for its whole life, and takes the pin
     /// root's only for each apply, as every command does.
     public func lockAgent() throws(BPFError) -> OwnedDescriptor {
+        try lockAgent(create: true)!
+    }
+
+    /// Whether an agent holds the pin root now.
+    public var agentRuns: Bool {
+        do {
+            _ = try lockAgent(create: false)
+            return false
+        } catch {
+            return error.errno == .wouldBlock
+        }
+    }
+
+    /// lockAgent; without `create`, nil when no agent ever ran here (nothing to hold).
+    private func lockAgent(create: Bool) throws(BPFError) -> OwnedDescriptor? {
+        if !create && access(agent, F_OK) != 0 { return nil }
         if mkdir(agent, 0o700) != 0 && errno != EEXIST { throw BPFError(.lockAgent(agent), errno: errno) }
         let handle: OwnedDescriptor
         do {

@@ -13,6 +13,8 @@ public final class Dataplane {
     var reportCache: (id: UInt32, state: DataplaneState)?
     /// The state and config `running()` read last, by the state map's id.
     var runningCache: (id: UInt32, state: DataplaneState, config: Config)?
+    /// The checked backends of each interface, for the generation that names them.
+    var checkedCache: [String: (generation: UInt64, checks: [String: LoadBalancer.HealthCheck])] = [:]
     /// The Maglev tables health changes built last, by interface and load balancer.
     var maglevCaches: [String: MaglevCache] = [:]
     /// Seconds an apply, down or flush waits for another one that holds the pin root.

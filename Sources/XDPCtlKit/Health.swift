@@ -14,12 +14,10 @@ public struct HealthCheckResult: Sendable {
     public var latencyMicroseconds: UInt32
     /// CLOCK_REALTIME, ns.
     public var checkedAt: UInt64
-    public var rise: UInt32
-    public var fall: UInt32
 
-    public init(interface: String, backendID: String, result: Int32, latencyMicroseconds: UInt32, checkedAt: UInt64, rise: UInt32, fall: UInt32) {
+    public init(interface: String, backendID: String, result: Int32, latencyMicroseconds: UInt32, checkedAt: UInt64) {
         (self.interface, self.backendID, self.result, self.latencyMicroseconds) = (interface, backendID, result, latencyMicroseconds)
-        (self.checkedAt, self.rise, self.fall) = (checkedAt, rise, fall)
+        self.checkedAt = checkedAt
     }
 }
 
@@ -87,8 +85,8 @@ extension Dataplane {
     /// `rise` passes. When a backend goes down or comes back, its interface's
     /// load-balancer tables are compiled again without (with) it and swapped in: a
     /// generation that changes only them, so its connections stay and only new flows
-    /// move. Results for backends the running config no longer has are dropped. Takes
-    /// the pin root's lock. Returns the changes.
+    /// move. `rise` and `fall` are the running config's; results for backends it does
+    /// not check (any more) are dropped. Takes the pin root's lock. Returns the changes.
     public func recordHealth(_ results: [HealthCheckResult]) throws(DataplaneError) -> [HealthChange] {
         guard !results.isEmpty else { return [] }
         let lock = try lockRoot()
@@ -97,18 +95,21 @@ extension Dataplane {
         var changes: [HealthChange] = []
         do {
             for (name, batch) in Dictionary(grouping: results, by: \.interface) {
-                guard let s = state.interfaces.first(where: { $0.name == name }), let table = try healthTable(name, create: true) else { continue }
+                guard let s = state.interfaces.first(where: { $0.name == name }),
+                      let iface = config.interfaces.first(where: { $0.name == name }),
+                      let table = try healthTable(name, create: true) else { continue }
+                let checks = checkedBackends(iface, of: state)
                 var entries: [UInt32: dp_lb_health] = [:]
                 var changed = false
                 for r in batch {
-                    guard let slot = s.backendSlots[r.backendID] else { continue }
+                    guard let slot = s.backendSlots[r.backendID], let check = checks[r.backendID] else { continue }
                     var e: dp_lb_health
                     if let known = entries[slot] { e = known } else { e = try entry(table, slot) }
                     let passed = r.result == 0
                     e.streak = e.checks > 0 && (e.result == 0) == passed ? UInt8(min(255, Int(e.streak) + 1)) : 1
                     (e.checked_ns, e.result, e.latency_us) = (r.checkedAt, r.result, r.latencyMicroseconds)
                     e.checks &+= 1
-                    if e.down == 0 && !passed && UInt32(e.streak) >= r.fall || e.down != 0 && passed && UInt32(e.streak) >= r.rise {
+                    if e.down == 0 && !passed && UInt32(e.streak) >= check.fall || e.down != 0 && passed && UInt32(e.streak) >= check.rise {
                         e.down = passed ? 0 : 1
                         changed = true
                         changes.append(HealthChange(interface: name, backendID: r.backendID, down: !passed))
@@ -124,7 +125,7 @@ extension Dataplane {
                         if let known = entries[slot] { e = known } else { e = try entry(table, slot) }
                         if e.down != 0 { down.insert(slot) }
                     }
-                    try swapBalancers(of: s, config, down: down)
+                    try swapBalancers(of: s, iface, down: down)
                 }
                 for (slot, e) in entries { try table.update(slot, e) }
             }
@@ -140,21 +141,42 @@ extension Dataplane {
         return e
     }
 
-    /// Compiles interface `s`'s load balancers again with the backend slots `down` left
-    /// out (those of load balancers with health checks), and swaps the new tables in
-    /// beside the running generation's others.
-    private func swapBalancers(of s: InterfaceState, _ config: Config, down: Set<UInt32>) throws(BPFError) {
-        guard let iface = config.interfaces.first(where: { $0.name == s.name }), !iface.loadBalancers.isEmpty,
-              let maps = try GenerationMaps.pinned(in: root.interface(s.name)), let gen = try maps.running(), gen.slot < DP_GEN_SLOTS else { return }
+    /// Compiles interface `s`'s load balancers (`iface`'s) again with the backend slots
+    /// `down` left out (those of load balancers with health checks), and swaps the new
+    /// tables in beside the running generation's others. Throws when it cannot: the
+    /// caller then records nothing, and the next result tries again.
+    private func swapBalancers(of s: InterfaceState, _ iface: InterfaceConfig, down: Set<UInt32>) throws(BPFError) {
+        guard let maps = try GenerationMaps.pinned(in: root.interface(s.name)), let gen = try maps.running(), gen.slot < DP_GEN_SLOTS else {
+            throw BPFError(.openPin(root.interface(s.name)), errno: ENOENT)
+        }
         let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }).compactMap { s.backendSlots[$0] })
         let cache = maglevCaches[s.name] ?? MaglevCache()
         maglevCaches[s.name] = cache
         let compiled: LoadBalancerTables
-        do { compiled = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: s.vipSlots, backendSlots: s.backendSlots, down: down.intersection(checked), cache: cache) } catch { return }
+        do {
+            compiled = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: s.vipSlots, backendSlots: s.backendSlots,
+                                                        down: down.intersection(checked), cache: cache)
+        } catch {
+            // The running config compiled when it was applied; only its slots could fail.
+            throw BPFError(.mapUpdate(DP_MAP_LB_RING), errno: E2BIG, log: [error.message])
+        }
         var tables = try maps.runningTables()
         for (kind, table) in try Self.balancerTables(compiled) { tables[kind] = table }
         try maps.stage(tables, slot: 1 - gen.slot)
         try maps.flip(slot: 1 - gen.slot, tables: tables.keys, flags: gen.tables & DP_GEN_NAT_PEERS.rawValue)
+    }
+
+    /// The health check of every checked backend of `iface`, by backendID, kept while
+    /// `state` runs (the agent records results 50 times a second).
+    private func checkedBackends(_ iface: InterfaceConfig, of state: DataplaneState) -> [String: LoadBalancer.HealthCheck] {
+        if let cached = checkedCache[iface.name], cached.generation == state.generation { return cached.checks }
+        var checks: [String: LoadBalancer.HealthCheck] = [:]
+        for lb in iface.loadBalancers {
+            guard let check = lb.healthCheck else { continue }
+            for b in lb.backends { checks[LoadBalancerCompiler.backendID(lb, b)] = check }
+        }
+        checkedCache[iface.name] = (state.generation, checks)
+        return checks
     }
 
     /// The state and its config as they are now, read and decoded again only when the

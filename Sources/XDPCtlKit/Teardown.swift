@@ -4,9 +4,13 @@ import XDPCtlBPF
 import XDPCtlCore
 
 extension Dataplane {
-    /// Detaches everything under the pin root and removes the pins.
+    /// Detaches everything under the pin root and removes the pins. Refused while an
+    /// agent serves the pin root: it would apply its file again at its next change.
     public func down() throws(DataplaneError) -> [String] {
         guard access(root.path, F_OK) == 0 else { return [] }
+        if root.agentRuns {
+            throw .state("an xdpctl agent serves \(root.path); stop it first (systemctl stop xdpctl, or SIGTERM), then run down; nothing was changed")
+        }
         let lock = try lockRoot()
         defer { withExtendedLifetime(lock) {} }
         let names = root.interfaceNames()

@@ -46,6 +46,7 @@ public enum LoadBalancerCompiler {
         }
         var tables = LoadBalancerTables()
         tables.ring.reserveCapacity(total)
+        cache?.keep(Set(lbs.map(\.name)))
         for lb in lbs {
             guard let vipSlot = vipSlots[lb.name] else { preconditionFailure("no slot for load balancer \(lb.name)") }
             let slots = lb.backends.map { b in

@@ -87,7 +87,7 @@ extension LoadBalancer.Backend {
 /// The Maglev tables built last, one per load balancer with its input: a health change
 /// rebuilds only the table whose backends changed (at 65,537 entries a table takes tens
 /// of milliseconds unoptimized, and every millisecond sends new flows to a dead backend).
-public final class MaglevCache: @unchecked Sendable {
+public final class MaglevCache {
     private var tables: [String: (backends: [Maglev.Backend], size: Int, table: [UInt32])] = [:]
 
     public init() {}
@@ -98,5 +98,10 @@ public final class MaglevCache: @unchecked Sendable {
         let table = Maglev.table(backends, size: size)
         tables[name] = (backends, size, table)
         return table
+    }
+
+    /// Forgets the tables of load balancers not in `names`.
+    public func keep(_ names: Set<String>) {
+        tables = tables.filter { names.contains($0.key) }
     }
 }

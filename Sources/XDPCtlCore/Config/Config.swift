@@ -175,7 +175,12 @@ public struct LoadBalancer: Sendable, Equatable {
     public var vipEndpoint: String { Self.endpoint(vip, port) }
 
     public static func endpoint(_ address: IPAddress, _ port: UInt16) -> String {
-        address.family == .ipv4 ? "\(address):\(port)" : "[\(address)]:\(port)"
+        endpoint("\(address)", Int(port))
+    }
+
+    /// "host:port" for an address or name as text, with IPv6 addresses in brackets.
+    public static func endpoint(_ host: String, _ port: Int) -> String {
+        host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)"
     }
 }
 

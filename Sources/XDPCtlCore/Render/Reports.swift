@@ -260,7 +260,7 @@ public enum StatsRenderer {
             for lb in s.loadBalancers {
                 out += "  load balancer \(lb.name)  \(lb.vip) port \(lb.port)/\(lb.proto)  \(lb.packets) packets\(unit)  \(lb.connections) connections\(unit)  \(lb.noBackend) no_backend\(unit)\n"
                 for b in lb.backends {
-                    let endpoint = b.address.contains(":") ? "[\(b.address)]:\(b.port)" : "\(b.address):\(b.port)"
+                    let endpoint = LoadBalancer.endpoint(b.address, Int(b.port))
                     out += "    " + endpoint.padding(toLength: max(24, endpoint.count + 2), withPad: " ", startingAt: 0)
                         + "weight \(b.weight) \(b.state)\(b.healthy ? "" : ", down (health checks)")  \(b.packets) packets\(unit)  \(b.bytes) bytes\(unit)  \(b.connections) connections\(unit)\n"
                 }

@@ -32,16 +32,7 @@ struct BalancerInstaller: Installer {
             try health?.update(slot, dp_lb_health())
             try backends.update(slot, entry)
         }
-        // Without health checks every backend counts as up: a check's verdict goes with it.
-        if let health {
-            for lb in plan.config.loadBalancers where lb.healthCheck == nil {
-                for b in lb.backends {
-                    guard let slot = plan.slots.backends[LoadBalancerCompiler.backendID(lb, b)],
-                          let e: dp_lb_health = try health.lookup(slot), e.down != 0 else { continue }
-                    try health.update(slot, dp_lb_health())
-                }
-            }
-        }
+
         let vipStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_VSTATS, of: stage.name))
         for slot in plan.freshVipSlots { try vipStats.updatePerCPU(slot, dp_lb_stats()) }
     }
@@ -51,10 +42,20 @@ struct BalancerInstaller: Installer {
     }
 
     /// The port filter narrows to the new ports; removed backends' slots get epoch 0, so
-    /// their connections are balanced afresh.
+    /// their connections are balanced afresh. Backends of load balancers without health
+    /// checks count as up: what earlier checks recorded of them goes.
     func retire(_ stage: InterfaceStage) throws(BPFError) {
         let plan = stage.plan
         if plan.oldVipPorts != plan.vipPorts { try writeVipPorts(stage, plan.vipPorts) }
+        if let health = try? BPFMap.open(pinned: root.map(DP_MAP_LB_HEALTH, of: stage.name)) {
+            for lb in plan.config.loadBalancers where lb.healthCheck == nil {
+                for b in lb.backends {
+                    guard let slot = plan.slots.backends[LoadBalancerCompiler.backendID(lb, b)],
+                          let e: dp_lb_health = try health.lookup(slot), e.checks != 0 else { continue }
+                    try health.update(slot, dp_lb_health())
+                }
+            }
+        }
         guard !plan.removedBackendSlots.isEmpty else { return }
         let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: stage.name))
         for slot in plan.removedBackendSlots {

@@ -208,7 +208,7 @@ extension Dataplane {
         return s.summary?.balancers.flatMap { lb in
             lb.backends.compactMap { b -> BackendCheck? in
                 guard let h = health[InterfaceSummary.backendID(lb, b)], let at = h.checkedAt else { return nil }
-                return BackendCheck(loadBalancer: lb.name, backend: b.address.contains(":") ? "[\(b.address)]:\(b.port)" : "\(b.address):\(b.port)",
+                return BackendCheck(loadBalancer: lb.name, backend: LoadBalancer.endpoint(b.address, Int(b.port)),
                                     healthy: !h.down, checks: h.checks, result: h.result,
                                     secondsAgo: now > at ? Double(now - at) / 1e9 : 0, latencyMilliseconds: Double(h.latencyMicroseconds) / 1000)
             }

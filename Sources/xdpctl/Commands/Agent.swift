@@ -73,6 +73,9 @@ struct AgentCommand: ParsableCommand {
         let logger = Logger(label: "xdpctl.agent")
         let dataplane = try kernel.openDataplane()
         lock.configure(dataplane)
+        dataplane.onLockWait = { seconds in
+            logger.warning("waiting for another xdpctl command to finish under \(dataplane.root.path)", metadata: ["gives_up_after_s": "\(seconds)"])
+        }
         dataplane.onRecovery = { logger.warning("\($0)") }
         let agent = Agent(dataplane: dataplane, configPath: config.file,
                           metricsAddress: metricsAddress == "none" ? nil : MetricsAddress(metricsAddress), logger: logger)
