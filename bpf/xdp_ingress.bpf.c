@@ -18,15 +18,29 @@
 #include "lib/nat_frag.h"
 #include "lib/forward.h"
 
+/* Whether the packet already has *t's address and port on t's side (a DSR flow's). */
+static __always_inline int dp_unchanged(const struct dp_pkt *p, const struct dp_target *t)
+{
+	__u32 at = t->side == NAT_DST ? DP_FW_F_DST0 : DP_FW_F_SRC0;
+	__u32 port = p->key[t->side == NAT_DST ? DP_FW_F_DPORT : DP_FW_F_SPORT];
+
+	return p->key[at] == t->to.addr[0] && p->key[at + 1] == t->to.addr[1] && p->key[at + 2] == t->to.addr[2] &&
+	       p->key[at + 3] == t->to.addr[3] && port == t->to.port;
+}
+
 /* Rewrites the packet to *t and sends it on. Returns the verdict, counted. Not inlined:
  * its frame (the FIB lookup's) would add to each caller's. */
 static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, const struct dp_target *t)
 {
+	int lb;
+
 	if (!p || !t)
 		return XDP_ABORTED;
-	if (nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
+	if (!dp_unchanged(p, t) && nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
 		return dp_count(p, DP_VERDICT_ABORTED, DP_REASON_NONE);
-	return dp_count(p, dp_forward(ctx, p, t->hop == DP_NO_HOP ? 0 : lb_hop(t->hop), t->tag, t->egress), DP_REASON_NONE);
+	lb = t->hop != DP_NO_HOP;
+	return dp_count(p, dp_forward(ctx, p, lb ? lb_hop(t->hop) : 0, lb ? lb_backend_addr(t->hop) : 0, t->tag, t->egress),
+			DP_REASON_NONE);
 }
 
 /* The steps after the firewall let the packet through, each a global function: the
@@ -114,7 +128,7 @@ __noinline int dp_nat_icmp(struct xdp_md *ctx, const struct dp_pkt *p)
 {
 	if (!ctx || !p || nat_icmp_error((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, 0) < 0)
 		return -1;
-	return dp_count(p, dp_forward(ctx, p, 0, 0, 0), DP_REASON_NONE);
+	return dp_count(p, dp_forward(ctx, p, 0, 0, 0, 0), DP_REASON_NONE);
 }
 
 SEC("xdp")

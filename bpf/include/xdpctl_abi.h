@@ -448,8 +448,12 @@ struct dp_lb_vip {
 	__u32 slot;       /* counter slot in dp_lb_vstats */
 	__u32 ring_start; /* first entry of the VIP's table in dp_lb_ring */
 	__u32 ring_size;  /* 0: no backend takes new flows */
-	__u32 pad;
+	__u32 flags;      /* DP_LB_VIP_* */
 };
+/* Direct server return: the packet goes to the backend's MAC unchanged at L3 (the
+ * backend holds the VIP and answers the client itself); its connection's reply entry
+ * is keyed by the VIP, so replies that do pass here leave untranslated. */
+#define DP_LB_VIP_DSR 1U
 _Static_assert(sizeof(struct dp_lb_vip) == 16, "dp_lb_vip changed: bump DP_ABI_VERSION");
 
 struct dp_lb_backend {

@@ -27,13 +27,19 @@ struct {
 	__type(value, struct dp_fwd_hop);
 } dp_fwd_cache SEC(".maps");
 
-/* Asks the FIB for the next hop of the packet whose IP header is at l3; fills *hop.
- * Returns 0 on success. Not inlined: its request takes 64 bytes of stack, and it runs
- * only when the remembered hop is stale. */
-static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, void *l3, __u32 len,
+/* Asks the FIB for the next hop of the packet (of IP length `len`), toward `to`
+ * (host-order words; null: the packet's destination); fills *hop. Returns 0 on success.
+ * Not inlined: its request takes 64 bytes of stack, and it runs only when the
+ * remembered hop is stale. */
+static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, __u32 len, const __u32 *to,
 				      struct dp_fwd_hop *hop)
 {
 	void *end = (void *)(long)ctx->data_end;
+	void *l3;
+
+	if (!p || p->l3_off > DP_MAX_L4_OFF)
+		return -1;
+	l3 = (void *)(long)ctx->data + p->l3_off;
 	struct bpf_fib_lookup fib = {};
 
 	fib.ifindex = ctx->ingress_ifindex;
@@ -47,7 +53,7 @@ static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, voi
 		fib.family = DP_AF_INET;
 		fib.tos = ip->tos;
 		fib.ipv4_src = ip->saddr;
-		fib.ipv4_dst = ip->daddr;
+		fib.ipv4_dst = to ? bpf_htonl(to[0]) : ip->daddr;
 	} else {
 		struct ipv6hdr *ip6 = l3;
 
@@ -56,7 +62,12 @@ static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, voi
 		fib.family = DP_AF_INET6;
 		fib.flowinfo = *(__be32 *)ip6 & bpf_htonl(0x0fffffff);
 		__builtin_memcpy(fib.ipv6_src, &ip6->saddr, sizeof(fib.ipv6_src));
-		__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, sizeof(fib.ipv6_dst));
+		if (to) {
+			for (int i = 0; i < 4; i++)
+				fib.ipv6_dst[i] = bpf_htonl(to[i]);
+		} else {
+			__builtin_memcpy(fib.ipv6_dst, &ip6->daddr, sizeof(fib.ipv6_dst));
+		}
 	}
 	if (bpf_fib_lookup(ctx, &fib, sizeof(fib), 0) != BPF_FIB_LKUP_RET_SUCCESS)
 		return -1;
@@ -67,11 +78,12 @@ static __noinline int fwd_lookup(struct xdp_md *ctx, const struct dp_pkt *p, voi
 }
 
 /* Sends the packet on. `slot`: where its next hop is remembered, a per-CPU map value
- * whose tag must equal `tag`; null: dp_fwd_cache, by destination. `egress`: the only
- * interface it may be redirected out of (0: any). Returns the verdict:
- * DP_VERDICT_REDIRECT, or DP_VERDICT_PASS for the stack. */
+ * whose tag must equal `tag`, and `to` the address it is the hop toward (host-order
+ * words; null: the packet's destination); null slot: dp_fwd_cache, by destination.
+ * `egress`: the only interface it may be redirected out of (0: any). Returns the
+ * verdict: DP_VERDICT_REDIRECT, or DP_VERDICT_PASS for the stack. */
 static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const struct dp_pkt *p,
-						  struct dp_fwd_hop *slot, __u32 tag, __u32 egress)
+						  struct dp_fwd_hop *slot, const __u32 *to, __u32 tag, __u32 egress)
 {
 	void *data = (void *)(long)ctx->data;
 	void *end = (void *)(long)ctx->data_end;
@@ -107,7 +119,7 @@ static __always_inline enum dp_verdict dp_forward(struct xdp_md *ctx, const stru
 	now = bpf_jiffies64();
 	hop = slot ? slot : bpf_map_lookup_elem(&dp_fwd_cache, &key);
 	if (!hop || hop->tag != tag || now > hop->expires || len > hop->max_len) {
-		if (fwd_lookup(ctx, p, ip, len, &fresh))
+		if (fwd_lookup(ctx, p, len, slot ? to : 0, &fresh))
 			return DP_VERDICT_PASS;
 		fresh.tag = tag;
 		fresh.max_len = hop && hop->tag == tag && now <= hop->expires && hop->max_len > len ? hop->max_len : len;

@@ -275,7 +275,7 @@ __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_targe
 	} key = {};
 	struct dp_ct_key *rk = &key.reply;
 	void *vips, *ring;
-	__u32 *entry, index;
+	__u32 *entry, index, dsr;
 	__u64 now;
 
 	if (!p || !t || ct_key_of(p, &k))
@@ -291,6 +291,7 @@ __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_targe
 	if (!vip)
 		return LB_NOT_VIP;
 	o.vip = vip->slot;
+	dsr = vip->flags & DP_LB_VIP_DSR;
 	ring = bpf_map_lookup_elem(&dp_lb_ring, &generation);
 	if (!ring || !vip->ring_size)
 		goto no_backend;
@@ -304,16 +305,24 @@ __noinline int lb_open(const struct dp_pkt *p, __u32 generation, struct dp_targe
 		return LB_NO_BACKEND;
 	o.epoch = b->epoch;
 	o.ifindex = p->ifindex;
-	/* The replies: from the backend to the client. */
-	__builtin_memcpy(rk->src, b->addr, sizeof(rk->src));
-	__builtin_memcpy(rk->dst, k.src, sizeof(rk->dst));
-	rk->sport = b->port;
-	rk->dport = k.sport;
-	rk->proto = k.proto;
-	rk->family = k.family;
-	rk->pad[0] = rk->pad[1] = 0;
-	__builtin_memcpy(t->to.addr, b->addr, sizeof(t->to.addr));
-	t->to.port = b->port;
+	if (dsr) {
+		/* Direct server return: the packet leaves as it came, to the backend's MAC
+		 * (the next hop of `hop`); replies come from the VIP. */
+		ct_reverse(&k, rk);
+		__builtin_memcpy(t->to.addr, k.dst, sizeof(t->to.addr));
+		t->to.port = k.dport;
+	} else {
+		/* The replies: from the backend to the client. */
+		__builtin_memcpy(rk->src, b->addr, sizeof(rk->src));
+		__builtin_memcpy(rk->dst, k.src, sizeof(rk->dst));
+		rk->sport = b->port;
+		rk->dport = k.sport;
+		rk->proto = k.proto;
+		rk->family = k.family;
+		rk->pad[0] = rk->pad[1] = 0;
+		__builtin_memcpy(t->to.addr, b->addr, sizeof(t->to.addr));
+		t->to.port = b->port;
+	}
 	t->side = NAT_DST;
 	t->hop = o.rule;
 	t->tag = o.epoch;
@@ -342,6 +351,15 @@ no_backend:
 static __always_inline struct dp_fwd_hop *lb_hop(__u32 slot)
 {
 	return bpf_map_lookup_elem(&dp_lb_hops, &slot);
+}
+
+/* Backend `slot`'s address (host-order words), where its next hop is asked for: a DSR
+ * packet still has the VIP as its destination. */
+static __always_inline const __u32 *lb_backend_addr(__u32 slot)
+{
+	const struct dp_lb_backend *b = bpf_map_lookup_elem(&dp_lb_backends, &slot);
+
+	return b ? b->addr : 0;
 }
 
 #endif

@@ -65,6 +65,7 @@ public enum LoadBalancerCompiler {
             let table = cache?.table(lb.name, weighted, size: lb.tableSize) ?? Maglev.table(weighted, size: lb.tableSize)
             var vip = dp_lb_vip()
             vip.slot = vipSlot
+            vip.flags = lb.forwarding == .dsr ? DP_LB_VIP_DSR : 0
             vip.ring_start = UInt32(tables.ring.count)
             vip.ring_size = UInt32(table.count)
             tables.ring += table.map { slots[Int($0)] }

@@ -23,6 +23,10 @@ extension ConfigReader {
             fail(f.at("backends").index(i).key("address"), "backend is \(b.address.family == .ipv4 ? "IPv4" : "IPv6") but the VIP \(vip) is not; expected the VIP's address family")
             return nil
         }
+        if fwd == .dsr, let i = backends.firstIndex(where: { $0.port != port }) {
+            fail(f.at("backends").index(i).key("port"), "\(backends[i].port) differs from the VIP's port \(port), and direct server return cannot change ports (the packet reaches the backend as the client sent it); expected \(port)")
+            return nil
+        }
         var seen: [String: Int] = [:]
         for (i, b) in backends.enumerated() {
             let key = "\(b.address)|\(b.port)"

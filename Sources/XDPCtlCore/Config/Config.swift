@@ -107,7 +107,10 @@ public struct RateLimit: Sendable, Equatable {
 }
 
 public struct LoadBalancer: Sendable, Equatable {
-    public enum Forwarding: String, Sendable, CaseIterable { case nat }
+    /// `nat`: the backend's address and port are written into the packet, and replies
+    /// are translated back. `dsr`: only the destination MAC changes (L2 direct server
+    /// return); backends hold the VIP and answer the client themselves.
+    public enum Forwarding: String, Sendable, CaseIterable { case nat, dsr }
     public struct Backend: Sendable, Equatable {
         public enum State: String, Sendable, CaseIterable { case active, draining }
         public var address: IPAddress
