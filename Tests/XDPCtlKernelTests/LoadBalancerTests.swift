@@ -88,6 +88,7 @@ final class FIBNamespace {
         done.wait()
         if let error = outcome.error { throw error }
     }
+
 }
 
 extension LoadedProgram {
@@ -444,5 +445,68 @@ struct SynFloodTests {
         #expect(halfOpen > Int(DP_CT_NEW_MAX) / 2, "the flood went to the table of new connections: \(halfOpen) entries")
         let balanced = try program.lbCounters(DP_MAP_LB_VSTATS, 1)
         #expect(balanced.packets == 200_000 && balanced.connections == 0, "\(balanced.packets) SYNs balanced, \(balanced.connections) connections")
+    }
+}
+
+/// Direct server return, and two nodes with one config (the fleet behind ECMP).
+extension LoadBalancerTests {
+    @Test("DSR: a new flow and its next packets leave unchanged at L3 for the Maglev pick's MAC (TTL - 1), on both families; replies through the LB are not translated")
+    func directServerReturn() throws {
+        var web = Self.web, web6 = Self.web6
+        web.forwarding = .dsr
+        web6.forwarding = .dsr
+        for i in web.backends.indices { web.backends[i].port = 80 }
+        for i in web6.backends.indices { web6.backends[i].port = 80 }
+        try withProgram([web, web6]) { p, ns in
+            for (lb, client, vip) in [(web, "10.50.0.2", "10.50.100.1"), (web6, "fd50::2", "fd50:100::1")] {
+                let v4 = lb.vip.family == .ipv4
+                for port in UInt16(41000)..<41040 {
+                    let backend = Self.pick(lb, client: client, port: port)
+                    for flags in [Self.syn, Self.ack] {
+                        let packet = v4 ? Self.b.ipv4(src: client, dst: vip, .tcp(src: port, dst: 80, flags: flags))
+                                        : Self.b.ipv6(src: client, dst: vip, .tcp(src: port, dst: 80, flags: flags))
+                        let r = try p.run(Checksums.filled(packet))
+                        #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+                        var expected = Checksums.filled(packet)
+                        let other = FIBNamespace.otherNeighbours.contains("\(backend.address)")
+                        expected[0..<6] = ArraySlice(other ? FIBNamespace.otherMAC : FIBNamespace.neighbourMAC)
+                        expected[6..<12] = ArraySlice(ns.egressMAC)
+                        expected[v4 ? 22 : 21] -= 1
+                        #expect(r.output == Checksums.filled(expected), "\(lb.name) port \(port) to \(backend.address): \(r.output)")
+                    }
+                }
+                // The backend answers from the VIP; through the LB host it passes as it is.
+                let reply = Checksums.filled(v4 ? Self.b.ipv4(src: vip, dst: client, .tcp(src: 80, dst: 41000, flags: Self.ack))
+                                                : Self.b.ipv6(src: vip, dst: client, .tcp(src: 80, dst: 41000, flags: Self.ack)))
+                let r = try p.run(reply)
+                #expect(r.returnValue == DP_VERDICT_REDIRECT.rawValue)
+                let addresses = v4 ? 26..<38 : 22..<58
+                #expect(Array(r.output[addresses]) == Array(reply[addresses]), "addresses and ports untouched")
+            }
+        }
+    }
+
+    @Test("two nodes with the same config build byte-identical Maglev tables and send every flow to the same backend (ECMP may move a flow between them)")
+    func identicalNodes() throws {
+        let lbs = [Self.web, Self.web6, Self.dns]
+        var rings: [[UInt32]] = [], picks: [[[UInt8]]] = []
+        for node in ["a", "b"] {
+            try withProgram(lbs, label: "identicalNodes-\(node)") { p, _ in
+                let maps = try GenerationMaps(p.object)
+                let running = try #require(try maps.running())
+                let ring = try #require(try maps.table(.ring, slot: running.slot))
+                let count = try ring.info().maxEntries
+                rings.append(try (0..<count).map { (i: Int) throws -> UInt32 in try ring.lookup(UInt32(i), as: UInt32.self) ?? .max })
+                var out: [[UInt8]] = []
+                for port in UInt16(50000)..<50300 {
+                    let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.syn))))
+                    out.append(Array(r.output[30..<38])) // the backend: destination address and port
+                }
+                picks.append(out)
+            }
+        }
+        #expect(rings.count == 2 && rings[0].count == 2 * 65537 + 65537 && rings[0] == rings[1], "the rings of the two nodes differ")
+        #expect(picks.count == 2 && picks[0] == picks[1], "a flow went to different backends on the two nodes")
+        #expect(Set(picks.first ?? []).count == 2, "300 flows spread over both active backends")
     }
 }
