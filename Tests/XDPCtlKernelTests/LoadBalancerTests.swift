@@ -500,7 +500,7 @@ extension LoadBalancerTests {
                 var out: [[UInt8]] = []
                 for port in UInt16(50000)..<50300 {
                     let r = try p.run(Checksums.filled(Self.b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: port, dst: 80, flags: Self.syn))))
-                    out.append(Array(r.output[30..<38])) // the backend: destination address and port
+                    out.append(Array(r.output[30..<34] + r.output[36..<38])) // the backend: destination address and port
                 }
                 picks.append(out)
             }
