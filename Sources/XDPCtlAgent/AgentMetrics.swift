@@ -122,8 +122,7 @@ final class AgentMetrics {
             let on = at + [("hook", h.hook)]
             count(Self.packets, on, h.packets)
             count(Self.bytes, on, h.bytes)
-            // tc programs only pass or drop.
-            for (name, n) in zip(InterfaceStats.verdictNames, h.verdicts) where h.hook == "xdp" || ["aborted", "drop", "pass"].contains(name) {
+            for (name, n) in zip(InterfaceStats.verdictNames, h.verdicts) where h.hook == "xdp" || InterfaceStats.tcVerdictNames.contains(name) {
                 count(Self.verdicts, on + [("verdict", name)], n)
             }
             for (reason, n) in zip(InterfaceStats.reasonNames, h.reasons).dropFirst() {

@@ -142,20 +142,19 @@ extension Dataplane {
     }
 
     /// Compiles interface `s`'s load balancers (`iface`'s) again with the backend slots
-    /// `down` left out (those of load balancers with health checks), and swaps the new
+    /// `down` left out, and swaps the new
     /// tables in beside the running generation's others. Throws when it cannot: the
     /// caller then records nothing, and the next result tries again.
     private func swapBalancers(of s: InterfaceState, _ iface: InterfaceConfig, down: Set<UInt32>) throws(BPFError) {
         guard let maps = try GenerationMaps.pinned(in: root.interface(s.name)), let gen = try maps.running(), gen.slot < DP_GEN_SLOTS else {
             throw BPFError(.openPin(root.interface(s.name)), errno: ENOENT)
         }
-        let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }).compactMap { s.backendSlots[$0] })
         let cache = maglevCaches[s.name] ?? MaglevCache()
         maglevCaches[s.name] = cache
         let compiled: LoadBalancerTables
         do {
             compiled = try LoadBalancerCompiler.compile(iface.loadBalancers, vipSlots: s.vipSlots, backendSlots: s.backendSlots,
-                                                        down: down.intersection(checked), cache: cache)
+                                                        down: down, cache: cache)
         } catch {
             // The running config compiled when it was applied; only its slots could fail.
             throw BPFError(.mapUpdate(DP_MAP_LB_RING), errno: E2BIG, log: [error.message])

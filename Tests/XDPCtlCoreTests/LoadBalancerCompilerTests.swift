@@ -99,7 +99,7 @@ struct LoadBalancerCompilerTests {
 
     @Test("a backend whose health checks failed leaves the Maglev table as a draining one does; the others' entries almost all stay")
     func downBackends() throws {
-        let lbs = try ConfigDecoder.decode(withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "table_size": 251, "backends": [{"address": "10.1.0.2", "port": 80}, {"address": "10.1.0.3", "port": 80}, {"address": "10.1.0.4", "port": 80}]}"#)).interfaces[0].loadBalancers
+        let lbs = try ConfigDecoder.decode(withBalancers(#"{"name": "a", "vip": "10.0.0.1", "proto": "tcp", "port": 80, "table_size": 251, "backends": [{"address": "10.1.0.2", "port": 80}, {"address": "10.1.0.3", "port": 80}, {"address": "10.1.0.4", "port": 80}], "health_check": {"type": "tcp"}}"#)).interfaces[0].loadBalancers
         let slots: [String: UInt32] = ["a|10.1.0.2|80": 1, "a|10.1.0.3|80": 2, "a|10.1.0.4|80": 3]
         let all = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: slots)
         let without = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: slots, down: [2])
@@ -108,6 +108,10 @@ struct LoadBalancerCompilerTests {
         #expect(moved < all.ring.count / 20, "the others' entries stay (Maglev moves few): \(moved) of \(all.ring.count) moved")
         let none = try LoadBalancerCompiler.compile(lbs, vipSlots: ["a": 1], backendSlots: slots, down: [1, 2, 3])
         #expect(none.ring.isEmpty && none.vips[0].value.ring_size == 0, "all down: new flows are no_backend drops")
+        var unchecked = lbs
+        unchecked[0].healthCheck = nil
+        #expect(try LoadBalancerCompiler.compile(unchecked, vipSlots: ["a": 1], backendSlots: slots, down: [2]).ring == all.ring,
+                "without health checks a recorded down is ignored")
     }
 
     @Test("a VIP whose backends all drain gets an empty table (new flows: no_backend)")

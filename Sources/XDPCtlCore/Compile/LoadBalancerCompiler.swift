@@ -27,7 +27,8 @@ public enum LoadBalancerCompiler {
     }
 
     /// `vipSlots` by load-balancer name, `backendSlots` by backendID; `down`: backend
-    /// slots whose health checks failed, which take no new flows (as draining ones);
+    /// slots whose health checks failed, which take no new flows (as draining ones) in
+    /// load balancers that have health checks (without, every backend counts as up);
     /// `cache`: Maglev tables built before, by load-balancer name.
     public static func compile(_ lbs: [LoadBalancer], vipSlots: [String: UInt32], backendSlots: [String: UInt32],
                                down: Set<UInt32> = [], cache: MaglevCache? = nil) throws(CapacityError) -> LoadBalancerTables {
@@ -38,7 +39,7 @@ public enum LoadBalancerCompiler {
             throw CapacityError(message: "backends need slot \(top); at most \(DP_LB_MAX_BACKENDS - 1) fit on an interface (apply with fewer first)")
         }
         let takes = { (lb: LoadBalancer, b: LoadBalancer.Backend) in
-            b.state == .active && !(backendSlots[backendID(lb, b)].map(down.contains) ?? false)
+            b.state == .active && !(lb.healthCheck != nil && backendSlots[backendID(lb, b)].map(down.contains) ?? false)
         }
         let total = lbs.reduce(0) { t, lb in t + (lb.backends.contains { takes(lb, $0) } ? lb.tableSize : 0) }
         guard total <= Int(DP_LB_MAX_RING) else {

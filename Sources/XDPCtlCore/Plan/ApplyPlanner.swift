@@ -26,8 +26,7 @@ public struct ApplyPlanner {
     public var addresses: [String: [IPAddress]] = [:]
     /// The interfaces that are veths (nat_fast_path "auto" is off there).
     public var veths: Set<String> = []
-    /// Backends whose health checks failed, by interface name: LoadBalancerCompiler.backendIDs
-    /// (of load balancers with health checks: without, every backend counts as healthy).
+    /// Backends the health tables hold down, by interface name (LoadBalancerCompiler.backendIDs).
     public var downBackends: [String: Set<String>] = [:]
 
     public init(config: Config, netns: String?, old: DataplaneState?, oldConfig: Config?,
@@ -114,8 +113,7 @@ public struct ApplyPlanner {
         let (backends, freshBackends) = InterfaceState.assignSlots(backendIDs, previous: previous?.backendSlots ?? [:])
         let (nat, freshNat) = natAssigned
         var slots = Slots(rules: rules, limits: limits, vips: vips, backends: backends, nat: nat)
-        let checked = Set(LoadBalancerCompiler.backendIDs(iface.loadBalancers.filter { $0.healthCheck != nil }))
-        slots.down = Set((downBackends[iface.name] ?? []).filter(checked.contains).compactMap { backends[$0] })
+        slots.down = Set((downBackends[iface.name] ?? []).compactMap { backends[$0] })
         let tables = InterfaceTables(iface, at: i, slots: slots, compiler: compiler, addresses: addresses[iface.name] ?? [])
         if !tables.errors.isEmpty { throw ConfigErrors(errors: tables.errors) }
 

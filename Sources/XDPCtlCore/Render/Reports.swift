@@ -88,6 +88,8 @@ public struct InterfaceStats: Sendable, Equatable {
     }
 
     public static let verdictNames = ["aborted", "drop", "pass", "tx", "redirect"]
+    /// The verdicts a tc program gives (it passes or drops).
+    public static let tcVerdictNames: Set<String> = ["aborted", "drop", "pass"]
     public static let reasonNames = ["none", "firewall", "rate_limit", "malformed", "no_backend", "nat_no_port"]
 
     public var name: String
@@ -207,7 +209,7 @@ public enum StatsRenderer {
                       "connections": .int($0.connections), "no_port": .int($0.noPort)]) })))
             members.append(JSONMember(key: "tc_egress", value: s.egress.map { g in
                 .obj(["packets": .int(g.packets), "bytes": .int(g.bytes),
-                      "verdicts": .object(zip(InterfaceStats.verdictNames, g.verdicts).filter { ["aborted", "drop", "pass"].contains($0.0) }.map {
+                      "verdicts": .object(zip(InterfaceStats.verdictNames, g.verdicts).filter { InterfaceStats.tcVerdictNames.contains($0.0) }.map {
                           JSONMember(key: $0, value: .int($1)) }),
                       "drop_reasons": .object(zip(InterfaceStats.reasonNames, g.dropReasons).dropFirst().map {
                           JSONMember(key: $0, value: .int($1)) })])
