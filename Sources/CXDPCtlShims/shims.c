@@ -11,7 +11,6 @@
 #include <signal.h>
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
-#include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/vfs.h>
 #include <linux/ethtool.h>
@@ -261,29 +260,45 @@ void xdpctl_store_word(unsigned int *word, unsigned int value)
 	__atomic_store_n(word, value, __ATOMIC_RELEASE);
 }
 
+/* The self-pipe the signal handler writes into: [0] read by the agent's loop. */
+static int signal_pipe[2] = { -1, -1 };
+
+static void on_signal(int signo)
+{
+	int saved = errno;
+	unsigned char b = (unsigned char)signo;
+
+	(void)!write(signal_pipe[1], &b, 1);
+	errno = saved;
+}
+
 int xdpctl_signal_fd(const int *signals, int count)
 {
+	struct sigaction sa = { .sa_handler = on_signal, .sa_flags = SA_RESTART };
 	sigset_t set;
-	int fd, i, err;
+	int i, err;
 
+	if (signal_pipe[0] < 0 && pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK))
+		return -errno;
+	sigemptyset(&sa.sa_mask);
 	sigemptyset(&set);
-	for (i = 0; i < count; i++)
+	for (i = 0; i < count; i++) {
+		if (sigaction(signals[i], &sa, NULL))
+			return -errno;
 		sigaddset(&set, signals[i]);
-	err = pthread_sigmask(SIG_BLOCK, &set, NULL);
-	if (err)
-		return -err;
-	fd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
-	return fd < 0 ? -errno : fd;
+	}
+	err = pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+	return err ? -err : signal_pipe[0];
 }
 
 int xdpctl_read_signal(int fd)
 {
-	struct signalfd_siginfo info;
-	ssize_t n = read(fd, &info, sizeof(info));
+	unsigned char b;
+	ssize_t n = read(fd, &b, 1);
 
 	if (n < 0)
 		return -errno;
-	return n == sizeof(info) ? (int)info.ssi_signo : -EIO;
+	return n == 1 ? b : -EIO;
 }
 
 int xdpctl_event_fd(void)

@@ -1,7 +1,8 @@
 /*
  * The only C the control plane needs: errno captured right after the call that set it,
  * libxdp's ERR_PTR results, the libbpf print callback, setns(), and the agent's
- * signalfd and eventfd (Glibc's Swift module has neither).
+ * signal self-pipe and eventfd (Glibc's Swift module lacks eventfd, and Swift cannot
+ * write a signal handler).
  * Every function returns 0 / a valid fd, or a negative errno.
  */
 #ifndef XDPCTL_SHIMS_H
@@ -24,11 +25,14 @@ void xdpctl_store_word(unsigned int *word, unsigned int value);
 /* Moves the calling thread into the network namespace at path (/run/netns/NAME). */
 int xdpctl_setns(const char *path);
 
-/* Blocks the count signals in the calling thread (threads it starts later inherit the
- * mask) and returns a close-on-exec signalfd that reads them, or a negative errno. */
+/* Handles the count signals by writing each one's number into a pipe, unblocks them in
+ * the calling thread (threads it starts later inherit its mask), and returns the pipe's
+ * read end (non-blocking; the same on every call), or a negative errno. A pipe, not a
+ * signalfd: a signal goes to any thread that does not block it, and libraries start
+ * threads that block nothing (swift-subprocess's process monitor). */
 int xdpctl_signal_fd(const int *signals, int count);
 
-/* The number of the next signal pending on a signalfd, or a negative errno (-EAGAIN: none). */
+/* The number of the next signal written into the pipe, or a negative errno (-EAGAIN: none). */
 int xdpctl_read_signal(int fd);
 
 /* A close-on-exec, non-blocking eventfd, or a negative errno. */
