@@ -1,4 +1,4 @@
-// swift-tools-version: 6.0
+// swift-tools-version: 6.1
 import PackageDescription
 
 let package = Package(
@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-nio", from: "2.101.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.0"),
+        // Without its Foundation trait: the agent only runs birdc and reads its answer.
+        .package(url: "https://github.com/swiftlang/swift-subprocess", from: "1.0.2", traits: []),
     ],
     targets: [
         // C: libraries from pkg-config, the shared ABI header, and the few C idioms Swift can't express.
@@ -37,12 +39,13 @@ let package = Package(
         .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF", .product(name: "SystemPackage", package: "swift-system")],
                 swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
         // The long-running agent: applies on change, serves Prometheus metrics (SwiftNIO's HTTP
-        // server, swift-prometheus's registry).
+        // server, swift-prometheus's registry), announces VIPs through BIRD (birdc, run
+        // with swift-subprocess).
         .target(name: "XDPCtlAgent", dependencies: [
             "XDPCtlKit", "CXDPCtlShims", .product(name: "Logging", package: "swift-log"), .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "SystemPackage", package: "swift-system"),
             .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOPosix", package: "swift-nio"),
-            .product(name: "NIOHTTP1", package: "swift-nio"),
+            .product(name: "NIOHTTP1", package: "swift-nio"), .product(name: "Subprocess", package: "swift-subprocess"),
         ]),
         .executableTarget(name: "xdpctl", dependencies: [
             "XDPCtlKit", "XDPCtlAgent", .product(name: "ArgumentParser", package: "swift-argument-parser"), .product(name: "Logging", package: "swift-log"),

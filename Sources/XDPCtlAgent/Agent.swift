@@ -3,11 +3,13 @@ import Logging
 import NIOPosix
 import SystemPackage
 import XDPCtlBPF
+import XDPCtlCore
 import XDPCtlKit
 
 /// `xdpctl agent`: applies a config file, then stays: applies it again on SIGHUP or when
-/// the file changes, serves Prometheus metrics, and on SIGTERM or SIGINT leaves with the
-/// data plane running. The data plane never depends on it (docs/agent.md).
+/// the file changes, serves Prometheus metrics, announces the VIPs it serves through
+/// BIRD, and on SIGTERM or SIGINT withdraws them and leaves with the data plane running.
+/// The data plane never depends on it (docs/agent.md, docs/fleet.md).
 ///
 /// One thread runs everything that touches the data plane, in the network namespace the
 /// Dataplane entered; the metrics server's thread only renders what it refreshed.
@@ -17,10 +19,18 @@ public final class Agent {
     public let metricsAddress: MetricsAddress?
     /// Which firewall rules get series of their own.
     public var metricsRules: RuleSeries = .all
+    /// Where to announce the VIPs; nil: nowhere.
+    public var bird: BirdTarget?
     private let logger: Logger
     private let metrics = AgentMetrics()
     /// The text the last apply made run; a change of the file to the same text is no change.
     private var applied: String?
+    private var announcer: Announcer?
+    /// The announcements need another look (after an apply, a health change, a drain).
+    private var announceDue = true
+    /// When to try BIRD again after a failure.
+    private var announceRetryAt: ContinuousClock.Instant?
+    static let announceRetry: Duration = .seconds(5)
 
     /// Edits come as bursts of events (write, close, rename); the apply waits this long
     /// after the last one.
@@ -30,8 +40,9 @@ public final class Agent {
         (self.dataplane, self.configPath, self.metricsAddress, self.logger) = (dataplane, configPath, metricsAddress, logger)
     }
 
-    /// Applies the file and serves until SIGTERM or SIGINT. Call on the process's only
-    /// thread (the signals are blocked in it for the threads it starts). Throws when it
+    /// Applies the file and serves until SIGTERM or SIGINT. Call on the thread that
+    /// entered the data plane's network namespace (the event loop's thread starts in it).
+    /// Throws when it
     /// cannot start: the lock is taken, the first apply failed (nothing changed), the
     /// file's directory cannot be watched, or the metrics address cannot be bound.
     public func run() throws(AgentError) {
@@ -44,8 +55,12 @@ public final class Agent {
             throw .lock(error)
         }
         defer { withExtendedLifetime(lock) {} }
+        let root = dataplane.root
+        do { try root.mark(root.withdrawnMark, false) } catch { throw .lock(error) }
+        try wakeups.watchMark(root.drainMark)
+        announcer = bird.map(Announcer.init)
         // One event-loop thread serves scrapes and runs health checks; it starts in this
-        // thread's network namespace, with the signals blocked.
+        // thread's network namespace.
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         // The bell's eventfd lives until the event loop has stopped ringing it.
         defer { withExtendedLifetime(wakeups) { try? group.syncShutdownGracefully() } }
@@ -58,8 +73,11 @@ public final class Agent {
         }
         defer { server?.stop() }
         if let failure = apply(reason: "start", logFailure: false) { throw .firstApply(file: configPath, failure) }
+        // A stop withdraws every announcement, whatever ends the loop.
+        defer { withdrawAll() }
         var serving: Logger.Metadata = ["file": "\(configPath)", "pin_root": "\(dataplane.root.path)"]
         if let netns = dataplane.netns { serving["netns"] = "\(netns)" }
+        if let bird { serving["bird_include"] = "\(bird.include)" }
         if var bound = metricsAddress, let port = server?.boundPort {
             bound.port = port
             serving["metrics"] = "\(bound)"
@@ -73,14 +91,16 @@ public final class Agent {
             let id = dataplane.root.stateID()
             if id != followed {
                 followed = id
+                announceDue = true
                 do {
                     checker.follow(try dataplane.running()?.1)
                 } catch {
                     logger.warning("cannot read the running config for health checks", metadata: ["error": "\(error.message(file: nil))"])
                 }
             }
+            if announceDue || announceRetryAt.map({ ContinuousClock.now >= $0 }) == true { announce() }
             checker.startDue()
-            let wake = [reloadAt, checker.nextWake].compactMap { $0 }.min()
+            let wake = [reloadAt, checker.nextWake, announceRetryAt].compactMap { $0 }.min()
             for event in wakeups.wait(milliseconds: wake.map { Self.milliseconds(until: $0) } ?? -1) {
                 switch event {
                 case .signal(SIGHUP):
@@ -91,6 +111,8 @@ public final class Agent {
                     return
                 case .fileChanged:
                     reloadAt = .now + Self.settle
+                case .drainChanged:
+                    announceDue = true
                 case .bell:
                     if scrapes.isWaiting {
                         var rules: [UInt8] = []
@@ -116,6 +138,7 @@ public final class Agent {
         do {
             for change in try dataplane.recordHealth(results) {
                 let metadata: Logger.Metadata = ["interface": "\(change.interface)", "backend": "\(change.backendID)"]
+                announceDue = true
                 if change.down {
                     logger.warning("backend down: failed its health checks; it takes no new flows, its connections stay", metadata: metadata)
                 } else {
@@ -143,8 +166,10 @@ public final class Agent {
             metrics.recordFileRuns()
             return nil
         }
+        withdrawRemoved(text)
         do {
             let result = try dataplane.apply(text)
+            announceDue = true
             metrics.recordApply(succeeded: true, duration: .now - start)
             applied = text
             for w in result.warnings { logger.warning("\(w)", metadata: context) }
@@ -164,6 +189,67 @@ public final class Agent {
                          metadata: context.merging(["error": "\(error.message(file: configPath))"]) { a, _ in a })
             return error
         }
+    }
+
+    /// Announces what the node serves, healthy, unless it is drained; then answers a
+    /// drain (the withdrawn mark) once nothing is announced. A failure is logged and
+    /// tried again in a few seconds.
+    private func announce() {
+        announceDue = false
+        let root = dataplane.root
+        let drained = root.marked(root.drainMark)
+        var vips: [IPAddress] = []
+        if !drained {
+            do { vips = try dataplane.servedVIPs().filter(\.healthy).map(\.address) } catch {
+                logger.error("cannot read the served VIPs", metadata: ["error": "\(error.message(file: nil))"])
+                announceRetryAt = .now + Self.announceRetry
+                return
+            }
+        }
+        if let announcer {
+            let before = announcer.announced
+            do { try announcer.announce(vips) } catch {
+                logger.error("cannot announce through BIRD; trying again in \(Self.announceRetry)", metadata: ["error": "\(error)"])
+                announceRetryAt = .now + Self.announceRetry
+                return
+            }
+            if before != vips {
+                let added = vips.filter { !(before ?? []).contains($0) }, removed = (before ?? []).filter { !vips.contains($0) }
+                logger.info(drained ? "drained: announcing nothing" : "announcements changed", metadata: [
+                    "announced": .array(vips.map { .string("\($0)") }),
+                    "added": .array(added.map { .string("\($0)") }), "withdrawn": .array(removed.map { .string("\($0)") }),
+                ])
+            }
+        }
+        announceRetryAt = nil
+        do { try root.mark(root.withdrawnMark, drained) } catch {
+            logger.error("cannot answer the drain mark", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Before an apply of `text`: withdraws the announced VIPs it no longer serves, so a
+    /// router stops sending them before the programs stop taking them.
+    private func withdrawRemoved(_ text: String) {
+        guard let announcer, let announced = announcer.announced, let next = try? ConfigDecoder.decode(text) else { return }
+        let kept = Set(next.interfaces.flatMap { $0.loadBalancers.map(\.vip) })
+        let remaining = announced.filter(kept.contains)
+        guard remaining != announced else { return }
+        announceDue = true // should the apply fail, they come back
+        do { try announcer.announce(remaining) } catch {
+            logger.error("cannot withdraw the VIPs the new config removes", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// On the way out: nothing stays announced.
+    private func withdrawAll() {
+        guard let announcer else { return }
+        do {
+            try announcer.announce([])
+            logger.info("withdrew every announcement")
+        } catch {
+            logger.error("cannot withdraw the announcements", metadata: ["error": "\(error)"])
+        }
+        try? dataplane.root.mark(dataplane.root.withdrawnMark, false)
     }
 
     private static func read(_ path: String) throws -> String {

@@ -15,6 +15,8 @@ public enum AgentError: Error, CustomStringConvertible {
     case listen(String, String)
     /// A system call the agent's loop needs failed.
     case system(String, Errno)
+    /// BIRD's include file cannot be written, or `birdc configure` failed.
+    case bird(String)
 
     public var description: String {
         switch self {
@@ -23,6 +25,7 @@ public enum AgentError: Error, CustomStringConvertible {
         case .watch(let dir, let e): "cannot watch \(dir) for changes to the config file: \(e)"
         case .listen(let address, let why): "cannot serve metrics on \(address): \(why)"
         case .system(let what, let e): "cannot \(what): \(e)"
+        case .bird(let why): why
         }
     }
 }

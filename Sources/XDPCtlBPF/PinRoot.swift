@@ -7,6 +7,10 @@ import SystemPackage
 ///   ROOT/dp_state              the applied config and slot assignments (DataplaneState)
 ///   ROOT/dp_journal            present while an apply changes the kernel (see beginJournal)
 ///   ROOT/agent/                the directory a running agent holds locked (lockAgent)
+///   ROOT/agent/withdrawn/      present while that agent announces nothing because the
+///                              node is drained (its answer to ROOT/drain)
+///   ROOT/drain/                present while the node is drained (xdpctl drain): the
+///                              programs serve, no VIP is announced
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
 ///   ROOT/ifaces/NAME/link_tc   its tc egress bpf_link (tcx), when it has NAT
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
@@ -22,6 +26,8 @@ public struct PinRoot: Sendable {
     public var journal: String { "\(path)/dp_journal" }
     public var interfaces: String { "\(path)/ifaces" }
     public var agent: String { "\(path)/agent" }
+    public var drainMark: String { "\(path)/drain" }
+    public var withdrawnMark: String { "\(agent)/withdrawn" }
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
     public func link(_ name: String) -> String { "\(interface(name))/link" }
     public func tcLink(_ name: String) -> String { "\(interface(name))/link_tc" }
@@ -105,6 +111,18 @@ public struct PinRoot: Sendable {
         }
         guard flock(handle.raw, LOCK_EX | LOCK_NB) == 0 else { throw BPFError(.lockAgent(agent), errno: errno) }
         return handle
+    }
+
+    /// Whether a mark (an empty directory: drainMark, withdrawnMark) is there.
+    public func marked(_ mark: String) -> Bool { access(mark, F_OK) == 0 }
+
+    /// Puts a mark there or takes it away; either may already be so.
+    public func mark(_ mark: String, _ on: Bool) throws(BPFError) {
+        if on {
+            if mkdir(mark, 0o700) != 0 && errno != EEXIST { throw BPFError(.pin(mark), errno: errno) }
+        } else if rmdir(mark) != 0 && errno != ENOENT {
+            throw BPFError(.unpin(mark), errno: errno)
+        }
     }
 
     /// Removes a directory of pins (maps, links) and the directory itself.

@@ -220,26 +220,31 @@ final class BalancerLab: RouterLab {
         """
 }
 
-/// Long-lived flows from the client, each asked again on demand: HTTP/1.1 connections to
-/// the VIP's port 80, or connected UDP sockets to its port 53 (asked twice at the start,
-/// so every flow is established).
+/// Long-lived flows from a client namespace, each asked again on demand: HTTP/1.1
+/// connections to a VIP's port (BalancerLab's 80), or connected UDP sockets to it (53;
+/// asked twice at the start, so every flow is established).
 final class HeldConnections {
     let process = Process()
     private let input = Pipe(), output = Pipe()
     private var reader: FileHandle { output.fileHandleForReading }
 
-    init(_ lab: BalancerLab, count: Int, udp: Bool = false, v6: Bool = false) throws {
+    convenience init(_ lab: BalancerLab, count: Int, udp: Bool = false, v6: Bool = false) throws {
+        try self.init(client: lab.client, vip: v6 ? lab.vipV6 : lab.vipV4, port: udp ? 53 : 80, count: count, udp: udp)
+    }
+
+    /// `timeout`: how long one answer may take (the script's socket timeout).
+    init(client: String, vip: String, port: Int, count: Int, udp: Bool = false, timeout: Double = 3) throws {
         let script = """
             import http.client, json, socket, sys
-            vip, n, udp = sys.argv[1], int(sys.argv[2]), sys.argv[3] == "udp"
+            vip, port, n, udp, timeout = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "udp", float(sys.argv[5])
             family = socket.AF_INET6 if ":" in vip else socket.AF_INET
             if udp:
                 conns = [socket.socket(family, socket.SOCK_DGRAM) for _ in range(n)]
                 for c in conns:
-                    c.settimeout(2)
-                    c.connect((vip, 53))
+                    c.settimeout(timeout)
+                    c.connect((vip, port))
             else:
-                conns = [http.client.HTTPConnection(vip, 80, timeout=3) for _ in range(n)]
+                conns = [http.client.HTTPConnection(vip, port, timeout=timeout) for _ in range(n)]
             dead = set()
             def one(c):
                 if udp:
@@ -268,7 +273,7 @@ final class HeldConnections {
                 ask()
             """
         process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
-        process.arguments = ["120", "ip", "netns", "exec", lab.client, "python3", "-c", script, v6 ? lab.vipV6 : lab.vipV4, String(count), udp ? "udp" : "tcp"]
+        process.arguments = ["-s", "KILL", "240", "ip", "netns", "exec", client, "python3", "-c", script, vip, String(port), String(count), udp ? "udp" : "tcp", String(timeout)]
         process.standardInput = input
         process.standardOutput = output
         try process.run()
@@ -289,8 +294,13 @@ final class HeldConnections {
 
     /// Asks every connection again.
     func askAgain() throws -> [String] {
-        input.fileHandleForWriting.write("again\n".data(using: .utf8)!)
+        startAsking()
         return try answers()
+    }
+
+    /// Starts the next round; answers() waits for it.
+    func startAsking() {
+        input.fileHandleForWriting.write("again\n".data(using: .utf8)!)
     }
 
     func close() {

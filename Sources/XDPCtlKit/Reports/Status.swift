@@ -75,12 +75,18 @@ public struct StatusReport: Sendable {
     public var netns: String?
     public var generation: UInt64
     public var interfaces: [InterfaceStatus]
+    /// An agent serves the pin root.
+    public var agentRuns = false
+    /// `xdpctl drain` drained the node: no VIP is announced.
+    public var drained = false
 
     public var json: String {
         JSONOutput.render(.obj([
             "pin_root": .string(pinRoot),
             "netns": netns.map { .string($0) } ?? .null,
             "generation": .int(generation),
+            "agent_running": .bool(agentRuns),
+            "drained": .bool(drained),
             "interfaces": .array(interfaces.map { i in
                 .obj([
                     "name": .string(i.name), "ifindex": .int(i.ifindex),
@@ -114,7 +120,8 @@ public struct StatusReport: Sendable {
     }
 
     public var text: String {
-        var out = "pin root \(pinRoot)\(netns.map { ", network namespace \($0)" } ?? ""), config generation \(generation)\n"
+        var out = "pin root \(pinRoot)\(netns.map { ", network namespace \($0)" } ?? ""), config generation \(generation)\(agentRuns ? ", an agent serves it" : "")\n"
+        if drained { out += "drained: no VIP is announced (xdpctl drain --undo announces again)\n" }
         for i in interfaces {
             let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
             out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
@@ -199,7 +206,9 @@ extension Dataplane {
             status.health = checks(s, now: wallClock)
             return status
         }
-        return StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
+        var report = StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
+        (report.agentRuns, report.drained) = (root.agentRuns, drained)
+        return report
     }
 
     /// `s`'s backends that were checked, in the order of its load balancers.

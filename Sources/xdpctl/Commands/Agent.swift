@@ -21,8 +21,18 @@ struct AgentCommand: ParsableCommand {
             counter of `stats --json`, connection-table fill, map memory, the generation, and \
             the agent's applies (count by result, a duration histogram).
 
-            SIGTERM or SIGINT stops the agent and leaves the data plane running, every pin \
-            kept: the programs never depend on the agent. One agent serves a pin root: a \
+            ANNOUNCEMENTS: with --bird-include and --bird-socket, the agent writes the VIPs \
+            to announce into FILE as two BIRD `protocol static` blocks, xdpctl4 and xdpctl6 \
+            (one /32 or /128 blackhole route each), then runs `birdc -s PATH configure`; \
+            bird.conf includes FILE and exports those routes over BGP with next hop self. A \
+            VIP is announced while an attached interface serves it and one of its backends \
+            takes new flows (active, with weight, not down by its health checks); it is \
+            withdrawn when none does, when `xdpctl drain` drains the node, before an apply \
+            that removes it, and when the agent stops. When BIRD cannot be reached the agent \
+            logs it and tries again every 5 s.
+
+            SIGTERM or SIGINT withdraws the announcements, stops the agent and leaves the \
+            data plane running, every pin kept: the programs never depend on the agent. One agent serves a pin root: a \
             second one fails at start. `apply`, `down` and `conntrack flush` from other \
             processes still work; they take the pin root's lock, as the agent does for \
             each apply, so the two never interleave (the agent applies FILE again only on \
@@ -39,6 +49,7 @@ struct AgentCommand: ParsableCommand {
               xdpctl agent -f /etc/xdpctl.json --log-format json
               xdpctl agent -f /etc/xdpctl.json --metrics-address '[::1]:9435'
               xdpctl agent -f lab.json --netns lab --pin-root /sys/fs/bpf/xdpctl-lab
+              xdpctl agent -f /etc/xdpctl.json --bird-include /etc/bird/xdpctl-vips.conf --bird-socket /run/bird/bird.ctl
             """)
 
     @OptionGroup var config: ConfigFileOption
@@ -57,11 +68,21 @@ struct AgentCommand: ParsableCommand {
         valueName: "all|none|top:N"))
     var metricsRules = "all"
 
+    @Option(help: ArgumentHelp(
+        "Announce the served VIPs through BIRD: write them into FILE, which bird.conf includes.",
+        discussion: "Needs --bird-socket. See ANNOUNCEMENTS above and docs/fleet.md.",
+        valueName: "FILE"))
+    var birdInclude: String?
+
+    @Option(help: ArgumentHelp("BIRD's control socket, for `birdc -s PATH configure`.", valueName: "PATH"))
+    var birdSocket: String?
+
     @Option(help: ArgumentHelp("Log lines as text or as JSON objects, on standard error.", valueName: "text|json"))
     var logFormat: LogFormat = .text
 
     func validate() throws {
         guard config.file != "-" else { throw ValidationError("-f -: the agent watches a file; give its path") }
+        guard (birdInclude == nil) == (birdSocket == nil) else { throw ValidationError("--bird-include and --bird-socket go together: give both or neither") }
         guard RuleSeries(metricsRules) != nil else { throw ValidationError("--metrics-rules \(metricsRules): expected all, none or top:N (N a whole number, 1 or more)") }
         guard metricsAddress == "none" || MetricsAddress(metricsAddress) != nil else {
             throw ValidationError("--metrics-address \(metricsAddress): expected HOST:PORT, [IPV6]:PORT or none")
@@ -80,6 +101,7 @@ struct AgentCommand: ParsableCommand {
         let agent = Agent(dataplane: dataplane, configPath: config.file,
                           metricsAddress: metricsAddress == "none" ? nil : MetricsAddress(metricsAddress), logger: logger)
         agent.metricsRules = RuleSeries(metricsRules) ?? .all
+        if let birdInclude, let birdSocket { agent.bird = BirdTarget(include: birdInclude, socket: birdSocket) }
         do { try agent.run() } catch { fail("\(error)") }
     }
 }
