@@ -63,7 +63,7 @@ let package = Package(
 
         .testTarget(name: "XDPCtlCoreTests", dependencies: ["XDPCtlCore", "XDPCtlWorkloads"]),
         .testTarget(name: "XDPCtlKernelTests", dependencies: ["XDPCtlKit", "XDPCtlWorkloads", "CPacketGen"], plugins: ["BPFCompiler"]),
-        .testTarget(name: "XDPCtlAgentTests", dependencies: ["XDPCtlAgent", "XDPCtlCore"]),
+        .testTarget(name: "XDPCtlAgentTests", dependencies: ["XDPCtlAgent", "XDPCtlKit", "XDPCtlCore"]),
         .testTarget(name: "XDPCtlEndToEndTests", dependencies: ["XDPCtlCore"]),
     ]
 )

@@ -5,8 +5,8 @@ import XDPCtlCore
 /// agent announces it over BGP (through BIRD) while `healthy` and the node is not drained.
 public struct ServedVIP: Sendable, Hashable {
     public var address: IPAddress
-    /// One of its load balancers has a backend that takes new flows: active, with weight,
-    /// and not held down by its health checks.
+    /// One of its load balancers has a backend that takes new flows: active, and not held
+    /// down by its health checks.
     public var healthy: Bool
 
     public init(address: IPAddress, healthy: Bool) {
@@ -24,7 +24,7 @@ public struct ServedVIP: Sendable, Hashable {
             let held = down[iface.name] ?? []
             for lb in iface.loadBalancers {
                 let live = lb.backends.contains { b in
-                    b.weight > 0 && b.state == .active && (lb.healthCheck == nil || !held.contains(LoadBalancerCompiler.backendID(lb, b)))
+                    b.state == .active && (lb.healthCheck == nil || !held.contains(LoadBalancerCompiler.backendID(lb, b)))
                 }
                 if healthy[lb.vip] == nil { order.append(lb.vip) }
                 healthy[lb.vip] = (healthy[lb.vip] ?? false) || live
