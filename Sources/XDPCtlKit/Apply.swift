@@ -91,7 +91,7 @@ extension Dataplane {
             let interfaces = stages.map { $0.plan.state(mode: $0.mode.rawValue, capacity: $0.capacity) }
             try root.writeState(DataplaneState(generation: plan.generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }
-        return ApplyResult(generation: plan.generation, changed: true, changes: plan.changes, warnings: warnings + Self.vethWarnings(config, netns: netns))
+        return ApplyResult(generation: plan.generation, changed: true, changes: plan.changes, warnings: warnings + Self.forwardingWarnings(config) + Self.vethWarnings(config, netns: netns))
     }
 
     /// Holds the pin root's lock until the descriptor closes, waiting up to `lockWait`

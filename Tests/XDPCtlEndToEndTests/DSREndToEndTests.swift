@@ -5,7 +5,7 @@ import XDPCtlCore
 
 @Suite("End to end: direct server return", .serialized)
 struct DSREndToEndTests {
-    @Test("forwarding dsr: backends that hold the VIP get the client's packets unchanged at L3 and answer from the VIP (IPv4 and IPv6); a backend port that differs from the VIP's is refused")
+    @Test("forwarding dsr: backends that hold the VIP get the client's packets unchanged at L3 and answer from the VIP (IPv4 and IPv6); a backend port that differs from the VIP's is refused; apply warns when forwarding is off")
     func dsr() throws {
         let lab = try BalancerLab(backends: 3)
         defer { lab.close() }
@@ -22,8 +22,14 @@ struct DSREndToEndTests {
         func dsr(_ lb: String) -> String { lb.replacingOccurrences(of: #""port": 8080, "backends""#, with: #""port": 8080, "forwarding": "dsr", "backends""#) }
         let config = lab.config(dsr(lab.balancer("web", port: 8080, all)) + ", " + dsr(lab.balancer("web6", v6: true, port: 8080, all)))
         #expect(config.contains(#""forwarding": "dsr""#))
+        // With forwarding off where the VIP arrives, apply warns: nothing would be balanced.
+        try sh(["ip", "netns", "exec", lab.lb, "sysctl", "-qw", "net.ipv4.conf.\(lab.lbClientIf).forwarding=0"])
+        let warned = try lab.apply(config)
+        #expect(warned.status == 0 && warned.err.contains("IP forwarding is off on \(lab.lbClientIf)")
+            && warned.err.contains("sysctl -w net.ipv4.conf.\(lab.lbClientIf).forwarding=1") && !warned.err.contains("ipv6.conf"), "\(warned.err)")
+        try sh(["ip", "netns", "exec", lab.lb, "sysctl", "-qw", "net.ipv4.conf.\(lab.lbClientIf).forwarding=1"])
         let applied = try lab.apply(config)
-        #expect(applied.status == 0, "\(applied.err)")
+        #expect(applied.status == 0 && !applied.err.contains("forwarding"), "\(applied.err)")
         // XDP sends a DSR packet only to a backend whose MAC the LB host knows (the stack
         // cannot route the VIP to one): health checks keep the neighbours fresh; here a ping.
         for i in 0..<3 {
