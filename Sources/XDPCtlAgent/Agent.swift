@@ -42,9 +42,9 @@ public final class Agent {
 
     /// Applies the file and serves until SIGTERM or SIGINT. Call on the thread that
     /// entered the data plane's network namespace (the event loop's thread starts in it).
-    /// Throws when it
-    /// cannot start: the lock is taken, the first apply failed (nothing changed), the
-    /// file's directory cannot be watched, or the metrics address cannot be bound.
+    /// Throws when it cannot start: the lock is taken, the first apply failed (nothing
+    /// changed), the file's directory cannot be watched, or the metrics address cannot be
+    /// bound.
     public func run() throws(AgentError) {
         let wakeups = try Wakeups(watching: configPath)
         let lock: OwnedDescriptor
@@ -235,8 +235,12 @@ public final class Agent {
         let remaining = announced.filter(kept.contains)
         guard remaining != announced else { return }
         announceDue = true // should the apply fail, they come back
-        do { try announcer.announce(remaining) } catch {
-            logger.error("cannot withdraw the VIPs the new config removes", metadata: ["error": "\(error)"])
+        let removed: Logger.MetadataValue = .array(announced.filter { !kept.contains($0) }.map { .string("\($0)") })
+        do {
+            try announcer.announce(remaining)
+            logger.info("withdrew the VIPs the new config removes, before applying it", metadata: ["withdrawn": removed])
+        } catch {
+            logger.error("cannot withdraw the VIPs the new config removes", metadata: ["withdrawn": removed, "error": "\(error)"])
         }
     }
 

@@ -30,9 +30,9 @@ final class Wakeups {
     private var drainName = ""
 
     /// Catches SIGHUP, SIGTERM and SIGINT, whichever thread they reach (and unblocks them
-    /// here: a test runner's children inherit its mask). Watches the directory of `path` for writes, renames and
-    /// removals of its name (editors and config managers replace a file by renaming
-    /// another onto it).
+    /// here: a test runner's children inherit its mask). Watches the directory of `path`
+    /// for writes, renames and removals of its name (editors and config managers replace
+    /// a file by renaming another onto it).
     init(watching path: String) throws(AgentError) {
         signalFD = try Self.check(Self.signals.withUnsafeBufferPointer {
             xdpctl_signal_fd($0.baseAddress, Int32($0.count))

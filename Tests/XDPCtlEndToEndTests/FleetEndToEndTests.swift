@@ -4,7 +4,7 @@ import Testing
 
 @Suite("End to end: a fleet of load balancers behind BGP and ECMP", .serialized)
 struct FleetEndToEndTests {
-    @Test("three nodes announce through BIRD; the router spreads 1,000 connections over them; a crashed node's connections and a drained node's continue on their backends; a VIP whose backends fail is withdrawn; a stopping agent withdraws first")
+    @Test("three nodes announce through BIRD; the router spreads 1,000 connections over them; a crashed node's connections and a drained node's continue on their backends; a VIP whose backends fail is withdrawn, and one the config drops; a stopping agent withdraws first")
     func fleet() throws {
         let lab = try FleetLab()
         defer { lab.close() }
@@ -61,6 +61,13 @@ struct FleetEndToEndTests {
         // it; web stays.
         lab.stopAltServers()
         #expect(try lab.waitForNextHops(lab.altVIP, []) != nil, "\(lab.route(lab.altVIP))\n\(lab.logs)")
+        #expect(try lab.nextHops(lab.vipV4) == [lab.node4(2)])
+
+        // A config without web6: node 2's agent withdraws it before it applies.
+        try lab.withoutWeb6.write(toFile: lab.configFile + ".new", atomically: false, encoding: .utf8)
+        #expect(rename(lab.configFile + ".new", lab.configFile) == 0)
+        #expect(try lab.waitForNextHops(lab.vipV6, []) != nil, "\(lab.route(lab.vipV6))")
+        #expect(lab.agents[2]?.waitFor("withdrew the VIPs the new config removes, before applying it") == true, "\(lab.logs)")
         #expect(try lab.nextHops(lab.vipV4) == [lab.node4(2)])
 
         // Undrained, node 0 announces again; node 2's agent stops and withdraws first,

@@ -122,13 +122,18 @@ final class FleetLab {
 
     /// The one config every node applies: three DSR VIPs over the same backends, each
     /// with TCP health checks (fast, for the lab).
-    var config: String {
+    var config: String { config(v6: true) }
+
+    /// The config without the IPv6 VIP.
+    var withoutWeb6: String { config(v6: false) }
+
+    private func config(v6 withV6: Bool) -> String {
         let check = #"{"type": "tcp", "interval_ms": 200, "timeout_ms": 150, "rise": 2, "fall": 2}"#
         func lb(_ name: String, _ vip: String, _ port: Int, v6: Bool) -> String {
             let list = backends.indices.map { #"{"address": "\#(v6 ? backend6($0) : backend4($0))", "port": \#(port)}"# }.joined(separator: ", ")
             return #"{"name": "\#(name)", "vip": "\#(vip)", "proto": "tcp", "port": \#(port), "forwarding": "dsr", "backends": [\#(list)], "health_check": \#(check)}"#
         }
-        let lbs = [lb("web", vipV4, 8080, v6: false), lb("alt", altVIP, 81, v6: false), lb("web6", vipV6, 8080, v6: true)]
+        let lbs = [lb("web", vipV4, 8080, v6: false), lb("alt", altVIP, 81, v6: false)] + (withV6 ? [lb("web6", vipV6, 8080, v6: true)] : [])
         return #"{"version": 1, "interfaces": [{"name": "lan", "load_balancers": [\#(lbs.joined(separator: ", "))]}]}"#
     }
 
