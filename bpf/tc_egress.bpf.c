@@ -14,6 +14,7 @@
 #include "lib/rewrite.h"
 #include "lib/nat_icmp.h"
 #include "lib/nat_frag.h"
+#include "lib/capture.h"
 
 /* Bytes of headers the parse wants in the skb's linear part. */
 #define TC_PULL 128
@@ -65,6 +66,39 @@ __noinline int tc_nat(struct __sk_buff *skb, const struct dp_pkt *p, __u32 slot,
 	return nat_rewrite_skb(skb, p, NAT_SRC, to.src, to.sport) ? DP_VERDICT_ABORTED : DP_VERDICT_PASS;
 }
 
+/* Copies the packet, as it leaves, into a capture record (capture.h). Runs only while a
+ * capture runs. */
+__noinline int dp_capture_tc(struct __sk_buff *skb, const struct dp_pkt *p, __u32 verdict, __u32 reason)
+{
+	struct dp_capture_rec *r;
+	__u32 n;
+
+	if (!skb || !p)
+		return 0;
+	r = capture_reserve(p, DP_HOOK_TC, verdict, reason, DP_DECIDER_NONE);
+	if (!r)
+		return 0;
+	n = r->caplen;
+	if (n > DP_CAPTURE_SNAP_MAX)
+		n = DP_CAPTURE_SNAP_MAX;
+	if (n == 0 || bpf_skb_load_bytes(skb, 0, r->data, n))
+		r->caplen = 0;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/* The way out of the program: counts the verdict and, while a capture runs, records the
+ * packet; returns the verdict. A function of its own: the entry's frame, under tc_nat's
+ * chain of calls, has no room for what a capture needs kept across its call. */
+__noinline int dp_tc_done(struct __sk_buff *skb, const struct dp_pkt *p, __u32 verdict, __u32 reason)
+{
+	if (!skb || !p)
+		return DP_VERDICT_ABORTED;
+	if (capture_running())
+		dp_capture_tc(skb, p, verdict, reason);
+	return dp_count_in(&dp_tc_stats, p, verdict, reason);
+}
+
 SEC("tc")
 int tc_egress(struct __sk_buff *skb)
 {
@@ -84,8 +118,7 @@ int tc_egress(struct __sk_buff *skb)
 	/* The compiler knows every verdict tc_nat returns and drops dp_count_in's range
 	 * checks; the verifier, which checks tc_nat on its own, does not. */
 	asm volatile("" : "+r"(verdict), "+r"(reason));
-	verdict = dp_count_in(&dp_tc_stats, &pkt, verdict, reason);
-	return verdict == DP_VERDICT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
+	return dp_tc_done(skb, &pkt, verdict, reason) == DP_VERDICT_PASS ? TC_ACT_OK : TC_ACT_SHOT;
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

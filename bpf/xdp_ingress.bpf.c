@@ -17,6 +17,38 @@
 #include "lib/nat_icmp.h"
 #include "lib/nat_frag.h"
 #include "lib/forward.h"
+#include "lib/capture.h"
+
+/* Copies the packet, as the program leaves it, into a capture record (capture.h). Runs
+ * only while a capture runs. */
+__noinline int dp_capture_xdp(struct xdp_md *ctx, const struct dp_pkt *p, __u32 verdict, __u32 reason, __u32 decider)
+{
+	struct dp_capture_rec *r;
+	__u32 n;
+
+	if (!ctx || !p)
+		return 0;
+	r = capture_reserve(p, DP_HOOK_XDP, verdict, reason, decider);
+	if (!r)
+		return 0;
+	n = r->caplen;
+	if (n > DP_CAPTURE_SNAP_MAX)
+		n = DP_CAPTURE_SNAP_MAX;
+	if (n == 0 || bpf_xdp_load_bytes(ctx, 0, r->data, n))
+		r->caplen = 0;
+	bpf_ringbuf_submit(r, 0);
+	return 0;
+}
+
+/* The way out of the program: counts the verdict and, while a capture runs, records the
+ * packet with what decided it (DP_DECIDER_*). */
+static __always_inline int dp_done(struct xdp_md *ctx, const struct dp_pkt *p, enum dp_verdict verdict,
+				   enum dp_reason reason, __u32 decider)
+{
+	if (capture_running())
+		dp_capture_xdp(ctx, p, verdict, reason, decider);
+	return dp_count(p, verdict, reason);
+}
 
 /* Whether the packet already has *t's address and port on t's side (a DSR flow's). */
 static __always_inline int dp_unchanged(const struct dp_pkt *p, const struct dp_target *t)
@@ -36,11 +68,11 @@ static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, c
 
 	if (!p || !t)
 		return XDP_ABORTED;
-	if (!dp_unchanged(p, t) && nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
-		return dp_count(p, DP_VERDICT_ABORTED, DP_REASON_NONE);
 	lb = t->hop != DP_NO_HOP;
-	return dp_count(p, dp_forward(ctx, p, lb ? lb_hop(t->hop) : 0, lb ? lb_backend_addr(t->hop) : 0, t->tag, t->egress),
-			DP_REASON_NONE);
+	if (!dp_unchanged(p, t) && nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
+		return dp_done(ctx, p, DP_VERDICT_ABORTED, DP_REASON_NONE, lb ? DP_DECIDER_BACKEND | t->hop : 0);
+	return dp_done(ctx, p, dp_forward(ctx, p, lb ? lb_hop(t->hop) : 0, lb ? lb_backend_addr(t->hop) : 0, t->tag, t->egress),
+		       DP_REASON_NONE, lb ? DP_DECIDER_BACKEND | t->hop : 0);
 }
 
 /* The steps after the firewall let the packet through, each a global function: the
@@ -67,10 +99,11 @@ __noinline int dp_fw_fragment(const struct dp_pkt *p, __u32 slot, __u32 action)
 	return rule.slot * 2 + (rule.action == DP_FW_DROP);
 }
 
-/* Whether the packet is over a rate limit of the generation in `slot`. */
+/* 0 when the rate limits of the generation in `slot` admit the packet; else the
+ * counter slot of the limit it is over, plus one. */
 __noinline int dp_over_limit(const struct dp_pkt *p, __u32 slot)
 {
-	return p && !rl_admit(p, slot);
+	return p ? rl_over(p, slot) : 0;
 }
 
 /* NAT at ingress: a packet of a connection whose entry rewrites the destination (SNAT
@@ -128,7 +161,7 @@ __noinline int dp_nat_icmp(struct xdp_md *ctx, const struct dp_pkt *p)
 {
 	if (!ctx || !p || nat_icmp_error((void *)(long)ctx->data, (void *)(long)ctx->data_end, p, 0) < 0)
 		return -1;
-	return dp_count(p, dp_forward(ctx, p, 0, 0, 0, 0), DP_REASON_NONE);
+	return dp_done(ctx, p, dp_forward(ctx, p, 0, 0, 0, 0), DP_REASON_NONE, DP_DECIDER_NONE);
 }
 
 SEC("xdp")
@@ -137,15 +170,15 @@ int xdp_ingress(struct xdp_md *ctx)
 	struct dp_pkt pkt = {};
 	struct dp_target nat;
 	struct fw_match rule;
-	__u32 gen, slot;
+	__u32 gen, slot, decider = DP_DECIDER_NONE;
 	int verdict, to_vip;
 
 	pkt.ifindex = ctx->ingress_ifindex;
 	switch (parse_packet(ctx, &pkt)) {
 	case DP_PARSE_MALFORMED:
-		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_MALFORMED);
+		return dp_done(ctx, &pkt, DP_VERDICT_DROP, DP_REASON_MALFORMED, DP_DECIDER_NONE);
 	case DP_PARSE_NOT_IP:
-		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
+		return dp_done(ctx, &pkt, DP_VERDICT_PASS, DP_REASON_NONE, DP_DECIDER_NONE);
 	case DP_PARSE_IP:
 		break;
 	}
@@ -163,11 +196,13 @@ int xdp_ingress(struct xdp_md *ctx)
 		if (pkt.frag == DP_FRAG_FIRST)
 			dp_fw_fragment(&pkt, rule.slot, rule.action);
 		fw_count(&rule, &pkt);
+		decider = DP_DECIDER_RULE | rule.slot;
 		if (rule.action == DP_FW_DROP)
-			return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL);
+			return dp_done(ctx, &pkt, DP_VERDICT_DROP, DP_REASON_FIREWALL, decider);
 	}
-	if ((gen & DP_GEN_RATE_LIMITS) && dp_over_limit(&pkt, slot))
-		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT);
+	verdict = gen & DP_GEN_RATE_LIMITS ? dp_over_limit(&pkt, slot) : 0;
+	if (verdict > 0)
+		return dp_done(ctx, &pkt, DP_VERDICT_DROP, DP_REASON_RATE_LIMIT, DP_DECIDER_LIMIT | (__u32)(verdict - 1));
 	if (pkt.icmp_kind == DP_ICMP_ERROR) {
 		verdict = dp_nat_icmp(ctx, &pkt);
 		if (verdict >= 0)
@@ -179,7 +214,7 @@ int xdp_ingress(struct xdp_md *ctx)
 	 * backend use skip the load balancer. */
 	to_vip = lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]);
 	if (!to_vip && !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
-		return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
+		return dp_done(ctx, &pkt, DP_VERDICT_PASS, DP_REASON_NONE, decider);
 	/* The load balancer: packets of its connections, both ways, then new flows to a VIP. */
 	verdict = lb_connection(&pkt, &nat);
 	if (verdict == LB_NOT_VIP && to_vip)
@@ -187,8 +222,8 @@ int xdp_ingress(struct xdp_md *ctx)
 	if (verdict == LB_FORWARD)
 		return dp_translate(ctx, &pkt, &nat);
 	if (verdict == LB_NO_BACKEND)
-		return dp_count(&pkt, DP_VERDICT_DROP, DP_REASON_NO_BACKEND);
-	return dp_count(&pkt, DP_VERDICT_PASS, DP_REASON_NONE);
+		return dp_done(ctx, &pkt, DP_VERDICT_DROP, DP_REASON_NO_BACKEND, DP_DECIDER_NONE);
+	return dp_done(ctx, &pkt, DP_VERDICT_PASS, DP_REASON_NONE, decider);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

@@ -31,6 +31,7 @@ extension Dataplane {
         defer { fclose(f) }
         var line = [CChar](repeating: 0, count: 64)
         guard fgets(&line, 64, f) != nil else { return nil }
-        return String(cString: line).split(whereSeparator: \.isWhitespace).first.map(String.init)
+        let text = String(decoding: line.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return text.split(whereSeparator: \.isWhitespace).first.map(String.init)
     }
 }

@@ -138,6 +138,9 @@
 #define DP_MAP_LB_VPORTS  "dp_lb_vports"
 #define DP_MAP_LB_RPORTS  "dp_lb_rports"   /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_LB_HEALTH  "dp_lb_health"   /* made by the control plane; no program reads it */
+#define DP_MAP_CAPTURE    "dp_capture"       /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_CAPTURE_STATS "dp_capture_stats" /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_CAPTURE_RING "dp_capture_ring" /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_CT         "dp_ct"          /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_CT_NEW     "dp_ct_new"      /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_NAT_SNAT   "dp_nat_snat"
@@ -677,5 +680,66 @@ struct dp_nat_stats {
 	__u64 no_port;
 };
 _Static_assert(sizeof(struct dp_nat_stats) == 32, "dp_nat_stats changed: bump DP_ABI_VERSION");
+
+/* ---- capture (xdpctl capture): what the programs did to each packet ------------------
+ *
+ * dp_capture is an ARRAY[1] holding the running capture's filter; with `on` zero (no
+ * capture), reading it is all a packet pays. A packet that passes the filter and the
+ * per-CPU token bucket (dp_capture_stats, PERCPU_ARRAY[1]) is copied, as the program
+ * leaves it, into the ring buffer dp_capture_ring with the verdict and what decided it. */
+
+enum dp_hook {
+	DP_HOOK_XDP = 0,
+	DP_HOOK_TC = 1,
+};
+
+/* What decided a packet's fate: a kind in the top byte, a slot below. */
+#define DP_DECIDER_NONE    0u
+#define DP_DECIDER_RULE    (1u << 24)  /* firewall rule counter slot (0: the default action) */
+#define DP_DECIDER_LIMIT   (2u << 24)  /* rate limit counter slot */
+#define DP_DECIDER_BACKEND (3u << 24)  /* load-balancer backend slot */
+#define DP_DECIDER_KIND    0xff000000u
+#define DP_DECIDER_SLOT    0x00ffffffu
+
+#define DP_CAPTURE_SNAP_MAX 1024
+#define DP_CAPTURE_RING_BYTES (8u << 20)
+
+struct dp_capture_cfg {
+	__u32 on;        /* nonzero while a capture runs */
+	__u32 ifindex;   /* 0: every interface */
+	__u32 hooks;     /* bit per enum dp_hook */
+	__u32 verdicts;  /* bit per enum dp_verdict */
+	__u32 reasons;   /* bit per enum dp_reason (DP_REASON_NONE's bit for every verdict but drop) */
+	__u32 decider;   /* with decider_mask: (record's decider & mask) == decider */
+	__u32 decider_mask;
+	__u32 snaplen;   /* bytes copied, at most DP_CAPTURE_SNAP_MAX */
+	__u64 rate;      /* records per second, per CPU */
+	__u64 burst;     /* records a CPU may send at once */
+};
+_Static_assert(sizeof(struct dp_capture_cfg) == 48, "dp_capture_cfg changed: bump DP_ABI_VERSION");
+
+/* Per CPU. tokens are in records x 1e9 (a record costs 1e9; refilled `rate` per ns). */
+struct dp_capture_stats {
+	__u64 tokens;
+	__u64 last_ns;
+	__u64 recorded;  /* records in the ring */
+	__u64 limited;   /* matched, not recorded: over the rate */
+	__u64 lost;      /* matched, not recorded: the ring was full */
+};
+_Static_assert(sizeof(struct dp_capture_stats) == 40, "dp_capture_stats changed: bump DP_ABI_VERSION");
+
+struct dp_capture_rec {
+	__u64 ts_ns;     /* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+	__u32 ifindex;
+	__u32 len;       /* the frame's length */
+	__u32 caplen;    /* bytes of it in data */
+	__u32 decider;
+	__u8 hook;       /* enum dp_hook */
+	__u8 verdict;    /* enum dp_verdict */
+	__u8 reason;     /* enum dp_reason */
+	__u8 pad[5];
+	__u8 data[DP_CAPTURE_SNAP_MAX];
+};
+_Static_assert(sizeof(struct dp_capture_rec) == 32 + DP_CAPTURE_SNAP_MAX, "dp_capture_rec changed: bump DP_ABI_VERSION");
 
 #endif /* XDPCTL_ABI_H */

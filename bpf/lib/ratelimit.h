@@ -95,11 +95,12 @@ static __always_inline int rl_bucket_admits(const struct dp_rl_entry *e, const s
 }
 
 /*
- * rl_admit — whether the rate limits in generation slot `slot` let the packet through.
- * Counts it as passed or dropped under the limit it matched; a packet matching no limit
- * passes uncounted.
+ * rl_over — whether the rate limits in generation slot `slot` drop the packet: 0 when
+ * they let it through, else the counter slot of the limit it is over, plus one. Counts
+ * it as passed or dropped under the limit it matched; a packet matching no limit passes
+ * uncounted.
  */
-static __always_inline int rl_admit(const struct dp_pkt *p, __u32 slot)
+static __always_inline int rl_over(const struct dp_pkt *p, __u32 slot)
 {
 	__u32 zero = 0;
 	void *table = bpf_map_lookup_elem(&dp_rl, &slot);
@@ -107,10 +108,10 @@ static __always_inline int rl_admit(const struct dp_pkt *p, __u32 slot)
 	__u32 count;
 
 	if (!table)
-		return 1;
+		return 0;
 	header = bpf_map_lookup_elem(table, &zero);
 	if (!header)
-		return 1;
+		return 0;
 	count = header->count;
 
 	for (__u32 i = 1; i <= DP_RL_MAX_ENTRIES && i <= count; i++) {
@@ -120,7 +121,7 @@ static __always_inline int rl_admit(const struct dp_pkt *p, __u32 slot)
 		int ok;
 
 		if (!e)
-			return 1;
+			return 0;
 		if ((p->tcp_flags & e->tcp_flags_mask) != e->tcp_flags_value || !fw_box_matches(e->lo, e->hi, p->key))
 			continue;
 		ok = rl_bucket_admits(e, p);
@@ -132,9 +133,9 @@ static __always_inline int rl_admit(const struct dp_pkt *p, __u32 slot)
 			else
 				s->dropped++;
 		}
-		return ok;
+		return ok ? 0 : (int)slot + 1;
 	}
-	return 1;
+	return 0;
 }
 
 #endif

@@ -57,7 +57,7 @@ struct ProgramInstaller {
         stage.previousWord = try maps.word()
         // The tc program reads the root and maps pinned now: a new XDP instance's own.
         if stage.plan.nat != nil && (stage.program != nil || access(root.tcLink(name), F_OK) != 0) {
-            stage.tcProgram = try BPFObject(.tcEgress, pinRoot: stage.dir, pinPaths: Dataplane.sharedPins(root, [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS]))
+            stage.tcProgram = try BPFObject(.tcEgress, pinRoot: stage.dir, pinPaths: Dataplane.sharedPins(root, Dataplane.sharedByBoth))
         }
     }
 
@@ -164,8 +164,11 @@ extension Dataplane {
     }
 
     /// The maps every interface's programs share, pinned at the pin root: the connection
-    /// tables and NAT's rule counters (XDP and tc), and the reply port filter (XDP).
-    static func sharedPins(_ root: PinRoot, _ names: [String] = [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS, DP_MAP_LB_RPORTS]) -> [String: String] {
+    /// tables, NAT's rule counters and capture's maps (XDP and tc), and the reply port
+    /// filter (XDP).
+    static func sharedPins(_ root: PinRoot, _ names: [String] = sharedByBoth + [DP_MAP_LB_RPORTS]) -> [String: String] {
         Dictionary(uniqueKeysWithValues: names.map { ($0, root.shared($0)) })
     }
+
+    static let sharedByBoth = [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS, DP_MAP_CAPTURE, DP_MAP_CAPTURE_STATS, DP_MAP_CAPTURE_RING]
 }
