@@ -20,7 +20,9 @@ let package = Package(
         .systemLibrary(name: "CLibBPF", pkgConfig: "libbpf", providers: [.apt(["libbpf-dev"])]),
         .systemLibrary(name: "CLibXDP", pkgConfig: "libxdp", providers: [.apt(["libxdp-dev"])]),
         .systemLibrary(name: "CXDPCtlABI", path: "bpf/include"),
+        .systemLibrary(name: "CLibPcap", pkgConfig: "libpcap", providers: [.apt(["libpcap-dev"])]),
         .target(name: "CXDPCtlShims", dependencies: ["CLibBPF", "CLibXDP"]),
+        .target(name: "CPcapShims", dependencies: ["CLibPcap"]),
         .plugin(name: "BPFCompiler", capability: .buildTool()),
 
         // Swift, no C: config model and validation, the firewall compiler, renderers.
@@ -31,12 +33,13 @@ let package = Package(
                     .product(name: "SystemPackage", package: "swift-system"), .product(name: "Logging", package: "swift-log"),
                 ],
                 plugins: ["BPFCompiler"]),
-        // The data plane as the commands see it: apply, status, stats, down.
+        // The data plane as the commands see it: apply, status, stats, down, capture (libpcap
+        // compiles its filters).
         // -disable-cmo: swiftc 6.3.1 crashes optimizing a client's calls into this module's
         // generic map accessors ("Conformance of 'dp_rl_entry' to 'BitwiseCopyable' not
         // found in referenced module 'CXDPCtlABI'", in release builds of xdpctl-bench); its
         // clients make coarse calls, so inlining across the boundary buys nothing.
-        .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF", .product(name: "SystemPackage", package: "swift-system")],
+        .target(name: "XDPCtlKit", dependencies: ["XDPCtlCore", "XDPCtlBPF", "CPcapShims", .product(name: "SystemPackage", package: "swift-system")],
                 swiftSettings: [.unsafeFlags(["-disable-cmo"])]),
         // The long-running agent: applies on change, serves Prometheus metrics (SwiftNIO's HTTP
         // server, swift-prometheus's registry), announces VIPs through BIRD (birdc, run

@@ -5,7 +5,7 @@ set -euo pipefail
 
 [ "$(id -u)" -eq 0 ] || { echo "setup.sh: run as root (XDP needs CAP_BPF and CAP_NET_ADMIN)" >&2; exit 1; }
 
-packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev pkg-config bpftool xdp-tools iproute2 iputils-ping socat nftables iptables ethtool jq curl traceroute strace lintian systemd man-db dpkg-dev bird2)
+packages=(libbpf-dev libxdp-dev libelf-dev zlib1g-dev pkg-config bpftool xdp-tools iproute2 iputils-ping socat nftables iptables ethtool jq curl traceroute strace lintian systemd man-db dpkg-dev bird2 libpcap-dev tshark)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -25,6 +25,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
         case lockPinRoot(String)
         case adoptPinRoot(String)
         case lockAgent(String)
+        case lockCapture(String)
 
         public var description: String {
             switch self {
@@ -50,6 +51,7 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             case .lockPinRoot(let s): "lock pin root \(s)"
             case .adoptPinRoot(let s): "use pin directory \(s)"
             case .lockAgent(let s): "lock \(s) for the agent"
+            case .lockCapture(let s): "lock \(s) for a capture"
             }
         }
     }
@@ -93,6 +95,8 @@ public struct BPFError: Error, CustomStringConvertible, Sendable, Equatable {
             return "another xdpctl command (an apply, down or conntrack flush) held the pin root's lock for longer than --wait allows; nothing was changed"
         case (.lockAgent, .wouldBlock):
             return "another xdpctl agent serves this pin root; stop it first, or give this one another --pin-root"
+        case (.lockCapture, .wouldBlock):
+            return "another xdpctl capture runs on this pin root; one at a time"
         case (.adoptPinRoot, _):
             return "it must be a directory owned by this user (root) that no one else can write, or anyone could remove the pinned links and detach the firewall; remove it, or give another --pin-root"
         case (_, .notPermitted), (_, .permissionDenied):

@@ -9,6 +9,7 @@ import SystemPackage
 ///   ROOT/agent/                the directory a running agent holds locked (lockAgent)
 ///   ROOT/agent/withdrawn/      present while that agent announces nothing because the
 ///                              node is drained (its answer to ROOT/drain)
+///   ROOT/capture/              the directory a running capture holds locked (lockCapture)
 ///   ROOT/drain/                present while the node is drained (xdpctl drain): the
 ///                              programs serve, no VIP is announced
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
@@ -26,6 +27,7 @@ public struct PinRoot: Sendable {
     public var journal: String { "\(path)/dp_journal" }
     public var interfaces: String { "\(path)/ifaces" }
     public var agent: String { "\(path)/agent" }
+    public var capture: String { "\(path)/capture" }
     public var drainMark: String { "\(path)/drain" }
     public var withdrawnMark: String { "\(agent)/withdrawn" }
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
@@ -99,17 +101,28 @@ public struct PinRoot: Sendable {
         }
     }
 
+    /// Holds the capture's lock for the life of the returned descriptor: one capture at a
+    /// time (they share the programs' capture filter). Fails at once (EWOULDBLOCK) while
+    /// another capture holds it.
+    public func lockCapture() throws(BPFError) -> OwnedDescriptor {
+        try lockDirectory(capture, create: true, .lockCapture(capture))!
+    }
+
     /// lockAgent; without `create`, nil when no agent ever ran here (nothing to hold).
     private func lockAgent(create: Bool) throws(BPFError) -> OwnedDescriptor? {
-        if !create && access(agent, F_OK) != 0 { return nil }
-        if mkdir(agent, 0o700) != 0 && errno != EEXIST { throw BPFError(.lockAgent(agent), errno: errno) }
+        try lockDirectory(agent, create: create, .lockAgent(agent))
+    }
+
+    private func lockDirectory(_ dir: String, create: Bool, _ what: BPFError.Operation) throws(BPFError) -> OwnedDescriptor? {
+        if !create && access(dir, F_OK) != 0 { return nil }
+        if mkdir(dir, 0o700) != 0 && errno != EEXIST { throw BPFError(what, errno: errno) }
         let handle: OwnedDescriptor
         do {
-            handle = OwnedDescriptor(try FileDescriptor.open(FilePath(agent), .readOnly, options: [.directory, .closeOnExec], retryOnInterrupt: true))
+            handle = OwnedDescriptor(try FileDescriptor.open(FilePath(dir), .readOnly, options: [.directory, .closeOnExec], retryOnInterrupt: true))
         } catch {
-            throw BPFError(.lockAgent(agent), errno: (error as? Errno)?.rawValue ?? EIO)
+            throw BPFError(what, errno: (error as? Errno)?.rawValue ?? EIO)
         }
-        guard flock(handle.raw, LOCK_EX | LOCK_NB) == 0 else { throw BPFError(.lockAgent(agent), errno: errno) }
+        guard flock(handle.raw, LOCK_EX | LOCK_NB) == 0 else { throw BPFError(what, errno: errno) }
         return handle
     }
 

@@ -1,0 +1,70 @@
+import Foundation
+import Glibc
+import Testing
+import XDPCtlCore
+
+@Suite("End to end: capture", .serialized)
+struct CaptureEndToEndTests {
+    /// Starts `xdpctl capture ARGS` against the lab's pin root; returns it once it captures.
+    static func startCapture(_ lab: Lab, _ args: [String], log: String) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: xdpctlBinary)
+        p.arguments = ["capture", "--pin-root", lab.pinRoot] + args
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        p.standardError = FileHandle(forWritingAtPath: log)
+        p.standardOutput = FileHandle.nullDevice
+        try p.run()
+        for _ in 0..<100 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("capturing") { usleep(50_000) }
+        return p
+    }
+
+    /// tshark's reading of a pcapng: each packet's comment.
+    static func comments(_ file: String) throws -> [String] {
+        let r = try sh(["tshark", "-r", file, "-T", "fields", "-e", "frame.comment"], timeout: 60)
+        #expect(r.status == 0, "tshark: \(r.err)")
+        return r.out.split(separator: "\n").map(String.init)
+    }
+
+    @Test("blocked TCP and rate-limited pings: the pcapng holds exactly the dropped packets, each with its reason and rule or limit, readable by tcpdump and tshark; a bad filter is refused")
+    func drops() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        let config = #"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "firewall": {"default_action": "allow", "rules": [{"name": "block-2222", "action": "drop", "proto": "tcp", "dst_ports": [2222]}]}, "rate_limits": [{"name": "pings", "proto": "icmp", "per": "rule", "packets_per_second": 2, "burst_packets": 2}]}]}"#
+        #expect(try lab.apply(config).status == 0)
+        let file = "/tmp/xdpctl-e2e-capture-\(lab.tag).pcapng", log = "/tmp/xdpctl-e2e-capture-\(lab.tag).log"
+        defer { unlink(file); unlink(log) }
+        let capture = try Self.startCapture(lab, ["--interface", lab.serverIf, "--verdict", "drop", "--duration", "4", "-w", file], log: log)
+        #expect(try !lab.tcpEcho(to: lab.serverV4, port: 2222))
+        _ = try sh(["ip", "netns", "exec", lab.client, "ping", "-c", "12", "-i", "0.02", "-W", "1", lab.serverV4], timeout: 10)
+        capture.waitUntilExit()
+        let said = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        #expect(capture.terminationStatus == 0, "\(said)")
+
+        let stats = try lab.stats()
+        guard case .array(let rules)? = stats["rules"], case .array(let limits)? = stats["rate_limits"] else {
+            Issue.record("stats: \(stats)")
+            return
+        }
+        let blocked = rules.first { $0["name"] == .string("block-2222") }?["packets"]?.int ?? -1
+        let limited = limits.first?["dropped"]?.int ?? -1
+        #expect(blocked >= 1 && limited >= 5, "blocked \(blocked), limited \(limited)")
+        let comments = try Self.comments(file)
+        print("capture: \(blocked) blocked, \(limited) over the limit; the pcapng holds \(comments.count)")
+        #expect(comments.filter { $0 == "xdp drop reason firewall rule block-2222" }.count == blocked, "\(comments)")
+        #expect(comments.filter { $0 == "xdp drop reason rate_limit limit pings" }.count == limited, "\(comments)")
+        #expect(comments.count == blocked + limited, "nothing else: \(comments)")
+        #expect(said.contains("\(blocked + limited) packets written") && said.contains("0 over the rate bound, 0 lost"), "\(said)")
+        let tcpdump = try sh(["tcpdump", "-nr", file], timeout: 30)
+        #expect(tcpdump.out.split(separator: "\n").count == blocked + limited && tcpdump.out.contains("\(lab.serverV4).2222"), "\(tcpdump.out) \(tcpdump.err)")
+
+        // A filter expression picks among the drops; a bad one is a usage error.
+        let pings = try Self.startCapture(lab, ["--interface", lab.serverIf, "--reason", "rate_limit", "-c", "3", "-w", file, "icmp"], log: log)
+        _ = try sh(["ip", "netns", "exec", lab.client, "ping", "-c", "12", "-i", "0.02", "-W", "1", lab.serverV4], timeout: 10)
+        pings.waitUntilExit()
+        #expect(try Self.comments(file) == Array(repeating: "xdp drop reason rate_limit limit pings", count: 3))
+        let bad = try lab.xdpctl("capture", "--interface", lab.serverIf, "tcp port", "-c", "1")
+        #expect(bad.status == 64 && bad.err.contains("filter expression \"tcp port\""), "\(bad.err)")
+        let unknown = try lab.xdpctl("capture", "--interface", lab.serverIf, "--rule", "nope", "-c", "1")
+        #expect(unknown.status == 1 && unknown.err.contains("--rule nope: no firewall rule, rate limit or load balancer of that name"), "\(unknown.err)")
+    }
+}
