@@ -66,7 +66,10 @@ struct ConfigFileOption: ParsableArguments {
     @Option(name: .shortAndLong, help: ArgumentHelp("The JSON config file; - reads standard input.", valueName: "FILE"))
     var file: String
 
-    func read() throws -> String {
+    func read() throws -> String { try Self.read(file) }
+
+    /// The text of config file `file` (- : standard input); exits 1 when it cannot.
+    static func read(_ file: String) throws -> String {
         let data: Data?
         if file == "-" {
             data = FileHandle.standardInput.readDataToEndOfFile()

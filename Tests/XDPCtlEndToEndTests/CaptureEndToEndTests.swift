@@ -64,7 +64,43 @@ struct CaptureEndToEndTests {
         #expect(try Self.comments(file) == Array(repeating: "xdp drop reason rate_limit limit pings", count: 3))
         let bad = try lab.xdpctl("capture", "--interface", lab.serverIf, "tcp port", "-c", "1")
         #expect(bad.status == 64 && bad.err.contains("filter expression \"tcp port\""), "\(bad.err)")
+        // explain names the same rule and limit, from the running config.
+        let ssh = try lab.xdpctl("explain", "--interface", lab.serverIf, "--src", lab.clientV4, "--dst", lab.serverV4, "--sport", "40000", "--dport", "2222", "--json")
+        #expect(ssh.status == 0 && ssh.out.contains(#""rule": "block-2222""#) && ssh.out.contains(#""action": "drop""#), "\(ssh.out) \(ssh.err)")
+        let ping = try lab.xdpctl("explain", "--interface", lab.serverIf, "--src", lab.clientV4, "--dst", lab.serverV4, "--proto", "icmp")
+        #expect(ping.status == 0 && ping.out.contains("the default action decides: allow") && ping.out.contains("\"pings\" charges it"), "\(ping.out) \(ping.err)")
         let unknown = try lab.xdpctl("capture", "--interface", lab.serverIf, "--rule", "nope", "-c", "1")
         #expect(unknown.status == 1 && unknown.err.contains("--rule nope: no firewall rule, rate limit or load balancer of that name"), "\(unknown.err)")
+    }
+
+    @Test("explain names the backend real connections reach: curl from fixed source ports through the load balancer")
+    func explainBackends() throws {
+        let lab = try BalancerLab(backends: 3)
+        defer { lab.close() }
+        let all = [(index: 0, weight: 100, state: "active"), (1, 100, "active"), (2, 100, "active")]
+        let config = lab.config(lab.balancer("web", all))
+        #expect(try lab.apply(config).status == 0)
+        let file = "/tmp/xdpctl-e2e-explain-\(lab.tag).json"
+        try config.write(toFile: file, atomically: true, encoding: .utf8)
+        defer { unlink(file) }
+        var agreed = 0
+        for sport in 41000..<41012 {
+            let r = try sh(["ip", "netns", "exec", lab.client, "curl", "-s", "-m", "3", "--local-port", "\(sport)", "http://\(lab.vipV4):80/name"])
+            let name = r.out.trimmingCharacters(in: .whitespacesAndNewlines)
+            guard let index = Int(name.dropFirst()).map({ $0 - 1 }), name.hasPrefix("b") else {
+                Issue.record("curl from port \(sport): \(r.out) \(r.err)")
+                continue
+            }
+            let running = try lab.xdpctl("explain", "--interface", lab.lbClientIf, "--netns", lab.lb, "--src", lab.clientV4, "--dst", lab.vipV4,
+                                         "--sport", "\(sport)", "--dport", "80")
+            let fromFile = try sh([xdpctlBinary, "explain", "-f", file, "--interface", lab.lbClientIf, "--src", lab.clientV4, "--dst", lab.vipV4,
+                                   "--sport", "\(sport)", "--dport", "80", "--json"])
+            let backend = "\(lab.backendV4(index)):8080"
+            #expect(running.out.contains("\"web\": a new flow goes to \(backend)"), "\(running.out) \(running.err)")
+            #expect(fromFile.out.contains(#""backend": "\#(backend)""#), "\(fromFile.out) \(fromFile.err)")
+            if running.out.contains(backend) && fromFile.out.contains(backend) { agreed += 1 }
+        }
+        print("explain: \(agreed) of 12 connections went where explain said")
+        #expect(agreed == 12)
     }
 }

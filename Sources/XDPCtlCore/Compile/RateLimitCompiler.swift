@@ -58,7 +58,7 @@ public enum RateLimitCompiler {
 
 extension TCPFlag {
     /// The flag's bit in the TCP header's flags byte.
-    var bit: UInt8 {
+    public var bit: UInt8 {
         switch self {
         case .fin: 0x01
         case .syn: 0x02

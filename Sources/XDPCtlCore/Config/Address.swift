@@ -115,6 +115,10 @@ public struct IPProtocol: Sendable, Hashable, CustomStringConvertible {
     public init(_ number: UInt8) { self.number = number }
     public static let icmp = IPProtocol(1), tcp = IPProtocol(6), udp = IPProtocol(17), icmpv6 = IPProtocol(58)
     static let names: [(String, IPProtocol)] = [("tcp", .tcp), ("udp", .udp), ("icmp", .icmp), ("icmpv6", .icmpv6)]
+    /// A config's name for it (tcp, udp, icmp, icmpv6) or its number.
+    public init?(name: String) {
+        if let named = Self.names.first(where: { $0.0 == name }) { self = named.1 } else if let n = UInt8(name) { self.init(n) } else { return nil }
+    }
     public var hasPorts: Bool { self == .tcp || self == .udp }
     public var description: String { Self.names.first { $0.1 == self }?.0 ?? String(number) }
 }

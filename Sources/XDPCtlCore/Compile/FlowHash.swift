@@ -1,4 +1,3 @@
-import XDPCtlCore
 
 extension Maglev {
     /// The data path's flow hash (lb_hash in bpf/lib/lb.h): MurmurHash3-style over the

@@ -1,8 +1,8 @@
 import CXDPCtlABI
-import XDPCtlCore
 
-/// The data path's firewall walk, in Swift: the tests check compiled tables against the
-/// first-match reference through it, and the benchmark's cost model counts its work.
+/// The data path's firewall walk, in Swift: `explain` asks it which rule decides a
+/// packet, the tests check compiled tables against the first-match reference through it,
+/// and the benchmark's cost model counts its work.
 extension FirewallTable {
     /// Walks the table exactly as fw_classify in bpf/lib/firewall.h does; returns the
     /// index of the deciding RULE node, or 0 (the header, carrying the default action).
