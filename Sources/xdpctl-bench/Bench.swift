@@ -250,6 +250,10 @@ struct Bench: ParsableCommand {
         }
         print(render(rows))
         fflush(nil) // before the next rows report progress on stderr
+        // dirs[i] is targets[i]'s pin directory: the variant shares its maps.
+        let captureCost = try targets.isEmpty ? nil : measureCaptureCost(targets[0], dir: dirs[0])
+        if let captureCost { print("\n" + renderCaptureCost(captureCost)) }
+        fflush(nil)
         let traceRows = try measureTraces(targets, floorFD: floorFD, hold: hold)
         print("\n" + renderTraces(traceRows))
         fflush(nil)
@@ -259,6 +263,6 @@ struct Bench: ParsableCommand {
             balancerRows = try measureBalancer(floorFD: floorFD, root: root + "-lb", hold: hold)
             print("\n" + renderBalancer(balancerRows))
         }
-        if let json { try jsonText(rows, traceRows, balancerRows).write(toFile: json, atomically: true, encoding: .utf8) }
+        if let json { try jsonText(rows, traceRows, balancerRows, captureCost).write(toFile: json, atomically: true, encoding: .utf8) }
     }
 }

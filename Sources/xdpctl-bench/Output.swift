@@ -31,7 +31,7 @@ extension Bench {
         return Bench.median(zip(r.runs, first.runs).map(/))
     }
 
-    func jsonText(_ rows: [Row], _ traceRows: [TraceRow], _ balancerRows: [BalancerRow]) -> String {
+    func jsonText(_ rows: [Row], _ traceRows: [TraceRow], _ balancerRows: [BalancerRow], _ captureCost: CaptureCostRow?) -> String {
         func num(_ x: Double) -> JSONValue { .number(String(format: "%.2f", x)) }
         return JSONOutput.render(.obj(["runs": .int(runs), "repeat": .int(self.repeat), "frames": .int(frames),
             "rows": .array(rows.map { r in .obj([
@@ -40,6 +40,8 @@ extension Bench {
                 "xdp_filter_ns_per_packet": r.xdpFilter.map(num) ?? .null,
                 "ratio_xdp_drop": num(r.perFloor), "ratio_xdp_filter": r.perFilter.map(num) ?? .null,
                 "ratio_fewest_rules": num(fewest(r, rows)), "runs_ns": .array(r.runs.map(num))]) }),
+            "capture_check": captureCost.map { c in .obj(["rules": .int(c.rules), "path": .string(c.path), "ns_per_packet": num(Bench.median(c.with)),
+                                                           "without_ns_per_packet": num(Bench.median(c.without)), "difference_ns": num(c.difference)]) } ?? .null,
             "trace_rows": .array(traceRows.map { r in .obj([
                 "profile": .string(r.profile), "rules": .int(r.rules), "packets": .int(r.packets), "ns_per_packet": num(r.ns),
                 "xdp_drop_ns_per_packet": num(r.floor), "ratio_xdp_drop": num(r.perFloor), "ratio_1000_rules": num(perBase(r, traceRows)),

@@ -25,6 +25,6 @@ struct XDPCtl: ParsableCommand {
               xdpctl status --netns lab
               xdpctl down
             """,
-        subcommands: [Validate.self, Diff.self, Apply.self, Status.self, Stats.self, Conntrack.self, Capture.self, Explain.self, Drain.self, Down.self, AgentCommand.self]
+        subcommands: [Validate.self, Diff.self, Apply.self, Status.self, Stats.self, Conntrack.self, Capture.self, Replay.self, Explain.self, Drain.self, Down.self, AgentCommand.self]
     )
 }

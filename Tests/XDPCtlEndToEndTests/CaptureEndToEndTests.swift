@@ -103,4 +103,97 @@ struct CaptureEndToEndTests {
         print("explain: \(agreed) of 12 connections went where explain said")
         #expect(agreed == 12)
     }
+
+    /// Records what `ns` sends out of `ifname` into `file` while `body` runs (tcpdump in
+    /// immediate mode, packet-buffered: every packet is in the file when it is killed).
+    static func record(_ ns: String, _ ifname: String, _ file: String, _ body: () throws -> Void) throws {
+        let log = file + ".log"
+        defer { unlink(log) }
+        _ = FileManager.default.createFile(atPath: log, contents: nil)
+        let tcpdump = Process()
+        tcpdump.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        tcpdump.arguments = ["-s", "KILL", "60", "ip", "netns", "exec", ns, "tcpdump", "-i", ifname, "-Q", "out", "--immediate-mode", "-U", "-w", file]
+        tcpdump.standardError = FileHandle(forWritingAtPath: log)
+        try tcpdump.run()
+        defer { stopBounded(tcpdump) }
+        // "listening on": the capture runs.
+        for _ in 0..<100 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening on") { usleep(50_000) }
+        try body()
+        usleep(300_000)
+    }
+
+    @Test("replay: a capture tcpdump recorded in the lab gets the verdicts the live traffic got, with the rule that decided; other link types and truncated files are refused")
+    func replay() throws {
+        let lab = try Lab()
+        defer { lab.close() }
+        try lab.startTCPEcho([3333])
+        let config = #"{"version": 1, "interfaces": [{"name": "\#(lab.serverIf)", "firewall": {"default_action": "allow", "rules": [{"name": "block-2222", "action": "drop", "proto": "tcp", "dst_ports": [2222]}]}}]}"#
+        #expect(try lab.apply(config).status == 0)
+        let file = "/tmp/xdpctl-e2e-replay-\(lab.tag).pcap"
+        defer { unlink(file) }
+        var (echoed, blockedLive) = (false, false)
+        try Self.record(lab.client, lab.clientIf, file) {
+            echoed = try lab.tcpEcho(to: lab.serverV4, port: 3333)
+            blockedLive = try !lab.tcpEcho(to: lab.serverV4, port: 2222)
+        }
+        #expect(echoed && blockedLive)
+        let stats = try lab.stats()
+        guard case .array(let rules)? = stats["rules"] else { Issue.record("stats: \(stats)"); return }
+        let blocked = rules.first { $0["name"] == .string("block-2222") }?["packets"]?.int ?? -1
+
+        let r = try lab.xdpctl("replay", "-r", file, "--interface", lab.serverIf, "--json")
+        #expect(r.status == 0, "\(r.err)")
+        guard case .array(let packets)? = try JSONParser.parse(r.out)["packets"] else { Issue.record("replay: \(r.out) \(r.err)"); return }
+        var drops = 0, toEcho = 0
+        for p in packets {
+            guard case .string(let into)? = p["in"] else { continue }
+            if into.contains("\(lab.serverV4):2222 tcp") {
+                #expect(p["verdict"] == .string("drop") && p["reason"] == .string("firewall") && p["decided_by"] == .string("rule block-2222"), "\(p)")
+                drops += 1
+            } else {
+                #expect(p["verdict"] == .string("pass"), "everything else passed live: \(p)")
+                if into.contains(":3333 tcp") { toEcho += 1; #expect(p["decided_by"] == .string("default action"), "\(p)") }
+            }
+        }
+        print("replay: \(packets.count) packets, \(drops) dropped by block-2222 (live: \(blocked)), \(toEcho) to the echo server passed")
+        #expect(drops == blocked && drops >= 1 && toEcho >= 4)
+
+        // Not Ethernet: tcpdump -i any writes Linux cooked captures.
+        let cooked = "/tmp/xdpctl-e2e-replay-any-\(lab.tag).pcap"
+        defer { unlink(cooked) }
+        let any = try spawnBounded(lab.client, ["tcpdump", "-i", "any", "-U", "-w", cooked], seconds: 30)
+        usleep(500_000)
+        _ = try lab.tcpEcho(to: lab.serverV4, port: 3333)
+        usleep(300_000)
+        stopBounded(any)
+        let refused = try lab.xdpctl("replay", "-r", cooked, "--interface", lab.serverIf)
+        #expect(refused.status == 1 && refused.err.contains("is not Ethernet"), "\(refused.err)")
+        // Truncated in the middle of a packet.
+        let size = (try FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+        let cut = "/tmp/xdpctl-e2e-replay-cut-\(lab.tag).pcap"
+        defer { unlink(cut) }
+        try Data(try Data(contentsOf: URL(fileURLWithPath: file)).prefix(size - 10)).write(to: URL(fileURLWithPath: cut))
+        let truncated = try lab.xdpctl("replay", "-r", cut, "--interface", lab.serverIf)
+        #expect(truncated.status == 1 && truncated.err.contains("packet \(packets.count)") && truncated.err.contains("truncated"), "\(truncated.err)")
+    }
+
+    @Test("replay through a load balancer writes the packets with the backend's address, and names the backend")
+    func replayBalancer() throws {
+        let lab = try BalancerLab(backends: 3)
+        defer { lab.close() }
+        let all = [(index: 0, weight: 100, state: "active"), (1, 100, "active"), (2, 100, "active")]
+        #expect(try lab.apply(lab.config(lab.balancer("web", all))).status == 0)
+        let file = "/tmp/xdpctl-e2e-replay-lb-\(lab.tag).pcap", out = "/tmp/xdpctl-e2e-replay-lb-out-\(lab.tag).pcap"
+        defer { unlink(file); unlink(out) }
+        var answers: [String] = []
+        try Self.record(lab.client, lab.clientIf, file) { answers = try lab.curl(3) }
+        let recorded = try sh(["tcpdump", "-nr", file], timeout: 30)
+        #expect(!answers.contains("") && recorded.out.contains("\(lab.vipV4).80:"), "\(answers) \(recorded.out) \(recorded.err)")
+        let r = try lab.xdpctl("replay", "-r", file, "--interface", lab.lbClientIf, "--netns", lab.lb, "-w", out)
+        #expect(r.status == 0 && r.out.contains("redirect backend web 10.\(lab.net)."), "\(r.out) \(r.err)")
+        print("replay through the balancer:\n\(r.out)")
+        let written = try sh(["tcpdump", "-nr", out, "tcp"], timeout: 30)
+        let backends = (0..<3).map { "\(lab.backendV4($0)).8080" }
+        #expect(backends.contains { written.out.contains($0) } && !written.out.contains("\(lab.vipV4).80:"), "\(written.out)")
+    }
 }

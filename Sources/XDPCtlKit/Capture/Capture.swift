@@ -86,41 +86,13 @@ extension Dataplane {
             throw .state("--rule \(rule): name the interface it is on with --interface")
         }
 
-        let lock: OwnedDescriptor
-        let config, stats, ring: BPFMap
-        do {
-            lock = try root.lockCapture()
-            (config, stats, ring) = (try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE)), try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_STATS)),
-                                     try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_RING)))
-        } catch {
-            throw .kernel(error)
-        }
-        defer { withExtendedLifetime(lock) {} }
-        let sink = RecordSink()
-        guard let buffer = ring_buffer__new(ring.fd.raw, { context, data, size in
-            guard let context, let data else { return 0 }
-            Unmanaged<RecordSink>.fromOpaque(context).takeUnretainedValue().records.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
-            return 0
-        }, Unmanaged.passUnretained(sink).toOpaque(), nil) else {
-            throw .kernel(BPFError(.openPin(root.shared(DP_MAP_CAPTURE_RING)), errno: errno))
-        }
-        defer { ring_buffer__free(buffer) }
-
-        let before = (try? stats.lookupPerCPU(0, as: dp_capture_stats.self)) ?? []
-        // Monotonic (the programs' clock) to real time.
-        let offset = Self.now(CLOCK_REALTIME) &- Self.now(CLOCK_MONOTONIC)
+        let session = try CaptureSession(self, cfg)
         var summary = CaptureSummary()
         var going = true
-        do { try config.update(UInt32(0), cfg) } catch { throw .kernel(error) }
-        defer {
-            cfg.on = 0
-            try? config.update(UInt32(0), cfg)
-        }
         while going {
             if stop() { break }
-            _ = ring_buffer__poll(buffer, 100)
-            for bytes in sink.records where going {
-                guard let packet = names.packet(bytes, offset: offset) else { continue }
+            for bytes in session.poll(milliseconds: 100) where going {
+                guard let packet = names.packet(bytes, offset: session.offset) else { continue }
                 if let backends, let slot = packet.backendSlot, !backends.contains(slot) {
                     summary.filteredOut += 1
                     continue
@@ -132,14 +104,8 @@ extension Dataplane {
                 summary.written += 1
                 going = each(packet.packet)
             }
-            sink.records.removeAll(keepingCapacity: true)
         }
-        let after = (try? stats.lookupPerCPU(0, as: dp_capture_stats.self)) ?? []
-        for (i, a) in after.enumerated() {
-            let b = i < before.count ? before[i] : dp_capture_stats()
-            summary.limited += a.limited &- b.limited
-            summary.lost += a.lost &- b.lost
-        }
+        (summary.limited, summary.lost) = session.finish()
         return summary
     }
 
@@ -148,9 +114,82 @@ extension Dataplane {
     }
 }
 
-/// What the ring buffer's callback collects between polls.
-private final class RecordSink {
-    var records: [[UInt8]] = []
+/// The programs' capture, turned on for one command: holds the capture lock, writes the
+/// filter, reads the ring buffer, and turns the capture off again (finish, or deinit).
+final class CaptureSession {
+    /// What the ring buffer's callback collects between polls.
+    private final class Sink {
+        var records: [[UInt8]] = []
+    }
+
+    private let lock: OwnedDescriptor
+    private let config, stats, ring: BPFMap
+    private var cfg: dp_capture_cfg
+    private let sink = Sink()
+    private let buffer: OpaquePointer
+    private let before: [dp_capture_stats]
+    /// Add to a record's timestamp (the programs' CLOCK_MONOTONIC) for CLOCK_REALTIME.
+    let offset: UInt64
+
+    init(_ dataplane: Dataplane, _ cfg: dp_capture_cfg) throws(DataplaneError) {
+        let root = dataplane.root
+        do {
+            lock = try root.lockCapture()
+            (config, stats, ring) = (try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE)), try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_STATS)),
+                                     try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_RING)))
+        } catch {
+            throw .kernel(error)
+        }
+        guard let buffer = ring_buffer__new(ring.fd.raw, { context, data, size in
+            guard let context, let data else { return 0 }
+            Unmanaged<Sink>.fromOpaque(context).takeUnretainedValue().records.append(Array(UnsafeRawBufferPointer(start: data, count: size)))
+            return 0
+        }, Unmanaged.passUnretained(sink).toOpaque(), nil) else {
+            throw .kernel(BPFError(.openPin(root.shared(DP_MAP_CAPTURE_RING)), errno: errno))
+        }
+        self.buffer = buffer
+        self.cfg = cfg
+        before = (try? stats.lookupPerCPU(0, as: dp_capture_stats.self)) ?? []
+        offset = Dataplane.now(CLOCK_REALTIME) &- Dataplane.now(CLOCK_MONOTONIC)
+        do { try config.update(UInt32(0), cfg) } catch {
+            ring_buffer__free(buffer)
+            throw .kernel(error)
+        }
+    }
+
+    deinit {
+        if cfg.on != 0 { _ = finish() }
+        ring_buffer__free(buffer)
+        withExtendedLifetime(lock) {}
+    }
+
+    /// Records that arrived, waiting up to `milliseconds` for the first.
+    func poll(milliseconds: Int32) -> [[UInt8]] {
+        _ = ring_buffer__poll(buffer, milliseconds)
+        defer { sink.records.removeAll(keepingCapacity: true) }
+        return sink.records
+    }
+
+    /// Records already in the ring, without waiting.
+    func consume() -> [[UInt8]] {
+        _ = ring_buffer__consume(buffer)
+        defer { sink.records.removeAll(keepingCapacity: true) }
+        return sink.records
+    }
+
+    /// Turns the capture off; the packets matched but not recorded since it began (over
+    /// the rate bound, lost to a full ring).
+    func finish() -> (limited: UInt64, lost: UInt64) {
+        cfg.on = 0
+        try? config.update(UInt32(0), cfg)
+        var out: (limited: UInt64, lost: UInt64) = (0, 0)
+        for (i, a) in ((try? stats.lookupPerCPU(0, as: dp_capture_stats.self)) ?? []).enumerated() {
+            let b = i < before.count ? before[i] : dp_capture_stats()
+            out.limited += a.limited &- b.limited
+            out.lost += a.lost &- b.lost
+        }
+        return out
+    }
 }
 
 /// Names for what the records number: interfaces by index; rules, limits and backends by
@@ -218,10 +257,11 @@ extension CapturedPacket {
     public var line: String {
         let seconds = timestampNs / 1_000_000_000, micros = timestampNs % 1_000_000_000 / 1000
         let time = "\(seconds).\(String(repeating: "0", count: 6 - String(micros).count))\(micros)"
-        return "\(time) \(interface) \(comment) len \(length): \(headers)"
+        return "\(time) \(interface) \(comment) len \(length): \(Self.headers(data))"
     }
 
-    private var headers: String {
+    /// A frame's addresses, protocol and ports, read from it (VLAN tags skipped).
+    public static func headers(_ data: [UInt8]) -> String {
         var at = 12
         func u16(_ i: Int) -> Int? { i + 1 < data.count ? Int(data[i]) << 8 | Int(data[i + 1]) : nil }
         var type = u16(at)
@@ -237,6 +277,8 @@ extension CapturedPacket {
                 "\(IPAddress(family: .ipv6, words: (0..<4).map { w in data[i + w * 4..<i + w * 4 + 4].reduce(0) { $0 << 8 | UInt32($1) } }))"
             }
             (src, dst, proto, l4) = (v6(l3 + 8), v6(l3 + 24), Int(data[l3 + 6]), l3 + 40)
+        case 0x0806:
+            return "arp"
         default:
             return type.map { "ethertype 0x\(String($0, radix: 16))" } ?? "frame"
         }

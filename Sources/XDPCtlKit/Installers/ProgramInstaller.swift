@@ -157,9 +157,11 @@ struct ProgramInstaller {
 extension Dataplane {
     /// Loads xdp_ingress (maps pinned under `pinRoot`, or at `pinPaths`) for firewall
     /// tables of `table`'s capacity: the verifier bounds every node offset by it.
-    public static func ingressProgram(pinRoot: String, table: BPFMap, pinPaths: [String: String] = [:]) throws(BPFError) -> BPFObject {
+    /// `object`: a build of it (the benchmark's without capture).
+    public static func ingressProgram(pinRoot: String, table: BPFMap, pinPaths: [String: String] = [:],
+                                      object: EmbeddedObject = .xdpIngress) throws(BPFError) -> BPFObject {
         guard let capacity = firewallCapacity(of: table) else { throw BPFError(.createMap("dp_fw_tree"), errno: EINVAL) }
-        return try BPFObject(.xdpIngress, pinRoot: pinRoot, innerMaps: [DP_MAP_FW: table], pinPaths: pinPaths,
+        return try BPFObject(object, pinRoot: pinRoot, innerMaps: [DP_MAP_FW: table], pinPaths: pinPaths,
                              constants: [DP_FW_RODATA: withUnsafeBytes(of: UInt32(capacity)) { Array($0) }])
     }
 
