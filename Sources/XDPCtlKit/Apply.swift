@@ -23,6 +23,7 @@ extension Dataplane {
     /// the file is the same.
     public func apply(_ text: String, patching: Bool = true) throws(DataplaneError) -> ApplyResult {
         try recoverInterruptedApply()
+        endStaleCapture()
         return try apply(text, patching: patching, reload: false)
     }
 

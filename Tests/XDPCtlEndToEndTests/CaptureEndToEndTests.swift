@@ -69,6 +69,21 @@ struct CaptureEndToEndTests {
         #expect(ssh.status == 0 && ssh.out.contains(#""rule": "block-2222""#) && ssh.out.contains(#""action": "drop""#), "\(ssh.out) \(ssh.err)")
         let ping = try lab.xdpctl("explain", "--interface", lab.serverIf, "--src", lab.clientV4, "--dst", lab.serverV4, "--proto", "icmp")
         #expect(ping.status == 0 && ping.out.contains("the default action decides: allow") && ping.out.contains("\"pings\" charges it"), "\(ping.out) \(ping.err)")
+        // A capture killed outright leaves the programs recording; the next apply ends it.
+        func recording() throws -> Bool {
+            let dump = try sh(["bpftool", "-j", "map", "dump", "pinned", "\(lab.pinRoot)/dp_capture"])
+            guard case .array(let entries) = try JSONParser.parse(dump.out), case .object(let value)? = entries.first?["formatted"]?["value"] else {
+                Issue.record("bpftool: \(dump.out) \(dump.err)")
+                return false
+            }
+            return value.first { $0.key == "on" }?.value.int != 0
+        }
+        let killed = try Self.startCapture(lab, ["--interface", lab.serverIf], log: log)
+        kill(killed.processIdentifier, SIGKILL)
+        killed.waitUntilExit()
+        #expect(try recording())
+        #expect(try lab.apply(config.replacingOccurrences(of: #""packets_per_second": 2"#, with: #""packets_per_second": 3"#)).status == 0)
+        #expect(try !recording(), "the apply turned the dead capture's recording off")
         let unknown = try lab.xdpctl("capture", "--interface", lab.serverIf, "--rule", "nope", "-c", "1")
         #expect(unknown.status == 1 && unknown.err.contains("--rule nope: no firewall rule, rate limit or load balancer of that name"), "\(unknown.err)")
     }

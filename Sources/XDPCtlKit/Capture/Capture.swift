@@ -109,6 +109,16 @@ extension Dataplane {
         return summary
     }
 
+    /// A capture killed outright (SIGKILL) leaves the programs recording into the ring.
+    /// Unless a capture holds its lock, turns that off. Every apply does this.
+    func endStaleCapture() {
+        guard let lock = try? root.lockCapture(), let config = try? BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE)),
+              var cfg: dp_capture_cfg = try? config.lookup(UInt32(0)), cfg.on != 0 else { return }
+        cfg.on = 0
+        try? config.update(UInt32(0), cfg)
+        withExtendedLifetime(lock) {}
+    }
+
     private static func mask(_ chosen: Set<String>, _ names: [String]) -> UInt32 {
         names.enumerated().reduce(0) { chosen.contains($1.element) ? $0 | 1 << UInt32($1.offset) : $0 }
     }
