@@ -71,13 +71,11 @@ struct CaptureEndToEndTests {
         #expect(ping.status == 0 && ping.out.contains("the default action decides: allow") && ping.out.contains("\"pings\" charges it"), "\(ping.out) \(ping.err)")
         // A capture killed outright leaves the programs recording; the next apply ends it.
         func recording() throws -> Bool {
-            let dump = try sh(["bpftool", "-j", "map", "dump", "pinned", "\(lab.pinRoot)/dp_capture"])
-            guard case .array(let entries) = try JSONParser.parse(dump.out), case .object(let value)? = entries.first?["formatted"]?["value"] else {
-                Issue.record("bpftool: \(dump.out) \(dump.err)")
-                return false
-            }
-            return value.first { $0.key == "on" }?.value.int != 0
+            let status = try lab.xdpctl("status", "--json")
+            #expect(status.out.contains(#""capture_running": "#), "\(status.out) \(status.err)")
+            return status.out.contains(#""capture_running": true"#)
         }
+        #expect(try !recording())
         let killed = try Self.startCapture(lab, ["--interface", lab.serverIf], log: log)
         kill(killed.processIdentifier, SIGKILL)
         killed.waitUntilExit()

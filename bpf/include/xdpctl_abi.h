@@ -141,6 +141,8 @@
 #define DP_MAP_CAPTURE    "dp_capture"       /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_CAPTURE_STATS "dp_capture_stats" /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_CAPTURE_RING "dp_capture_ring" /* shared by all interfaces: pinned at the pin root */
+#define DP_MAP_CAPTURE_ON ".data.capture"   /* the capture flag's section; pinned at the pin root as DP_PIN_CAPTURE_ON */
+#define DP_PIN_CAPTURE_ON "dp_capture_on"
 #define DP_MAP_CT         "dp_ct"          /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_CT_NEW     "dp_ct_new"      /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_NAT_SNAT   "dp_nat_snat"
@@ -683,8 +685,10 @@ _Static_assert(sizeof(struct dp_nat_stats) == 32, "dp_nat_stats changed: bump DP
 
 /* ---- capture (xdpctl capture): what the programs did to each packet ------------------
  *
- * dp_capture is an ARRAY[1] holding the running capture's filter; with `on` zero (no
- * capture), reading it is all a packet pays. A packet that passes the filter and the
+ * dp_capture_on, a global of its own section (.data.capture: an ARRAY[1] of one __u32
+ * every program shares), is nonzero while a capture runs; reading it, one load, is all
+ * a packet pays while none does. dp_capture is an ARRAY[1] holding the running
+ * capture's filter. A packet that passes the filter and the
  * per-CPU token bucket (dp_capture_stats, PERCPU_ARRAY[1]) is copied, as the program
  * leaves it, into the ring buffer dp_capture_ring with the verdict and what decided it. */
 

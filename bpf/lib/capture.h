@@ -29,17 +29,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_capture_ring SEC(".maps");
 
-/* Whether a capture runs: what every packet pays for capture (the verifier turns the
- * array lookup into an address). */
+/* Nonzero while a capture runs (xdpctl_abi.h): its own data section, shared by every
+ * program through its pin, so that the check is one load from a known address. */
+volatile __u32 dp_capture_on SEC(".data.capture");
+
+/* Whether a capture runs: all every packet pays for capture while none does. */
 static __always_inline int capture_running(void)
 {
 #ifdef DP_CAPTURE_COMPILED_OUT /* the benchmark's build without it (bpf/bench) */
 	return 0;
 #endif
-	__u32 zero = 0;
-	const struct dp_capture_cfg *c = bpf_map_lookup_elem(&dp_capture, &zero);
-
-	return c && c->on;
+	return dp_capture_on;
 }
 
 /* A record for the packet, when the running capture wants it and its CPU's bucket has a

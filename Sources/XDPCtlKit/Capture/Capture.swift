@@ -109,13 +109,17 @@ extension Dataplane {
         return summary
     }
 
+    /// Whether the programs record packets now (the flag every packet checks).
+    public var captureRunning: Bool {
+        guard let flag = try? BPFMap.open(pinned: root.shared(DP_PIN_CAPTURE_ON)), let on: UInt32 = try? flag.lookup(UInt32(0)) else { return false }
+        return on != 0
+    }
+
     /// A capture killed outright (SIGKILL) leaves the programs recording into the ring.
     /// Unless a capture holds its lock, turns that off. Every apply does this.
     func endStaleCapture() {
-        guard let lock = try? root.lockCapture(), let config = try? BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE)),
-              var cfg: dp_capture_cfg = try? config.lookup(UInt32(0)), cfg.on != 0 else { return }
-        cfg.on = 0
-        try? config.update(UInt32(0), cfg)
+        guard captureRunning, let lock = try? root.lockCapture(), let flag = try? BPFMap.open(pinned: root.shared(DP_PIN_CAPTURE_ON)) else { return }
+        try? flag.update(UInt32(0), UInt32(0))
         withExtendedLifetime(lock) {}
     }
 
@@ -133,7 +137,7 @@ final class CaptureSession {
     }
 
     private let lock: OwnedDescriptor
-    private let config, stats, ring: BPFMap
+    private let flag, config, stats, ring: BPFMap
     private var cfg: dp_capture_cfg
     private let sink = Sink()
     private let buffer: OpaquePointer
@@ -145,8 +149,8 @@ final class CaptureSession {
         let root = dataplane.root
         do {
             lock = try root.lockCapture()
-            (config, stats, ring) = (try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE)), try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_STATS)),
-                                     try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_RING)))
+            (flag, config, stats, ring) = (try BPFMap.open(pinned: root.shared(DP_PIN_CAPTURE_ON)), try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE)),
+                                           try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_STATS)), try BPFMap.open(pinned: root.shared(DP_MAP_CAPTURE_RING)))
         } catch {
             throw .kernel(error)
         }
@@ -161,7 +165,11 @@ final class CaptureSession {
         self.cfg = cfg
         before = (try? stats.lookupPerCPU(0, as: dp_capture_stats.self)) ?? []
         offset = Dataplane.now(CLOCK_REALTIME) &- Dataplane.now(CLOCK_MONOTONIC)
-        do { try config.update(UInt32(0), cfg) } catch {
+        // The filter first, then the flag the programs check.
+        do {
+            try config.update(UInt32(0), cfg)
+            try flag.update(UInt32(0), UInt32(1))
+        } catch {
             ring_buffer__free(buffer)
             throw .kernel(error)
         }
@@ -191,6 +199,7 @@ final class CaptureSession {
     /// the rate bound, lost to a full ring).
     func finish() -> (limited: UInt64, lost: UInt64) {
         cfg.on = 0
+        try? flag.update(UInt32(0), UInt32(0))
         try? config.update(UInt32(0), cfg)
         var out: (limited: UInt64, lost: UInt64) = (0, 0)
         for (i, a) in ((try? stats.lookupPerCPU(0, as: dp_capture_stats.self)) ?? []).enumerated() {

@@ -169,8 +169,8 @@ extension Dataplane {
     /// tables, NAT's rule counters and capture's maps (XDP and tc), and the reply port
     /// filter (XDP).
     static func sharedPins(_ root: PinRoot, _ names: [String] = sharedByBoth + [DP_MAP_LB_RPORTS]) -> [String: String] {
-        Dictionary(uniqueKeysWithValues: names.map { ($0, root.shared($0)) })
+        Dictionary(uniqueKeysWithValues: names.map { ($0, root.shared($0 == DP_MAP_CAPTURE_ON ? DP_PIN_CAPTURE_ON : $0)) })
     }
 
-    static let sharedByBoth = [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS, DP_MAP_CAPTURE, DP_MAP_CAPTURE_STATS, DP_MAP_CAPTURE_RING]
+    static let sharedByBoth = [DP_MAP_CT, DP_MAP_CT_NEW, DP_MAP_NAT_STATS, DP_MAP_CAPTURE, DP_MAP_CAPTURE_STATS, DP_MAP_CAPTURE_RING, DP_MAP_CAPTURE_ON]
 }

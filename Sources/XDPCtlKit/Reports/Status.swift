@@ -79,6 +79,8 @@ public struct StatusReport: Sendable {
     public var agentRuns = false
     /// `xdpctl drain` drained the node: no VIP is announced.
     public var drained = false
+    /// The programs record packets for a capture (or a replay).
+    public var captureRunning = false
 
     public var json: String {
         JSONOutput.render(.obj([
@@ -87,6 +89,7 @@ public struct StatusReport: Sendable {
             "generation": .int(generation),
             "agent_running": .bool(agentRuns),
             "drained": .bool(drained),
+            "capture_running": .bool(captureRunning),
             "interfaces": .array(interfaces.map { i in
                 .obj([
                     "name": .string(i.name), "ifindex": .int(i.ifindex),
@@ -122,6 +125,7 @@ public struct StatusReport: Sendable {
     public var text: String {
         var out = "pin root \(pinRoot)\(netns.map { ", network namespace \($0)" } ?? ""), config generation \(generation)\(agentRuns ? ", an agent serves it" : "")\n"
         if drained { out += "drained: no VIP is announced (xdpctl drain --undo announces again)\n" }
+        if captureRunning { out += "capture running: the programs copy matching packets into the capture ring\n" }
         for i in interfaces {
             let state = i.linkIntact ? "attached \(i.mode ?? "?") (xdp_mode \(i.requestedMode)), program id \(i.programID)" : "NOT attached (the interface was removed or the link detached; apply again)"
             out += "\(i.name) (ifindex \(i.ifindex)): \(state)\n"
@@ -207,7 +211,7 @@ extension Dataplane {
             return status
         }
         var report = StatusReport(pinRoot: root.path, netns: state.netns, generation: state.generation, interfaces: interfaces)
-        (report.agentRuns, report.drained) = (root.agentRuns, drained)
+        (report.agentRuns, report.drained, report.captureRunning) = (root.agentRuns, drained, captureRunning)
         return report
     }
 
