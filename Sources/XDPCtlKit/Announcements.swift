@@ -23,9 +23,7 @@ public struct ServedVIP: Sendable, Hashable {
         for iface in config.interfaces where attached.contains(iface.name) {
             let held = down[iface.name] ?? []
             for lb in iface.loadBalancers {
-                let live = lb.backends.contains { b in
-                    b.state == .active && (lb.healthCheck == nil || !held.contains(LoadBalancerCompiler.backendID(lb, b)))
-                }
+                let live = lb.backends.contains { LoadBalancerCompiler.takesNewFlows(lb, $0, isDown: held.contains) }
                 if healthy[lb.vip] == nil { order.append(lb.vip) }
                 healthy[lb.vip] = (healthy[lb.vip] ?? false) || live
             }

@@ -49,7 +49,7 @@ public struct Explainer {
         self.iface = iface
         rings = Dictionary(uniqueKeysWithValues: iface.loadBalancers.map { lb in
             let weighted = lb.backends.map { b in
-                Maglev.Backend(key: b.maglevKey, weight: b.state == .active && !(lb.healthCheck != nil && down.contains(LoadBalancerCompiler.backendID(lb, b))) ? b.weight : 0)
+                Maglev.Backend(key: b.maglevKey, weight: LoadBalancerCompiler.takesNewFlows(lb, b, isDown: down.contains) ? b.weight : 0)
             }
             return (lb.name, Maglev.table(weighted, size: lb.tableSize))
         })

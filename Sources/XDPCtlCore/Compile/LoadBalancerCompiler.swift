@@ -22,6 +22,13 @@ public enum LoadBalancerCompiler {
         "\(balancer)|\(address)|\(port)"
     }
 
+    /// Whether backend `b` of `lb` takes new flows: active, and not held down by health
+    /// checks (`isDown`, asked by backendID; a recorded down counts only for a balancer
+    /// with a health check). Draining and down backends keep their connections.
+    public static func takesNewFlows(_ lb: LoadBalancer, _ b: LoadBalancer.Backend, isDown: (String) -> Bool) -> Bool {
+        b.state == .active && !(lb.healthCheck != nil && isDown(backendID(lb, b)))
+    }
+
     public static func backendIDs(_ lbs: [LoadBalancer]) -> [String] {
         lbs.flatMap { lb in lb.backends.map { backendID(lb, $0) } }
     }
@@ -39,7 +46,7 @@ public enum LoadBalancerCompiler {
             throw CapacityError(message: "backends need slot \(top); at most \(DP_LB_MAX_BACKENDS - 1) fit on an interface (apply with fewer first)")
         }
         let takes = { (lb: LoadBalancer, b: LoadBalancer.Backend) in
-            b.state == .active && !(lb.healthCheck != nil && backendSlots[backendID(lb, b)].map(down.contains) ?? false)
+            takesNewFlows(lb, b) { backendSlots[$0].map(down.contains) ?? false }
         }
         let total = lbs.reduce(0) { t, lb in t + (lb.backends.contains { takes(lb, $0) } ? lb.tableSize : 0) }
         guard total <= Int(DP_LB_MAX_RING) else {
