@@ -5,7 +5,8 @@ import XDPCtlCore
 
 @Suite("End to end: capture", .serialized)
 struct CaptureEndToEndTests {
-    /// Starts `xdpctl capture ARGS` against the lab's pin root; returns it once it captures.
+    /// Starts `xdpctl capture ARGS` against the lab's pin root; returns it once the programs
+    /// record (it says "capturing" then).
     static func startCapture(_ lab: Lab, _ args: [String], log: String) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: xdpctlBinary)
@@ -58,7 +59,7 @@ struct CaptureEndToEndTests {
         #expect(tcpdump.out.split(separator: "\n").count == blocked + limited && tcpdump.out.contains("\(lab.serverV4).2222"), "\(tcpdump.out) \(tcpdump.err)")
 
         // A filter expression picks among the drops; a bad one is a usage error.
-        let pings = try Self.startCapture(lab, ["--interface", lab.serverIf, "--reason", "rate_limit", "-c", "3", "-w", file, "icmp"], log: log)
+        let pings = try Self.startCapture(lab, ["--interface", lab.serverIf, "--reason", "rate_limit", "-c", "3", "--duration", "20", "-w", file, "icmp"], log: log)
         _ = try sh(["ip", "netns", "exec", lab.client, "ping", "-c", "12", "-i", "0.02", "-W", "1", lab.serverV4], timeout: 10)
         pings.waitUntilExit()
         #expect(try Self.comments(file) == Array(repeating: "xdp drop reason rate_limit limit pings", count: 3))

@@ -57,10 +57,10 @@ public struct CaptureSummary: Sendable {
 
 extension Dataplane {
     /// Captures packets as the programs leave them until `each` returns false or `stop`
-    /// returns true (asked every 100 ms). Holds the capture lock; turns the programs'
+    /// returns true (asked every 100 ms); `started` is called once the programs record. Holds the capture lock; turns the programs'
     /// capture on for the request, and off again whatever ends it. Throws when nothing is
     /// applied, the names do not resolve, or another capture runs.
-    public func capture(_ request: CaptureRequest, filter: PacketFilter?, stop: () -> Bool,
+    public func capture(_ request: CaptureRequest, filter: PacketFilter?, started: () -> Void = {}, stop: () -> Bool,
                         each: (CapturedPacket) -> Bool) throws(DataplaneError) -> CaptureSummary {
         guard let state = try reportState() else { throw .state("nothing applied under \(root.path)") }
         let names = CaptureNames(state)
@@ -87,6 +87,7 @@ extension Dataplane {
         }
 
         let session = try CaptureSession(self, cfg)
+        started()
         var summary = CaptureSummary()
         var going = true
         while going {

@@ -127,12 +127,12 @@ struct Capture: ParsableCommand {
             sigaddset(&stopSignals, s)
         }
         pthread_sigmask(SIG_UNBLOCK, &stopSignals, nil) // a parent may have blocked them
-        FileOutput.standardError.write("xdpctl capture: capturing on \(interface ?? "every interface"); SIGINT stops\n")
         let deadline = duration.map { ContinuousClock.now + .milliseconds(Int64($0 * 1000)) }
         var written = 0
         var failure: (any Error)?
         let summary = try report {
             try dataplane.capture(request, filter: expression,
+                                  started: { FileOutput.standardError.write("xdpctl capture: capturing on \(interface ?? "every interface"); SIGINT stops\n") },
                                   stop: { stopRequested.load(ordering: .relaxed) || deadline.map { ContinuousClock.now >= $0 } ?? false }) { packet in
                 do {
                     if writer != nil {
