@@ -65,6 +65,11 @@ public final class BPFObject {
         return try checkFD(bpf_program__fd(prog), .findProgram(name))
     }
 
+    /// Pins a program of the object at `path`.
+    public func pinProgram(_ name: String, at path: String) throws(BPFError) {
+        try check(bpf_obj_pin(try programFD(name), path), .pin(path))
+    }
+
     /// A map of the object, with its own duplicated descriptor.
     public func map(_ name: String) throws(BPFError) -> BPFMap {
         guard let map = bpf_object__find_map_by_name(handle, name) else {

@@ -14,6 +14,7 @@ import SystemPackage
 ///                              programs serve, no VIP is announced
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
 ///   ROOT/ifaces/NAME/link_tc   its tc egress bpf_link (tcx), when it has NAT
+///   ROOT/ifaces/NAME/prog      its XDP program instead of a link, in a private load
 ///   ROOT/ifaces/NAME/dp_*      its maps (pinned by name by libbpf)
 ///   ROOT/ifaces/NAME/dp_fw_spare  the firewall table its last swap retired, which the
 ///                              next one fills instead of a new table
@@ -33,6 +34,8 @@ public struct PinRoot: Sendable {
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
     public func link(_ name: String) -> String { "\(interface(name))/link" }
     public func tcLink(_ name: String) -> String { "\(interface(name))/link_tc" }
+    /// The XDP program of a private load (Dataplane.loadPrivately), which has no link.
+    public func program(_ name: String) -> String { "\(interface(name))/prog" }
     public func map(_ name: String, of interface: String) -> String { "\(self.interface(interface))/\(name)" }
     public func shared(_ name: String) -> String { "\(path)/\(name)" }
     public func spareTable(of interface: String) -> String { "\(self.interface(interface))/dp_fw_spare" }
@@ -159,7 +162,7 @@ public struct PinRoot: Sendable {
     }
 
     /// The names in a directory, without . and ..; nil (errno set) when it cannot be read.
-    static func entries(of dir: String) -> [String]? {
+    public static func entries(of dir: String) -> [String]? {
         guard let d = opendir(dir) else { return nil }
         defer { closedir(d) }
         var names: [String] = []

@@ -52,6 +52,11 @@ public enum XDPLink {
         return OwnedDescriptor(try checkFD(bpf_prog_get_fd_by_id(id), .linkInfo(pinPath)))
     }
 
+    /// A pinned program (not a link), as an owned descriptor.
+    public static func pinnedProgram(_ path: String) throws(BPFError) -> OwnedDescriptor {
+        OwnedDescriptor(try checkFD(bpf_obj_get(path), .openPin(path)))
+    }
+
     /// Detaches the pinned link at `pinPath` and removes the pin. A link whose interface
     /// is gone is only unpinned.
     public static func detach(pinPath: String, interface: String) throws(BPFError) {

@@ -88,7 +88,7 @@ extension Dataplane {
             discard(preloads)
             return ApplyResult(generation: old.generation, changed: false, changes: [])
         }
-        try Transaction(root: root, plan: plan, preloads: preloads).run { stages throws(BPFError) in
+        try Transaction(root: root, plan: plan, preloads: preloads, attaches: attaches).run { stages throws(BPFError) in
             let interfaces = stages.map { $0.plan.state(mode: $0.mode.rawValue, capacity: $0.capacity) }
             try root.writeState(DataplaneState(generation: plan.generation, netns: netns, configText: text, interfaces: interfaces).encoded)
         }

@@ -7,7 +7,7 @@ import XDPCtlCore
 /// The data plane as the commands see it. All kernel state lives under the pin root.
 public final class Dataplane {
     public let root: PinRoot
-    public private(set) var netns: String?
+    public internal(set) var netns: String?
     var compiler = FirewallCompiler()
     /// The state reportState() read last, by the state map's id.
     var reportCache: (id: UInt32, state: DataplaneState)?
@@ -17,6 +17,8 @@ public final class Dataplane {
     var checkedCache: [String: (generation: UInt64, checks: [String: LoadBalancer.HealthCheck])] = [:]
     /// The Maglev tables health changes built last, by interface and load balancer.
     var maglevCaches: [String: MaglevCache] = [:]
+    /// Applies attach the programs; a private load (loadPrivately) pins them instead.
+    var attaches = true
     /// Seconds an apply, down or flush waits for another one that holds the pin root.
     public var lockWait: Double = 60
     /// Told when a command starts waiting for the lock (with lockWait).

@@ -5,9 +5,10 @@ import XDPCtlCore
 
 extension Dataplane {
     /// The indexes of the interfaces `config` names, in the namespace the commands work in.
+    /// In a private load, a missing interface stands for the loopback.
     func ifindexes(_ config: Config) -> [String: Int32] {
         var out: [String: Int32] = [:]
-        for iface in config.interfaces { out[iface.name] = Netns.ifindex(of: iface.name) }
+        for iface in config.interfaces { out[iface.name] = Netns.ifindex(of: iface.name) ?? (attaches ? nil : 1) }
         return out
     }
 

@@ -17,7 +17,7 @@ struct Transaction {
     let installers: [any Installer]
     let replyPorts: ReplyPorts
 
-    init(root: PinRoot, plan: ApplyPlan, preloads: [String: Preload]) {
+    init(root: PinRoot, plan: ApplyPlan, preloads: [String: Preload], attaches: Bool) {
         self.root = root
         self.plan = plan
         stages = plan.interfaces.map { p in
@@ -25,7 +25,7 @@ struct Transaction {
             stage.preload = preloads[p.config.name]
             return stage
         }
-        programs = ProgramInstaller(root: root)
+        programs = ProgramInstaller(root: root, attaches: attaches)
         installers = [FirewallInstaller(root: root), RateLimitInstaller(root: root), BalancerInstaller(root: root), NATInstaller(root: root)]
         replyPorts = ReplyPorts(root: root)
     }

@@ -136,7 +136,7 @@ struct CaptureEndToEndTests {
         usleep(300_000)
     }
 
-    @Test("replay: a capture tcpdump recorded in the lab gets the verdicts the live traffic got, with the rule that decided; other link types and truncated files are refused")
+    @Test("replay: a capture tcpdump recorded in the lab gets the verdicts the live traffic got, with the rule that decided; through a new config loaded privately (-f) it gets that config's, and the running data plane counts nothing; other link types and truncated files are refused")
     func replay() throws {
         let lab = try Lab()
         defer { lab.close() }
@@ -172,6 +172,30 @@ struct CaptureEndToEndTests {
         print("replay: \(packets.count) packets, \(drops) dropped by block-2222 (live: \(blocked)), \(toEcho) to the echo server passed")
         #expect(drops == blocked && drops >= 1 && toEcho >= 4)
 
+        // The same recording through a new config, loaded privately: its rules decide, on
+        // an interface that does not exist here, and the running data plane sees nothing.
+        let before = try lab.stats()["rules"]
+        let next = "/tmp/xdpctl-e2e-replay-next-\(lab.tag).json"
+        defer { unlink(next) }
+        try #"{"version": 1, "interfaces": [{"name": "replay0", "firewall": {"default_action": "allow", "rules": [{"name": "block-3333", "action": "drop", "proto": "tcp", "dst_ports": [3333]}]}}]}"#
+            .write(toFile: next, atomically: true, encoding: .utf8)
+        let tried = try lab.xdpctl("replay", "-r", file, "-f", next, "--json")
+        #expect(tried.status == 0, "\(tried.err)")
+        guard case .array(let triedPackets)? = try JSONParser.parse(tried.out)["packets"] else { Issue.record("replay -f: \(tried.out) \(tried.err)"); return }
+        #expect(triedPackets.count == packets.count)
+        for p in triedPackets {
+            guard case .string(let into)? = p["in"] else { continue }
+            let blockedNow = into.contains("\(lab.serverV4):3333 tcp")
+            #expect(p["verdict"] == .string(blockedNow ? "drop" : "pass"), "\(p)")
+            if into.hasSuffix(" tcp") { #expect(p["decided_by"] == .string(blockedNow ? "rule block-3333" : "default action"), "\(p)") }
+        }
+        #expect(try lab.stats()["rules"] == before, "the running rules counted nothing")
+        let parent = (lab.pinRoot as NSString).deletingLastPathComponent, base = (lab.pinRoot as NSString).lastPathComponent
+        #expect(try FileManager.default.contentsOfDirectory(atPath: parent).filter { $0.hasPrefix(base + "-private-") }.isEmpty, "the private load is gone")
+        try #"{"version": 1, "interfaces": [{"name": "replay0"}, {"name": "replay1"}]}"#.write(toFile: next, atomically: true, encoding: .utf8)
+        let which = try lab.xdpctl("replay", "-r", file, "-f", next)
+        #expect(which.status == 1 && which.err.contains("name one with --interface"), "\(which.err)")
+
         // Not Ethernet: tcpdump -i any writes Linux cooked captures.
         let cooked = "/tmp/xdpctl-e2e-replay-any-\(lab.tag).pcap"
         defer { unlink(cooked) }
@@ -191,7 +215,7 @@ struct CaptureEndToEndTests {
         #expect(truncated.status == 1 && truncated.err.contains("packet \(packets.count)") && truncated.err.contains("truncated"), "\(truncated.err)")
     }
 
-    @Test("replay through a load balancer writes the packets with the backend's address, and names the backend")
+    @Test("replay through a load balancer, running or loaded privately from its file, writes the packets with the backend's address, and names the backend")
     func replayBalancer() throws {
         let lab = try BalancerLab(backends: 3)
         defer { lab.close() }
@@ -209,5 +233,14 @@ struct CaptureEndToEndTests {
         let written = try sh(["tcpdump", "-nr", out, "tcp"], timeout: 30)
         let backends = (0..<3).map { "\(lab.backendV4($0)).8080" }
         #expect(backends.contains { written.out.contains($0) } && !written.out.contains("\(lab.vipV4).80:"), "\(written.out)")
+
+        // The same through the file, loaded privately in the balancer's namespace: a new
+        // connection table, the same Maglev table, so the same backends.
+        let file2 = "/tmp/xdpctl-e2e-replay-lb-\(lab.tag).json"
+        defer { unlink(file2) }
+        try lab.config(lab.balancer("web", all)).write(toFile: file2, atomically: true, encoding: .utf8)
+        let tried = try lab.xdpctl("replay", "-r", file, "-f", file2, "--interface", lab.lbClientIf, "--netns", lab.lb)
+        let chosen = { (out: String) in out.split(separator: "\n").filter { $0.contains("redirect backend") }.map { $0.split(separator: " ").dropFirst().joined(separator: " ") } }
+        #expect(tried.status == 0 && !chosen(tried.out).isEmpty && chosen(tried.out) == chosen(r.out), "\(tried.out) \(tried.err)")
     }
 }

@@ -25,11 +25,12 @@ public struct ReplaySummary: Sendable {
 }
 
 extension Dataplane {
-    /// Runs each packet `next` gives through the XDP program attached to `interface`
-    /// (BPF_PROG_TEST_RUN, arriving on that interface), with the capture on to learn the
-    /// verdict's reason and decider. The running tables decide, and are changed as
-    /// traffic changes them: counters count the packets, rate-limit buckets are charged,
-    /// connections a SYN opens enter the table. Holds the capture lock.
+    /// Runs each packet `next` gives through the XDP program attached to `interface` (or
+    /// pinned, in a private load) with BPF_PROG_TEST_RUN, arriving on that interface, and
+    /// with the capture on to learn the verdict's reason and decider. The tables decide,
+    /// and are changed as traffic changes them: counters count the packets, rate-limit
+    /// buckets are charged, connections a SYN opens enter the table. Holds the capture
+    /// lock.
     public func replay(interface: String, next: () throws(PcapReader.Failure) -> PcapReader.Packet?,
                        each: (ReplayedPacket) -> Void) throws(DataplaneError) -> ReplaySummary {
         guard let state = try reportState() else { throw .state("nothing applied under \(root.path)") }
@@ -38,7 +39,9 @@ extension Dataplane {
             throw .state("\(interface) is not attached under \(root.path) (attached: \(state.interfaces.map(\.name).joined(separator: ", ")))")
         }
         let program: OwnedDescriptor
-        do { program = try XDPLink.program(pinPath: root.link(interface)) } catch { throw .kernel(error) }
+        do {
+            program = attaches ? try XDPLink.program(pinPath: root.link(interface)) : try XDPLink.pinnedProgram(root.program(interface))
+        } catch { throw .kernel(error) }
         let names = CaptureNames(state)
         var cfg = dp_capture_cfg()
         (cfg.on, cfg.ifindex, cfg.hooks, cfg.verdicts, cfg.reasons) = (1, UInt32(bitPattern: s.ifindex), 1 << DP_HOOK_XDP.rawValue, ~0, ~0)

@@ -9,6 +9,8 @@ import XDPCtlCore
 /// their attachments.
 struct ProgramInstaller {
     let root: PinRoot
+    /// False in a private load: the XDP program is pinned, and no program attached.
+    let attaches: Bool
 
     /// Before the tables are built: the pin directory, the capacity of the program that
     /// will run, and the running generation's record and firewall table.
@@ -64,6 +66,7 @@ struct ProgramInstaller {
     /// After the flip: the new programs run on the interface, each replacing the running
     /// one in one step, or attached anew (`auto` falls back to generic for XDP).
     func attach(_ stage: InterfaceStage) throws(BPFError) {
+        guard attaches else { return try stage.program!.pinProgram(DP_PROG_XDP, at: root.program(stage.name)) }
         try attachXDP(stage)
         try attachTC(stage)
     }
