@@ -83,7 +83,7 @@ __noinline int dp_capture_tc(struct __sk_buff *skb, const struct dp_pkt *p, __u3
 		n = DP_CAPTURE_SNAP_MAX;
 	if (n == 0 || bpf_skb_load_bytes(skb, 0, r->data, n))
 		r->caplen = 0;
-	bpf_ringbuf_submit(r, 0);
+	capture_submit(r);
 	return 0;
 }
 

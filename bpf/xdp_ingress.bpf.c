@@ -36,7 +36,7 @@ __noinline int dp_capture_xdp(struct xdp_md *ctx, const struct dp_pkt *p, __u32 
 		n = DP_CAPTURE_SNAP_MAX;
 	if (n == 0 || bpf_xdp_load_bytes(ctx, 0, r->data, n))
 		r->caplen = 0;
-	bpf_ringbuf_submit(r, 0);
+	capture_submit(r);
 	return 0;
 }
 

@@ -20,7 +20,9 @@ Per system and run:
                   below the rate offered, the receiver, not the generator, set it.
 
 Systems, each given --rules rules that miss (sources 10.99.x.y, udp/9) and, last, one that
-matches: trivial XDP_DROP (no rules), xdpctl's firewall, xdp-filter (one hash lookup),
+matches: trivial XDP_DROP (no rules), xdpctl's firewall, the same with `xdpctl capture
+--verdict drop` recording during the flood (its rate bound keeps the ring's share small;
+the row's Mpps against the firewall's is the capture figure), xdp-filter (one hash lookup),
 nftables netdev ingress (linear rules, and a set), iptables raw PREROUTING (legacy and
 nf_tables). Then the many-flow rows: XDP_DROP and xdpctl's firewall at each
 --trace-rules count of the acl profile, sent that rule set's trace (10,000 distinct
@@ -36,10 +38,12 @@ Usage: bench_veth.py --xdpctl BIN --bench BIN [--runs 5] [--seconds 2] [--rate 4
 import argparse
 import json
 import os
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 SRC, DST, DPORT = "10.201.0.1", "10.201.0.2", 9
 
@@ -142,8 +146,44 @@ class Lab(Namespaces):
         return xdp_drops(self.dut_sh(f"ethtool -S {self.dev}"))
 
 
+CAPTURE_ROW = "xdpctl firewall, {rules} rules, drop capture on"
+
+
+class Capture:
+    """`xdpctl capture --verdict drop -w FILE` running beside the flood, on the
+    generator's CPU (0): the receiver's CPU pays only what the programs do for it. Keeps
+    each capture's closing summary."""
+
+    def __init__(self, xdpctl, netns, env, path):
+        self.xdpctl, self.netns, self.env, self.path = xdpctl, netns, env, path
+        self.summaries = []
+
+    def start(self):
+        self.log = tempfile.TemporaryFile("w+")
+        self.proc = subprocess.Popen(["taskset", "-c", "0", self.xdpctl, "capture", "--netns", self.netns, "--verdict", "drop",
+                                      "--duration", "300", "-w", self.path], env=self.env, stdout=subprocess.DEVNULL, stderr=self.log)
+        for _ in range(200):  # it says "capturing" once the programs record
+            self.log.seek(0)
+            if "capturing" in self.log.read() or self.proc.poll() is not None:
+                break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("xdpctl capture did not start")
+        if self.proc.poll() is not None:
+            self.log.seek(0)
+            raise RuntimeError(f"xdpctl capture: {self.log.read()}")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGINT)
+        self.proc.wait(timeout=30)
+        self.log.seek(0)
+        self.summaries.append(self.log.read().strip().splitlines()[-1])
+        os.unlink(self.path)
+
+
 def systems(args, lab, work):
-    """(name, trace rules or None, setup, teardown, processed-packets counter) per system."""
+    """(name, trace rules or None, setup, teardown, processed-packets counter) per system,
+    and the capture the capture row runs."""
     dev, miss = lab.dev, [f"10.99.{i // 250}.{i % 250 + 1}" for i in range(args.rules)]
     pin = f"/sys/fs/bpf/xdpctl-{lab.dut}-floor"
     env = dict(os.environ, XDPCTL_PIN_ROOT=f"/sys/fs/bpf/xdpctl-{lab.dut}")
@@ -181,11 +221,15 @@ def systems(args, lab, work):
     ipt = "*raw\n:PREROUTING ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n" + "".join(
         f"-A PREROUTING -s {a}/32 -p udp --dport {DPORT} -j DROP\n" for a in miss + [SRC]) + "COMMIT\n"
     floor = (lambda: run(args.bench, "--netns", lab.dut, "--interface", dev, "--attach-drop", pin), lambda: os.unlink(pin), lab.xdp_drops)
+    capture = Capture(args.xdpctl, lab.dut, env, os.path.join(work, "drops.pcapng"))
     rows = [
         ("trivial XDP_DROP", None, *floor),
         (f"xdpctl firewall, {args.rules} rules", None,
          lambda: run(args.xdpctl, "apply", "-f", config, "--netns", lab.dut, env=env),
          lambda: run(args.xdpctl, "down", env=env), lab.xdp_drops),
+        (CAPTURE_ROW.format(rules=args.rules), None,
+         lambda: (run(args.xdpctl, "apply", "-f", config, "--netns", lab.dut, env=env), capture.start()),
+         lambda: (capture.stop(), run(args.xdpctl, "down", env=env)), lab.xdp_drops),
         ("xdp-filter, matching rule", None,
          lambda: lab.dut_sh(f"xdp-filter load -m native {dev} && xdp-filter ip {SRC} -m src"),
          lambda: lab.dut_sh(f"xdp-filter unload {dev}"), lab.xdp_drops),
@@ -207,7 +251,7 @@ def systems(args, lab, work):
         rows.append((f"xdpctl firewall, acl {n} rules, trace", n,
                      lambda p=path: run(args.xdpctl, "apply", "-f", p, "--netns", lab.dut, env=env),
                      lambda: run(args.xdpctl, "down", env=env), lab.xdp_drops))
-    return rows
+    return rows, capture
 
 
 def measure(lab, count, seconds, rate, trace):
@@ -230,7 +274,7 @@ def main():
     p.add_argument("--json")
     args = p.parse_args()
     with Lab(f"xveth{os.getpid()}", args.bench) as lab, tempfile.TemporaryDirectory() as work:
-        table = systems(args, lab, work)
+        table, capture = systems(args, lab, work)
         runs = {name: [] for name, *_ in table}
         # Round robin, so the machine's noise falls on every system alike.
         for n in range(args.runs):
@@ -266,11 +310,23 @@ def main():
     for r in results:
         print(f"{r['system']:44} {r['receiver_ns_per_packet']:7.0f} {r['net_ns_per_packet']:6.0f} {r['per_xdp_drop']:9.2f}x "
               f"{r['per_nft_set']:8.2f}x {r['mpps']:6.2f} {r['offered_mpps']:8.2f}{'  (receiver-bound)' if r['saturated'] else ''}")
+    plain = next(r for r in results if r["system"] == f"xdpctl firewall, {args.rules} rules")
+    captured = next(r for r in results if r["system"] == CAPTURE_ROW.format(rules=args.rules))
+    # Two figures: the rate processed (bound by the generator here, which shares its CPU
+    # with the capture's reader), and what the receiver could process, the inverse of its
+    # cost per packet.
+    ratio = round(statistics.median(c / f for c, f in zip(captured["runs_mpps"], plain["runs_mpps"])), 2)
+    capacity = round(statistics.median(f / c for c, f in zip(captured["runs_receiver_ns"], plain["runs_receiver_ns"])), 2)
+    print(f"drop capture during the flood: {captured['mpps']:.2f} Mpps processed against {plain['mpps']:.2f} without it "
+          f"(median of each round's ratio {ratio:.2f}x); receiver cost {captured['receiver_ns_per_packet'] - plain['receiver_ns_per_packet']:+.0f} "
+          f"ns/pkt, so the receiver's capacity {capacity:.2f}x (target for both >= 0.8x). Last capture: {capture.summaries[-1]}")
     print(f"(medians of {args.runs} runs; ns/pkt: the receiver's NAPI thread CPU time per processed packet at {args.rate} "
           f"pps offered, net of XDP_DROP's (trace rows: of XDP_DROP on the trace); Mpps: processed per second, generator unpaced, "
           f"{args.seconds} s sends)")
     if args.json:
-        merge_json(args.json, "veth", {"runs": args.runs, "seconds": args.seconds, "rate_pps": args.rate, "rules": args.rules, "rows": results})
+        merge_json(args.json, "veth", {"runs": args.runs, "seconds": args.seconds, "rate_pps": args.rate, "rules": args.rules, "rows": results,
+                                       "capture": {"processed_per_no_capture": ratio, "capacity_per_no_capture": capacity, "target": 0.8,
+                                                   "summaries": capture.summaries}})
 
 
 if __name__ == "__main__":

@@ -89,4 +89,20 @@ static __always_inline struct dp_capture_rec *capture_reserve(const struct dp_pk
 	return r;
 }
 
+/* Submits a record. Waking the reader costs an interrupt (irq_work) per record, a
+ * self-IPI that makes a virtual machine exit: that, not the copy, was most of what a
+ * recorded packet cost. The reader is woken once, by the record that takes what waits
+ * past DP_CAPTURE_WAKE_BYTES (a reader slow to run would otherwise be woken by every
+ * record until it ran), and reads whatever is there when its poll times out (100 ms). */
+#define DP_CAPTURE_WAKE_BYTES (256 * 1024)
+#define DP_CAPTURE_REC_BYTES ((sizeof(struct dp_capture_rec) + BPF_RINGBUF_HDR_SZ + 7) & ~7ul)
+
+static __always_inline void capture_submit(struct dp_capture_rec *r)
+{
+	__u64 waiting = bpf_ringbuf_query(&dp_capture_ring, BPF_RB_AVAIL_DATA); /* this one included */
+	int crossed = waiting >= DP_CAPTURE_WAKE_BYTES && waiting < DP_CAPTURE_WAKE_BYTES + DP_CAPTURE_REC_BYTES;
+
+	bpf_ringbuf_submit(r, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+}
+
 #endif

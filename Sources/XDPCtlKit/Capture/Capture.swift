@@ -182,9 +182,11 @@ final class CaptureSession {
         withExtendedLifetime(lock) {}
     }
 
-    /// Records that arrived, waiting up to `milliseconds` for the first.
+    /// Records that arrived, waiting up to `milliseconds` for the programs to wake this
+    /// reader (they do once a quarter MiB waits: capture.h), then taking what is there.
     func poll(milliseconds: Int32) -> [[UInt8]] {
         _ = ring_buffer__poll(buffer, milliseconds)
+        _ = ring_buffer__consume(buffer)
         defer { sink.records.removeAll(keepingCapacity: true) }
         return sink.records
     }
