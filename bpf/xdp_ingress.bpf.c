@@ -210,10 +210,10 @@ int xdp_ingress(struct xdp_md *ctx)
 	} else if ((gen & (DP_GEN_NAT | DP_GEN_NAT_PEERS)) && dp_nat(&pkt, slot, !!(gen & DP_GEN_NAT_PEERS), &nat)) {
 		return dp_translate(ctx, &pkt, &nat);
 	}
-	/* Most packets need nothing more: ports that no VIP of this interface and no
-	 * backend use skip the load balancer. */
-	to_vip = lb_port_listed(&dp_lb_vports, pkt.key[DP_FW_F_DPORT]);
-	if (!to_vip && !lb_port_listed(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
+	/* Most packets need nothing more: those to no VIP address and port of this
+	 * interface, from a port no backend uses, skip the load balancer. */
+	to_vip = lb_maybe_vip(&pkt);
+	if (!to_vip && !lb_bit_set(&dp_lb_rports, pkt.key[DP_FW_F_SPORT]))
 		return dp_done(ctx, &pkt, DP_VERDICT_PASS, DP_REASON_NONE, decider);
 	/* The load balancer: packets of its connections, both ways, then new flows to a VIP. */
 	verdict = lb_connection(&pkt, &nat);

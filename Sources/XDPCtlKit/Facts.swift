@@ -36,9 +36,9 @@ extension Dataplane {
         var out: [String: InterfaceFacts] = [:]
         for iface in state?.interfaces ?? [] {
             let dir = root.interface(iface.name)
-            guard let maps = (try? GenerationMaps.pinned(in: dir)) ?? nil else {
+            guard let maps = (try? Self.currentMaps(in: dir)) ?? nil else {
                 // A program of an older build: the next apply loads this build's. ABI 3
-                // and 4 have a root of this shape; ABI 2 reads the rate-limit and
+                // to 5 have a root of this shape; ABI 2 reads the rate-limit and
                 // load-balancer slot its firewall header names.
                 let rootWord = (try? BPFMap.open(pinned: "\(dir)/\(DP_MAP_GEN)").lookup(UInt32(0), as: UInt32.self)) ?? nil
                 let slot = rootWord.map { $0 == 0 ? nil : $0 & DP_GEN_SLOT } ?? legacySlot(iface.name)
@@ -51,6 +51,14 @@ extension Dataplane {
                                              firewallCapacity: table.map { Self.firewallCapacity(of: $0) ?? 0 })
         }
         return out
+    }
+
+    /// The generation maps of the program pinned in `dir` when it is of this build's
+    /// layout; nil for an older one (a full apply replaces it): ABI 2 has no generation
+    /// root, ABI 5 no VIP filter (it filtered by port alone).
+    static func currentMaps(in dir: String) throws(BPFError) -> GenerationMaps? {
+        guard access("\(dir)/\(DP_MAP_LB_VFILTER)", F_OK) == 0 else { return nil }
+        return try GenerationMaps.pinned(in: dir)
     }
 
     /// The dp_rl slot an ABI 2 program reads: its firewall table header's base.

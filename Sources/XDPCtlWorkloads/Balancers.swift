@@ -20,7 +20,7 @@ extension Dataplane {
             e.epoch = epoch
             try backends.update(index, e)
         }
-        try object.map(DP_MAP_LB_VPORTS).fill(LoadBalancerCompiler.portWords(LoadBalancerCompiler.vipPorts(lbs)))
+        try object.map(DP_MAP_LB_VFILTER).fill(LoadBalancerCompiler.portWords(LoadBalancerCompiler.vipBits(lbs)))
         try object.map(DP_MAP_LB_RPORTS).fill(LoadBalancerCompiler.portWords(Set(lbs.flatMap { $0.backends.map(\.port) })))
         return (backendSlots, try Dataplane.balancerTables(tables))
     }

@@ -78,7 +78,8 @@ struct ApplyPlanTests {
         let plan = try Self.plan(try Self.config(#"{"name": "eth0", "load_balancers": [\#(Self.balancer)]}"#))
         let eth0 = plan.interfaces[0]
         #expect(eth0.firewall == nil && eth0.balancers != nil)
-        #expect(eth0.slots.backends.count == 2 && eth0.freshBackendSlots == [1, 2] && eth0.vipPorts == [80])
+        #expect(eth0.slots.backends.count == 2 && eth0.freshBackendSlots == [1, 2])
+        #expect(eth0.vipBits == [UInt16(dp_lb_vip_bit(IPAddress("10.0.0.10")!.words[0], 0, 0, 0, 80))], "the VIP's address and port")
         #expect(plan.replyPorts == [8080])
     }
 
@@ -146,7 +147,7 @@ struct ApplyPlanTests {
         let next = try Self.config(#"{"name": "eth0", "load_balancers": [\#(Self.balancer.replacingOccurrences(of: "10.1.0.3", with: "10.1.0.4"))]}"#)
         let eth0 = try Self.plan(next, over: old).interfaces[0]
         #expect(eth0.removedBackendSlots == [2] && eth0.freshBackendSlots == [3] && eth0.freshVipSlots.isEmpty)
-        #expect(eth0.oldVipPorts == [80] && eth0.vipPorts == [80] && eth0.epoch == 2)
+        #expect(eth0.oldVipBits == eth0.vipBits && eth0.vipBits.count == 1 && eth0.epoch == 2)
 
         let missing = #expect(throws: ConfigErrors.self) { try Self.plan(first, ifindexes: [:]) }
         #expect(missing?.errors.map(\.description) == [#"interfaces[0].name: no interface "eth0" in this network namespace"#])

@@ -211,7 +211,7 @@ struct AgentEndToEndTests {
         #expect(try !lab.tcpEcho(to: lab.serverV4, port: 3333), "still blocked after the bad file")
         #expect(try lab.tcpEcho(to: lab.serverV6, port: 8080))
 
-        var samples = try scrape(lab, agent)
+        let samples = try scrape(lab, agent)
         #expect(value(samples, "xdpctl_applies_total", ["result": "failure"]) == 1)
         #expect(value(samples, "xdpctl_applies_total", ["result": "success"]) == 2)
         #expect(value(samples, "xdpctl_config_last_apply_successful") == 0)

@@ -15,7 +15,7 @@
 
 #include <linux/types.h>
 
-#define DP_ABI_VERSION 5
+#define DP_ABI_VERSION 6
 
 /* ---- limits (overridable at build time) -------------------------------------- */
 
@@ -135,7 +135,7 @@
 #define DP_MAP_LB_BACKENDS "dp_lb_backends"
 #define DP_MAP_LB_VSTATS  "dp_lb_vstats"
 #define DP_MAP_LB_BSTATS  "dp_lb_bstats"
-#define DP_MAP_LB_VPORTS  "dp_lb_vports"
+#define DP_MAP_LB_VFILTER "dp_lb_vfilter"  /* until ABI 5: dp_lb_vports, by port alone */
 #define DP_MAP_LB_RPORTS  "dp_lb_rports"   /* shared by all interfaces: pinned at the pin root */
 #define DP_MAP_LB_HEALTH  "dp_lb_health"   /* made by the control plane; no program reads it */
 #define DP_MAP_CAPTURE    "dp_capture"       /* shared by all interfaces: pinned at the pin root */
@@ -433,14 +433,27 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
  * endpoint may serve several VIPs, and traffic to a backend straight through the LB
  * host passes untouched.
  *
- * Port filters spare most packets the connection lookup: bit p of dp_lb_vports (per
- * interface) is set when a VIP of the interface has destination port p, bit p of
- * dp_lb_rports (shared) when a backend answers from source port p; each is an
- * ARRAY[DP_LB_PORT_WORDS] of __u32, bit p being bit p % 32 of word p / 32. A clear bit
- * skips the lookup, a set one only says "look". Apply sets the bits of both the old and
- * the new generation before the swap and clears the old ones' after it.
+ * Filters spare most packets the connection lookup. dp_lb_vfilter (per interface) has
+ * bit dp_lb_vip_bit(address, port) set for each VIP of the interface: a packet to
+ * another address on a VIP's port finds its bit clear but for one chance in 65,536 per
+ * VIP. dp_lb_rports (shared) has bit p set when a backend answers from source port p.
+ * Each is an ARRAY[DP_LB_PORT_WORDS] of __u32, bit b being bit b % 32 of word b / 32. A
+ * clear bit skips the lookup, a set one only says "look". Apply sets the bits of both
+ * the old and the new generation before the swap and clears the old ones' after it.
  */
 #define DP_LB_PORT_WORDS (65536 / 32)
+
+/* The dp_lb_vfilter bit of destination address a0..a3 (host-order words, as the packet
+ * key's) and port: a multiplicative hash, the same in the program and the control plane. */
+static inline __u32 dp_lb_vip_bit(__u32 a0, __u32 a1, __u32 a2, __u32 a3, __u32 port)
+{
+	__u32 h = a0 * 0x9e3779b1u ^ a1 * 0x85ebca77u ^ a2 * 0xc2b2ae3du ^ a3 * 0x27d4eb2fu ^ port * 0x165667b1u;
+
+	h ^= h >> 15;
+	h *= 0x2c1b3c6du;
+	h ^= h >> 16;
+	return h & 0xffff;
+}
 struct dp_lb_endpoint {
 	__u32 addr[4];  /* host-order words, as the packet key's */
 	__u16 port;     /* host order */

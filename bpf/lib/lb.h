@@ -76,7 +76,7 @@ struct {
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} dp_lb_vports SEC(".maps");
+} dp_lb_vfilter SEC(".maps");
 
 /* The next hop toward each backend, per CPU (see forward.h). */
 struct {
@@ -95,13 +95,24 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } dp_lb_rports SEC(".maps");
 
-/* Whether a port filter has `port`'s bit set (DP_FW_NO_PORT lies past its end). */
-static __always_inline int lb_port_listed(void *filter, __u32 port)
+/* Whether a filter has bit `bit` set (DP_FW_NO_PORT lies past its end). */
+static __always_inline int lb_bit_set(void *filter, __u32 bit)
 {
-	__u32 word = port / 32;
+	__u32 word = bit / 32;
 	__u32 *bits = bpf_map_lookup_elem(filter, &word);
 
-	return bits && (*bits >> (port % 32)) & 1;
+	return bits && (*bits >> (bit % 32)) & 1;
+}
+
+/* Whether the packet may be to a VIP of this interface (dp_lb_vfilter). */
+static __always_inline int lb_maybe_vip(const struct dp_pkt *p)
+{
+	const __u32 *k = p->key;
+
+	if (k[DP_FW_F_DPORT] > 0xffff)
+		return 0;
+	return lb_bit_set(&dp_lb_vfilter, dp_lb_vip_bit(k[DP_FW_F_DST0], k[DP_FW_F_DST0 + 1], k[DP_FW_F_DST0 + 2],
+							  k[DP_FW_F_DST0 + 3], k[DP_FW_F_DPORT]));
 }
 
 enum lb_step {

@@ -82,10 +82,15 @@ public enum LoadBalancerCompiler {
         return tables
     }
 
-    /// The destination ports of `lbs`' VIPs, for the interface's port filter.
-    public static func vipPorts(_ lbs: [LoadBalancer]) -> Set<UInt16> { Set(lbs.map(\.port)) }
+    /// The bits `lbs`' VIPs (address and port) set in the interface's VIP filter.
+    public static func vipBits(_ lbs: [LoadBalancer]) -> Set<UInt16> {
+        Set(lbs.map { lb in
+            let a = lb.vip.words
+            return UInt16(dp_lb_vip_bit(a[0], a[1], a[2], a[3], UInt32(lb.port)))
+        })
+    }
 
-    /// A port filter's words (xdpctl_abi.h): bit p % 32 of word p / 32 set for each port.
+    /// A filter's words (xdpctl_abi.h): bit b % 32 of word b / 32 set for each bit b.
     public static func portWords(_ ports: Set<UInt16>) -> [UInt32] {
         var words = [UInt32](repeating: 0, count: Int(DP_LB_PORT_WORDS))
         for p in ports { words[Int(p) / 32] |= 1 << (UInt32(p) % 32) }

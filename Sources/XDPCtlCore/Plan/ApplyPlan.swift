@@ -94,9 +94,9 @@ public struct InterfacePlan {
     public var resetDefault: Bool
     /// Backend slots the new generation no longer uses: their connections are balanced afresh.
     public var removedBackendSlots: [UInt32]
-    /// The VIP ports of the running generation and of the new one (the port filter).
-    public var oldVipPorts: Set<UInt16>
-    public var vipPorts: Set<UInt16>
+    /// The VIP filter's bits of the running generation and of the new one.
+    public var oldVipBits: Set<UInt16>
+    public var vipBits: Set<UInt16>
     /// The epoch of the backend slots this apply fills: its generation.
     public var epoch: UInt32
     /// The file has NAT rules and this interface's nat_fast_path allows: its XDP program

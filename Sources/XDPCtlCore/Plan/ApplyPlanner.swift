@@ -146,8 +146,8 @@ public struct ApplyPlanner {
             freshBackendSlots: freshBackends, freshNatSlots: freshNat,
             removedNatSlots: (previous?.natSlots ?? [:]).filter { nat[$0.key] == nil }.map(\.value).sorted(), resetDefault: oldIface?.firewall?.defaultAction != iface.firewall?.defaultAction,
             removedBackendSlots: (previous?.backendSlots ?? [:]).filter { !kept.contains($0.key) }.map(\.value).sorted(),
-            oldVipPorts: LoadBalancerCompiler.vipPorts(oldIface?.loadBalancers ?? []),
-            vipPorts: LoadBalancerCompiler.vipPorts(iface.loadBalancers),
+            oldVipBits: LoadBalancerCompiler.vipBits(oldIface?.loadBalancers ?? []),
+            vipBits: LoadBalancerCompiler.vipBits(iface.loadBalancers),
             epoch: UInt32(truncatingIfNeeded: generation))
     }
 }

@@ -19,7 +19,7 @@ struct BalancerInstaller: Installer {
     /// counters zeroed before any table names them; so do new VIPs' counters.
     func prepare(_ stage: InterfaceStage) throws(BPFError) {
         let plan = stage.plan
-        try writeVipPorts(stage, plan.oldVipPorts.union(plan.vipPorts))
+        try writeVipFilter(stage, plan.oldVipBits.union(plan.vipBits))
         guard let tables = plan.balancers else { return }
         let backends = try BPFMap.open(pinned: root.map(DP_MAP_LB_BACKENDS, of: stage.name))
         let backendStats = try BPFMap.open(pinned: root.map(DP_MAP_LB_BSTATS, of: stage.name))
@@ -38,7 +38,7 @@ struct BalancerInstaller: Installer {
     }
 
     func undo(_ stage: InterfaceStage) {
-        try? writeVipPorts(stage, stage.plan.oldVipPorts)
+        try? writeVipFilter(stage, stage.plan.oldVipBits)
     }
 
     /// The port filter narrows to the new ports; removed backends' slots get epoch 0, so
@@ -46,7 +46,7 @@ struct BalancerInstaller: Installer {
     /// checks count as up: what earlier checks recorded of them goes.
     func retire(_ stage: InterfaceStage) throws(BPFError) {
         let plan = stage.plan
-        if plan.oldVipPorts != plan.vipPorts { try writeVipPorts(stage, plan.vipPorts) }
+        if plan.oldVipBits != plan.vipBits { try writeVipFilter(stage, plan.vipBits) }
         if let health = try? BPFMap.open(pinned: root.map(DP_MAP_LB_HEALTH, of: stage.name)) {
             for lb in plan.config.loadBalancers where lb.healthCheck == nil {
                 for b in lb.backends {
@@ -65,10 +65,10 @@ struct BalancerInstaller: Installer {
         }
     }
 
-    /// Sets the interface's VIP port filter to `ports` (nothing to do when it stays empty).
-    func writeVipPorts(_ stage: InterfaceStage, _ ports: Set<UInt16>) throws(BPFError) {
-        guard !(stage.plan.oldVipPorts.isEmpty && stage.plan.vipPorts.isEmpty) else { return }
-        try BPFMap.open(pinned: root.map(DP_MAP_LB_VPORTS, of: stage.name)).fill(LoadBalancerCompiler.portWords(ports))
+    /// Sets the interface's VIP filter to `bits` (nothing to do when it stays empty).
+    func writeVipFilter(_ stage: InterfaceStage, _ bits: Set<UInt16>) throws(BPFError) {
+        guard !(stage.plan.oldVipBits.isEmpty && stage.plan.vipBits.isEmpty) else { return }
+        try BPFMap.open(pinned: root.map(DP_MAP_LB_VFILTER, of: stage.name)).fill(LoadBalancerCompiler.portWords(bits))
     }
 }
 

@@ -150,8 +150,10 @@ struct ProgramInstaller {
         for pin in stage.setAside { unlink(pin + "_old") }
         // Maps of older builds, left by a program this apply replaced: ABI 2's firewall
         // map, ABI 3's interface counters, ABI 4's connection tables and NAT counters of
-        // the interface.
-        for old in ["dp_fw", "dp_stats", "dp_lb_ct", "dp_lb_half", "dp_ct", "dp_ct_new", "dp_nat_stats"] { unlink(root.map(old, of: stage.name)) }
+        // the interface, ABI 5's VIP port filter.
+        for old in ["dp_fw", "dp_stats", "dp_lb_ct", "dp_lb_half", "dp_ct", "dp_ct_new", "dp_nat_stats", "dp_lb_vports"] {
+            unlink(root.map(old, of: stage.name))
+        }
         unlink(root.shared("dp_lb_reply"))
         if stage.plan.nat == nil { try XDPLink.detach(pinPath: root.tcLink(stage.name), interface: stage.name) }
     }
