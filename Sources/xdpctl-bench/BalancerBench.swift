@@ -8,8 +8,8 @@ import XDPCtlKit
 import XDPCtlWorkloads
 
 /// Program cost of the load balancer's paths. "non-VIP pass" is traffic to a port no VIP
-/// uses (the port filter stops it), "non-VIP, VIP port" traffic to a VIP's port on
-/// another address (both lookups run). They rewrite the frame, so each is run
+/// uses, "non-VIP, VIP port" traffic to a VIP's port on another address (the VIP filter,
+/// by address and port, stops both). They rewrite the frame, so each is run
 /// through the restore_frame wrapper (the frame written back before every run, then a
 /// tail call into the program); the wrapper's own cost, measured with XDP_DROP behind it
 /// on the same frames, is taken out, and the direct XDP_DROP cost put back, so the rows
