@@ -24,7 +24,11 @@ itself costs. Each system does the same job on the same topology:
   dnat in         WAN -> 10.204.2.1:8080, sent on to 10.204.1.2:8080
   new flows out   LAN -> WAN, 60,000 sources in turn, each frame a new flow (a fresh
                   source range and destination port every run: masquerade has 64,512
-                  ports per destination, and the previous run's flows live 30 s)
+                  ports per destination, and the previous run's flows live 30 s), each
+                  source from a port of its own, which both systems keep (RFC 4787
+                  port preservation; real clients' ephemeral ports)
+  new flows out, one port   the same, every source from port 40000: each new flow but
+                  the first needs a port search, over a range the run fills to 93%
 
 Systems: the kernel forwarding with no NAT (the floor of the stack path), nftables
 (masquerade and dnat with conntrack), and xdpctl; the first two with xdpctl's bare XDP
@@ -113,17 +117,20 @@ class Lab(Namespaces):
     def drops(self, ns, dev):
         return xdp_drops(run("ip", "netns", "exec", ns, "ethtool", "-S", dev))
 
-    def send(self, ns, dev, flow, seconds, rate, sources=1, frames=1 << 40):
+    def send(self, ns, dev, flow, seconds, rate, sources=1, frames=1 << 40, own_ports=False):
         return json.loads(run("taskset", "-c", "0", self.bench, "--netns", ns, "--interface", dev, "--send", str(frames),
-                              "--seconds", str(seconds), "--rate", str(rate), "--flow", flow, "--sources", str(sources)))
+                              "--seconds", str(seconds), "--rate", str(rate), "--flow", flow, "--sources", str(sources),
+                              *(["--source-ports"] if own_ports else [])))
 
 
-# The paths: (name, sender namespace attr, sender device, flow, sink namespace attr, sink device, sources).
+# The paths: (name, sender namespace attr, sender device, flow, sink namespace attr, sink
+# device, sources, each source from its own port).
 PATHS = [
-    ("snat out", "gen", "vg", f"{LAN},{FAR},{PORT}", "far", "vx", 1),
-    ("snat reply", "far", "vh", f"{FAR},{ROUTER_WAN},{PORT}", "gen", "vs", 1),
-    ("dnat in", "far", "vh", f"{FAR},{ROUTER_WAN},{DNAT_PORT}", "gen", "vs", 1),
-    ("new flows out", "gen", "vg", None, "far", "vx", NEW_FLOWS),
+    ("snat out", "gen", "vg", f"{LAN},{FAR},{PORT}", "far", "vx", 1, False),
+    ("snat reply", "far", "vh", f"{FAR},{ROUTER_WAN},{PORT}", "gen", "vs", 1, False),
+    ("dnat in", "far", "vh", f"{FAR},{ROUTER_WAN},{DNAT_PORT}", "gen", "vs", 1, False),
+    ("new flows out", "gen", "vg", None, "far", "vx", NEW_FLOWS, True),
+    ("new flows out, one port", "gen", "vg", None, "far", "vx", NEW_FLOWS, False),
 ]
 
 
@@ -153,14 +160,15 @@ def systems(args, lab, work):
 def measure(args, lab, path, run_index, floor=False):
     """Sends a path's frames; returns (router ns per delivered frame, delivered / sent).
     `floor`: the router's receiving veth drops them at once (its count is the delivery)."""
-    name, sender, sdev, flow, sink, kdev, sources = path
+    name, sender, sdev, flow, sink, kdev, sources, own_ports = path
     seconds, frames = args.seconds, 1 << 40
     if flow is None:  # every frame a new flow: one pass over the sources, paced alike
-        flow = f"10.{100 + run_index % 100}.0.1,{FAR},{PORT + 1 + run_index % 100}"
+        fresh = run_index % 50 + (100 if own_ports else 0)
+        flow = f"10.{100 + fresh}.0.1,{FAR},{PORT + 1 + fresh}"
         seconds, frames = 30, sources
     sink_ns, sink_dev = (lab.dut, lab.lan if sdev == "vg" else lab.wan) if floor else (getattr(lab, sink), kdev)
     before, cpu = lab.drops(sink_ns, sink_dev), lab.router_ns()
-    out = lab.send(getattr(lab, sender), sdev, flow, seconds, args.rate, sources, frames)
+    out = lab.send(getattr(lab, sender), sdev, flow, seconds, args.rate, sources, frames, own_ports)
     busy, delivered = lab.router_ns() - cpu, lab.drops(sink_ns, sink_dev) - before
     return busy / max(delivered, 1), delivered / max(out["frames"], 1)
 
@@ -210,10 +218,10 @@ def main():
              "runs_router_ns": [round(ns, 1) for ns, _ in rs], "delivered": round(med(d for _, d in rs), 4)}
             for (system, path), rs in runs.items() if rs]
     nft = {r["path"]: r for r in rows if r["system"].startswith("nftables")}
-    print(f"{'path':14} {'system':28} {'router ns/pkt':>13} {'÷ nftables':>11} {'net ns/pkt':>11} {'÷ nftables':>11} {'delivered':>9}")
+    print(f"{'path':24} {'system':28} {'router ns/pkt':>13} {'÷ nftables':>11} {'net ns/pkt':>11} {'÷ nftables':>11} {'delivered':>9}")
     for r in rows:
         n = nft[r["path"]]
-        print(f"{r['path']:14} {r['system']:28} {r['router_ns']:13.1f} {r['router_ns'] / n['router_ns']:10.2f}x "
+        print(f"{r['path']:24} {r['system']:28} {r['router_ns']:13.1f} {r['router_ns'] / n['router_ns']:10.2f}x "
               f"{r['net_ns']:11.1f} {r['net_ns'] / n['net_ns']:10.2f}x {r['delivered']:9.4f}")
     print(f"(medians of {args.runs} runs at {args.rate} packets/s offered ({NEW_FLOWS} new flows per run); router ns/pkt = the "
           "router's NAPI threads' CPU time per delivered frame; net = that minus the floor's (the router's veth dropping every "

@@ -42,6 +42,7 @@ struct Bench: ParsableCommand {
     @Option(help: "With --send: stop after this many seconds even if frames remain.") var seconds = 30.0
     @Option(help: "With --send: UDP frames of one flow, as SRC,DST,DPORT.") var flow = "10.201.0.1,10.201.0.2,9"
     @Option(help: "With --send and --flow: rotate the IPv4 source over this many addresses from SRC up.") var sources = 1
+    @Flag(help: "With --sources: each source sends from a port of its own (1024 up) instead of all from 40000.") var sourcePorts = false
     @Option(help: ArgumentHelp("With --send: the many-flow trace of a rule set instead of --flow (the rule set of --emit-config for acl).", valueName: "PROFILE:RULES"))
     var trace: String?
     @Option(help: "Distinct packets of a trace: --send --trace, and the program-cost trace rows.") var tracePackets = 10_000

@@ -36,7 +36,8 @@ extension Bench {
         return ifindex
     }
 
-    /// The packets --send sends: --trace's, or --flow's with --sources rotating the IPv4 source.
+    /// The packets --send sends: --trace's, or --flow's with --sources rotating the IPv4
+    /// source (and with --source-ports the source port).
     func generatorPackets() throws -> [PacketKey] {
         if let trace {
             let parts = trace.split(separator: ":")
@@ -50,9 +51,10 @@ extension Bench {
             throw ValidationError("--flow takes SRC,DST,DPORT of one family, e.g. 10.201.0.1,10.201.0.2,9")
         }
         guard sources == 1 || src.family == .ipv4 else { throw ValidationError("--sources works with an IPv4 --flow") }
-        return (0..<sources).map { i in
-            PacketKey(src: i == 0 ? src : IPAddress(family: .ipv4, words: [src.words[0] &+ UInt32(i), 0, 0, 0]),
-                      dst: dst, proto: 17, srcPort: 40000, dstPort: port)
+        return (0..<sources).map { (i: Int) -> PacketKey in
+            let address = i == 0 ? src : IPAddress(family: .ipv4, words: [src.words[0] &+ UInt32(i), 0, 0, 0])
+            let sourcePort: UInt16 = sourcePorts ? UInt16(1024 + i % 64512) : 40000
+            return PacketKey(src: address, dst: dst, proto: 17, srcPort: sourcePort, dstPort: port)
         }
     }
 
