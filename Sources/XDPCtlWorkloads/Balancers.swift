@@ -20,8 +20,8 @@ extension Dataplane {
             e.epoch = epoch
             try backends.update(index, e)
         }
-        try object.map(DP_MAP_LB_VFILTER).fill(LoadBalancerCompiler.portWords(LoadBalancerCompiler.vipBits(lbs)))
-        try object.map(DP_MAP_LB_RPORTS).fill(LoadBalancerCompiler.portWords(Set(lbs.flatMap { $0.backends.map(\.port) })))
+        try object.map(DP_MAP_LB_VFILTER).fill(LoadBalancerCompiler.filterWords(LoadBalancerCompiler.vipBits(lbs)))
+        try object.map(DP_MAP_LB_RPORTS).fill(LoadBalancerCompiler.filterWords(Set(lbs.flatMap { $0.backends.map(\.port) })))
         return (backendSlots, try Dataplane.balancerTables(tables))
     }
 }

@@ -14,7 +14,7 @@ struct PatchApplyTests {
         defer { ns.close() }
         try ns.run {
             let dp = try Dataplane(pinRoot: "/sys/fs/bpf/\(tag)-\(getpid())", netns: nil)
-            defer { try? dp.down() }
+            defer { _ = try? dp.down() }
             try body(dp)
         }
     }
@@ -144,9 +144,9 @@ struct PatchApplyTests {
             #expect(try dp.apply(RuleProfile.config(fw, interface: "xlba")).changed)
             #expect(try dp.state()?.interfaces[0].firewallCapacity == FirewallTable.capacity(for: nodes))
             let program = try XDPLink.program(pinPath: dp.root.link("xlba"))
-            let hit = PacketKey(src: try IPAddress("10.0.7.9")!, dst: try IPAddress("10.9.9.9")!, proto: 6, srcPort: 40000, dstPort: 1010)
+            let hit = PacketKey(src: IPAddress("10.0.7.9")!, dst: IPAddress("10.9.9.9")!, proto: 6, srcPort: 40000, dstPort: 1010)
             #expect(try TestRun.run(programFD: program.raw, packet: PacketBuilder().frame(hit)).returnValue == DP_VERDICT_PASS.rawValue) // r7 allows
-            try dp.down()
+            _ = try dp.down()
 
             // 65 rate limits do not fit (64 entries): the apply fails after the program loaded.
             let limits = (0..<65).map { #"{"name":"l\#($0)","per":"rule","proto":"udp","dst_ports":[\#($0 + 1)],"packets_per_second":100}"# }

@@ -437,11 +437,11 @@ _Static_assert(sizeof(struct dp_rl_stats) == 16, "dp_rl_stats changed: bump DP_A
  * bit dp_lb_vip_bit(address, port) set for each VIP of the interface: a packet to
  * another address on a VIP's port finds its bit clear but for one chance in 65,536 per
  * VIP. dp_lb_rports (shared) has bit p set when a backend answers from source port p.
- * Each is an ARRAY[DP_LB_PORT_WORDS] of __u32, bit b being bit b % 32 of word b / 32. A
+ * Each is an ARRAY[DP_LB_FILTER_WORDS] of __u32, bit b being bit b % 32 of word b / 32. A
  * clear bit skips the lookup, a set one only says "look". Apply sets the bits of both
  * the old and the new generation before the swap and clears the old ones' after it.
  */
-#define DP_LB_PORT_WORDS (65536 / 32)
+#define DP_LB_FILTER_WORDS (65536 / 32)
 
 /* The dp_lb_vfilter bit of destination address a0..a3 (host-order words, as the packet
  * key's) and port: a multiplicative hash, the same in the program and the control plane. */

@@ -72,7 +72,7 @@ struct {
 
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DP_LB_PORT_WORDS);
+	__uint(max_entries, DP_LB_FILTER_WORDS);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
@@ -89,7 +89,7 @@ struct {
 /* One for all interfaces: the control plane points its pin at the pin root. */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__uint(max_entries, DP_LB_PORT_WORDS);
+	__uint(max_entries, DP_LB_FILTER_WORDS);
 	__type(key, __u32);
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);

@@ -91,9 +91,9 @@ public enum LoadBalancerCompiler {
     }
 
     /// A filter's words (xdpctl_abi.h): bit b % 32 of word b / 32 set for each bit b.
-    public static func portWords(_ ports: Set<UInt16>) -> [UInt32] {
-        var words = [UInt32](repeating: 0, count: Int(DP_LB_PORT_WORDS))
-        for p in ports { words[Int(p) / 32] |= 1 << (UInt32(p) % 32) }
+    public static func filterWords(_ bits: Set<UInt16>) -> [UInt32] {
+        var words = [UInt32](repeating: 0, count: Int(DP_LB_FILTER_WORDS))
+        for b in bits { words[Int(b) / 32] |= 1 << (UInt32(b) % 32) }
         return words
     }
 

@@ -68,7 +68,7 @@ struct BalancerInstaller: Installer {
     /// Sets the interface's VIP filter to `bits` (nothing to do when it stays empty).
     func writeVipFilter(_ stage: InterfaceStage, _ bits: Set<UInt16>) throws(BPFError) {
         guard !(stage.plan.oldVipBits.isEmpty && stage.plan.vipBits.isEmpty) else { return }
-        try BPFMap.open(pinned: root.map(DP_MAP_LB_VFILTER, of: stage.name)).fill(LoadBalancerCompiler.portWords(bits))
+        try BPFMap.open(pinned: root.map(DP_MAP_LB_VFILTER, of: stage.name)).fill(LoadBalancerCompiler.filterWords(bits))
     }
 }
 
@@ -81,7 +81,7 @@ struct ReplyPorts {
         let path = root.shared(DP_MAP_LB_RPORTS)
         // The map appears with the first program loaded; without it nothing is filtered.
         guard access(path, F_OK) == 0 else { return }
-        try BPFMap.open(pinned: path).fill(LoadBalancerCompiler.portWords(ports))
+        try BPFMap.open(pinned: path).fill(LoadBalancerCompiler.filterWords(ports))
     }
 }
 
