@@ -10,6 +10,8 @@ import SystemPackage
 ///   ROOT/agent/withdrawn/      present while that agent announces nothing because the
 ///                              node is drained (its answer to ROOT/drain)
 ///   ROOT/capture/              the directory a running capture holds locked (lockCapture)
+///   ROOT/owner/                in a private load's root, the directory its command holds
+///                              locked while it lives (lockOwner)
 ///   ROOT/drain/                present while the node is drained (xdpctl drain): the
 ///                              programs serve, no VIP is announced
 ///   ROOT/ifaces/NAME/link      the XDP bpf_link of interface NAME
@@ -29,6 +31,7 @@ public struct PinRoot: Sendable {
     public var interfaces: String { "\(path)/ifaces" }
     public var agent: String { "\(path)/agent" }
     public var capture: String { "\(path)/capture" }
+    public var owner: String { "\(path)/owner" }
     public var drainMark: String { "\(path)/drain" }
     public var withdrawnMark: String { "\(agent)/withdrawn" }
     public func interface(_ name: String) -> String { "\(interfaces)/\(name)" }
@@ -109,6 +112,13 @@ public struct PinRoot: Sendable {
     /// another capture holds it.
     public func lockCapture() throws(BPFError) -> OwnedDescriptor {
         try lockDirectory(capture, create: true, .lockCapture(capture))!
+    }
+
+    /// Holds the lock of a private load's root for the life of the returned descriptor:
+    /// the root is in use. Fails at once (EWOULDBLOCK) while a command holds it; without
+    /// `create`, nil when the root has no owner directory.
+    public func lockOwner(create: Bool) throws(BPFError) -> OwnedDescriptor? {
+        try lockDirectory(owner, create: create, .lockPinRoot(owner))
     }
 
     /// lockAgent; without `create`, nil when no agent ever ran here (nothing to hold).

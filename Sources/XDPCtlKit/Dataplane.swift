@@ -19,6 +19,8 @@ public final class Dataplane {
     var maglevCaches: [String: MaglevCache] = [:]
     /// Applies attach the programs; a private load (loadPrivately) pins them instead.
     var attaches = true
+    /// A private load's hold on its root (PinRoot.lockOwner).
+    var ownerLock: OwnedDescriptor?
     /// Seconds an apply, down or flush waits for another one that holds the pin root.
     public var lockWait: Double = 60
     /// Told when a command starts waiting for the lock (with lockWait).

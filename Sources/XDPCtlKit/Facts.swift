@@ -36,7 +36,7 @@ extension Dataplane {
         var out: [String: InterfaceFacts] = [:]
         for iface in state?.interfaces ?? [] {
             let dir = root.interface(iface.name)
-            guard let maps = (try? Self.currentMaps(in: dir)) ?? nil else {
+            guard let maps = (try? currentMaps(of: iface.name)) ?? nil else {
                 // A program of an older build: the next apply loads this build's. ABI 3
                 // to 5 have a root of this shape; ABI 2 reads the rate-limit and
                 // load-balancer slot its firewall header names.
@@ -53,11 +53,17 @@ extension Dataplane {
         return out
     }
 
-    /// The generation maps of the program pinned in `dir` when it is of this build's
+    /// The generation maps of interface `name`'s program when it is of this build's
     /// layout; nil for an older one (a full apply replaces it): ABI 2 has no generation
-    /// root, ABI 5 no VIP filter (it filtered by port alone).
-    static func currentMaps(in dir: String) throws(BPFError) -> GenerationMaps? {
+    /// root, ABI 5 no VIP filter (it filtered by port alone). The running program's own
+    /// maps say so, as well as the pins: an apply that failed after loading a new
+    /// program leaves its pins beside the old program.
+    func currentMaps(of name: String) throws(BPFError) -> GenerationMaps? {
+        let dir = root.interface(name)
         guard access("\(dir)/\(DP_MAP_LB_VFILTER)", F_OK) == 0 else { return nil }
+        if access(root.link(name), F_OK) == 0, !(try XDPLink.mapNames(pinPath: root.link(name))).contains(DP_MAP_LB_VFILTER) {
+            return nil
+        }
         return try GenerationMaps.pinned(in: dir)
     }
 

@@ -32,7 +32,7 @@ extension Dataplane {
         let name = iface.name
         do throws(BPFError) {
             // A program of an older build is replaced by a full apply.
-            guard let maps = try Self.currentMaps(in: root.interface(name)) else { return nil }
+            guard let maps = try currentMaps(of: name) else { return nil }
             var tables = try maps.runningTables()
             guard let gen = try maps.running(), gen.slot < DP_GEN_SLOTS, let running = tables[.firewall], iface.firewallNodes > 0,
                   Self.firewallCapacity(of: running) == iface.firewallCapacity else { return nil }

@@ -24,6 +24,9 @@ struct UpgradeTests {
             #expect(result.changes.contains("~ xlba: program of an older build replaced"), "\(result.changes)")
             #expect(try XDPLink.info(pinPath: dp.root.link("xlba")).programID != before)
             #expect(access(filter, F_OK) == 0 && access(old, F_OK) != 0)
+            // What tells a running program's build: the maps it uses.
+            let maps = try XDPLink.mapNames(pinPath: dp.root.link("xlba"))
+            #expect(maps.isSuperset(of: [DP_MAP_LB_VFILTER, DP_MAP_CT, DP_MAP_GEN]) && !maps.contains("dp_lb_vports"), "\(maps)")
             let program = try XDPLink.program(pinPath: dp.root.link("xlba"))
             let b = PacketBuilder()
             let syn = Checksums.filled(b.ipv4(src: "10.50.0.2", dst: "10.50.100.1", .tcp(src: 40000, dst: 80, flags: 0x02)))

@@ -91,18 +91,30 @@ static __always_inline struct dp_capture_rec *capture_reserve(const struct dp_pk
 
 /* Submits a record. Waking the reader costs an interrupt (irq_work) per record, a
  * self-IPI that makes a virtual machine exit: that, not the copy, was most of what a
- * recorded packet cost. The reader is woken once, by the record that takes what waits
- * past DP_CAPTURE_WAKE_BYTES (a reader slow to run would otherwise be woken by every
- * record until it ran), and reads whatever is there when its poll times out (100 ms). */
+ * recorded packet cost. The reader is woken once DP_CAPTURE_WAKE_BYTES wait, once per
+ * filling: capture_woken is set by the record that wakes it (a reader slow to run would
+ * otherwise be woken by every record until it ran) and cleared by one that finds the
+ * ring drained below the mark. A flag rather than the one record that crosses the mark:
+ * with several CPUs recording, the crossing record may see others' reservations already
+ * past it. Two CPUs racing on the flag cost at most a second wakeup. The reader also
+ * reads whatever is there when its poll times out (100 ms). */
 #define DP_CAPTURE_WAKE_BYTES (256 * 1024)
-#define DP_CAPTURE_REC_BYTES ((sizeof(struct dp_capture_rec) + BPF_RINGBUF_HDR_SZ + 7) & ~7ul)
+
+static volatile __u32 capture_woken;
 
 static __always_inline void capture_submit(struct dp_capture_rec *r)
 {
-	__u64 waiting = bpf_ringbuf_query(&dp_capture_ring, BPF_RB_AVAIL_DATA); /* this one included */
-	int crossed = waiting >= DP_CAPTURE_WAKE_BYTES && waiting < DP_CAPTURE_WAKE_BYTES + DP_CAPTURE_REC_BYTES;
+	__u64 waiting = bpf_ringbuf_query(&dp_capture_ring, BPF_RB_AVAIL_DATA);
+	__u64 flags = BPF_RB_NO_WAKEUP;
 
-	bpf_ringbuf_submit(r, crossed ? BPF_RB_FORCE_WAKEUP : BPF_RB_NO_WAKEUP);
+	if (waiting < DP_CAPTURE_WAKE_BYTES) {
+		if (capture_woken)
+			capture_woken = 0;
+	} else if (!capture_woken) {
+		capture_woken = 1;
+		flags = BPF_RB_FORCE_WAKEUP;
+	}
+	bpf_ringbuf_submit(r, flags);
 }
 
 #endif

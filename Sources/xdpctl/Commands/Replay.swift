@@ -28,9 +28,10 @@ struct Replay: ParsableCommand {
             decisions (the load balancer's next hop, NAT) still read this host's routes \
             and neighbours, as the program would where it runs.
 
-            EXIT STATUS: 0; 1 when nothing is applied, the interface is not attached, or \
-            IN cannot be read (a link type other than Ethernet, a truncated file: the \
-            packets before it were replayed); 64 on a usage error.
+            EXIT STATUS: 0; 1 when nothing is applied, the interface is not attached, IN \
+            cannot be read (a link type other than Ethernet, a truncated file: the packets \
+            before it were replayed), or FILE is not a valid config or cannot be loaded; 64 \
+            on a usage error.
 
             EXAMPLES:
               tcpdump -i eth0 -w in.pcap -c 1000
