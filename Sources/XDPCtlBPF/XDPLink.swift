@@ -52,15 +52,15 @@ public enum XDPLink {
         return OwnedDescriptor(try checkFD(bpf_prog_get_fd_by_id(id), .linkInfo(pinPath)))
     }
 
-    /// The names of the maps the program a pinned link runs uses, as the kernel keeps
-    /// them (15 characters at most): what tells one build's program from another's.
-    public static func mapNames(pinPath: String) throws(BPFError) -> Set<String> {
+    /// The ids of the maps the program a pinned link runs uses: whether it reads a map
+    /// tells one build's program from another's.
+    public static func mapIDs(pinPath: String) throws(BPFError) -> [UInt32] {
         let program = try program(pinPath: pinPath)
         var info = bpf_prog_info()
         var len = UInt32(MemoryLayout<bpf_prog_info>.size)
         try check(bpf_obj_get_info_by_fd(program.raw, &info, &len), .linkInfo(pinPath))
-        var ids = [UInt32](repeating: 0, count: Int(info.nr_map_ids))
         let count = info.nr_map_ids
+        var ids = [UInt32](repeating: 0, count: Int(count))
         info = bpf_prog_info()
         info.nr_map_ids = count
         let rc = ids.withUnsafeMutableBufferPointer { buffer in
@@ -68,17 +68,7 @@ public enum XDPLink {
             return bpf_obj_get_info_by_fd(program.raw, &info, &len)
         }
         try check(rc, .linkInfo(pinPath))
-        var names = Set<String>()
-        for id in ids.prefix(Int(min(count, info.nr_map_ids))) {
-            let fd = bpf_map_get_fd_by_id(id)
-            guard fd >= 0 else { continue } // freed meanwhile
-            let map = OwnedDescriptor(fd)
-            var mapInfo = bpf_map_info()
-            var mapLen = UInt32(MemoryLayout<bpf_map_info>.size)
-            try check(bpf_obj_get_info_by_fd(map.raw, &mapInfo, &mapLen), .linkInfo(pinPath))
-            names.insert(withUnsafeBytes(of: mapInfo.name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
-        }
-        return names
+        return Array(ids.prefix(Int(min(count, info.nr_map_ids))))
     }
 
     /// A pinned program (not a link), as an owned descriptor.

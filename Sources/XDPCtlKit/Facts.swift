@@ -55,13 +55,13 @@ extension Dataplane {
 
     /// The generation maps of interface `name`'s program when it is of this build's
     /// layout; nil for an older one (a full apply replaces it): ABI 2 has no generation
-    /// root, ABI 5 no VIP filter (it filtered by port alone). The running program's own
-    /// maps say so, as well as the pins: an apply that failed after loading a new
-    /// program leaves its pins beside the old program.
+    /// root, ABI 5 no VIP filter (it filtered by port alone). The running program must
+    /// read the pinned filter itself: an apply that failed after loading a new program
+    /// leaves that program's pins beside the old one.
     func currentMaps(of name: String) throws(BPFError) -> GenerationMaps? {
-        let dir = root.interface(name)
-        guard access("\(dir)/\(DP_MAP_LB_VFILTER)", F_OK) == 0 else { return nil }
-        if access(root.link(name), F_OK) == 0, !(try XDPLink.mapNames(pinPath: root.link(name))).contains(DP_MAP_LB_VFILTER) {
+        let dir = root.interface(name), filter = "\(dir)/\(DP_MAP_LB_VFILTER)"
+        guard access(filter, F_OK) == 0 else { return nil }
+        if access(root.link(name), F_OK) == 0, !(try XDPLink.mapIDs(pinPath: root.link(name))).contains(try BPFMap.open(pinned: filter).info().id) {
             return nil
         }
         return try GenerationMaps.pinned(in: dir)
