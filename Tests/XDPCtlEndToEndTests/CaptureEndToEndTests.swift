@@ -5,15 +5,17 @@ import XDPCtlCore
 
 @Suite("End to end: capture", .serialized)
 struct CaptureEndToEndTests {
-    /// Starts `xdpctl capture ARGS` against the lab's pin root; returns it once the programs
-    /// record (it says "capturing" then).
-    static func startCapture(_ lab: Lab, _ args: [String], log: String) throws -> Process {
+    /// Starts `xdpctl capture ARGS` against pin root `pinRoot`, its standard error to
+    /// `log` and its standard output to `output` (or nowhere); returns it once the
+    /// programs record (it says "capturing" then).
+    static func startCapture(_ pinRoot: String, _ args: [String], log: String, output: String? = nil) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: xdpctlBinary)
-        p.arguments = ["capture", "--pin-root", lab.pinRoot] + args
+        p.arguments = ["capture", "--pin-root", pinRoot] + args
         _ = FileManager.default.createFile(atPath: log, contents: nil)
         p.standardError = FileHandle(forWritingAtPath: log)
-        p.standardOutput = FileHandle.nullDevice
+        if let output { _ = FileManager.default.createFile(atPath: output, contents: nil) }
+        p.standardOutput = output.flatMap { FileHandle(forWritingAtPath: $0) } ?? FileHandle.nullDevice
         try p.run()
         for _ in 0..<100 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("capturing") { usleep(50_000) }
         return p
@@ -34,7 +36,7 @@ struct CaptureEndToEndTests {
         #expect(try lab.apply(config).status == 0)
         let file = "/tmp/xdpctl-e2e-capture-\(lab.tag).pcapng", log = "/tmp/xdpctl-e2e-capture-\(lab.tag).log"
         defer { unlink(file); unlink(log) }
-        let capture = try Self.startCapture(lab, ["--interface", lab.serverIf, "--verdict", "drop", "--duration", "4", "-w", file], log: log)
+        let capture = try Self.startCapture(lab.pinRoot, ["--interface", lab.serverIf, "--verdict", "drop", "--duration", "4", "-w", file], log: log)
         #expect(try !lab.tcpEcho(to: lab.serverV4, port: 2222))
         _ = try sh(["ip", "netns", "exec", lab.client, "ping", "-c", "12", "-i", "0.02", "-W", "1", lab.serverV4], timeout: 10)
         capture.waitUntilExit()
@@ -59,7 +61,7 @@ struct CaptureEndToEndTests {
         #expect(tcpdump.out.split(separator: "\n").count == blocked + limited && tcpdump.out.contains("\(lab.serverV4).2222"), "\(tcpdump.out) \(tcpdump.err)")
 
         // A filter expression picks among the drops; a bad one is a usage error.
-        let pings = try Self.startCapture(lab, ["--interface", lab.serverIf, "--reason", "rate_limit", "-c", "3", "--duration", "20", "-w", file, "icmp"], log: log)
+        let pings = try Self.startCapture(lab.pinRoot, ["--interface", lab.serverIf, "--reason", "rate_limit", "-c", "3", "--duration", "20", "-w", file, "icmp"], log: log)
         _ = try sh(["ip", "netns", "exec", lab.client, "ping", "-c", "12", "-i", "0.02", "-W", "1", lab.serverV4], timeout: 10)
         pings.waitUntilExit()
         #expect(try Self.comments(file) == Array(repeating: "xdp drop reason rate_limit limit pings", count: 3))
@@ -77,7 +79,7 @@ struct CaptureEndToEndTests {
             return status.out.contains(#""capture_running": true"#)
         }
         #expect(try !recording())
-        let killed = try Self.startCapture(lab, ["--interface", lab.serverIf], log: log)
+        let killed = try Self.startCapture(lab.pinRoot, ["--interface", lab.serverIf], log: log)
         kill(killed.processIdentifier, SIGKILL)
         killed.waitUntilExit()
         #expect(try recording())
@@ -134,6 +136,26 @@ struct CaptureEndToEndTests {
         for _ in 0..<100 where !((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").contains("listening on") { usleep(50_000) }
         try body()
         usleep(300_000)
+    }
+
+    @Test("the tc hook: SNAT's packets are recorded as they leave the router, rewritten to its address, and the replies as XDP translated them back")
+    func tcHook() throws {
+        let lab = try NATLab()
+        defer { lab.close() }
+        try #require(try lab.apply(lab.config(NATEndToEndTests.rules(lab))).status == 0)
+        let log = "/tmp/xdpctl-e2e-capture-tc-\(getpid()).log", out = "/tmp/xdpctl-e2e-capture-tc-\(getpid()).txt"
+        defer { unlink(log); unlink(out) }
+        let capture = try Self.startCapture(lab.pinRoot, ["--netns", lab.router, "--interface", lab.routerWanIf, "udp port 7000",
+                                                          "-c", "6", "--duration", "20"], log: log, output: out)
+        defer { stopBounded(capture) }
+        let udp = try lab.python(lab.lan, NATLab.udpClient, [lab.serverV4, "7000", "3", lab.clientV4])
+        #expect(udp.count == 3 && !udp.contains { $0.hasPrefix("FAIL") }, "\(udp)")
+        capture.waitUntilExit()
+        let lines = try String(contentsOfFile: out, encoding: .utf8).split(separator: "\n").map(String.init)
+        let sent = lines.filter { $0.contains(" tc pass ") && $0.contains(": \(lab.routerWanV4):") && $0.contains(" > \(lab.serverV4):7000 udp") }
+        let back = lines.filter { $0.contains(" xdp ") && $0.contains(": \(lab.serverV4):7000 > \(lab.clientV4):") }
+        #expect(sent.count == 3 && back.count == 3, "three datagrams out (tc, from the router's address) and three replies back (XDP, to the client): \(lines)")
+        print("capture on the NAT side:\n\(lines.joined(separator: "\n"))")
     }
 
     @Test("replay: a capture tcpdump recorded in the lab gets the verdicts the live traffic got, with the rule that decided; through a new config loaded privately (-f) it gets that config's, and the running data plane counts nothing; other link types and truncated files are refused")

@@ -206,7 +206,6 @@ final class NATLab: RouterLab {
 
     var namespaces: [String] { [lan, router, wan] + (far.map { [$0] } ?? []) }
 
-    /// A config: the WAN interface holds `nat` (JSON text), the LAN one is attached bare.
     /// A config: `nat` (JSON text) on the WAN side; the LAN side attached, with
     /// `fastPath` as its nat_fast_path ("auto" is off on these veths; "on" is safe here:
     /// the LAN and WAN hosts send with full checksums).
