@@ -64,15 +64,17 @@ static __always_inline int dp_unchanged(const struct dp_pkt *p, const struct dp_
  * its frame (the FIB lookup's) would add to each caller's. */
 static __noinline int dp_translate(struct xdp_md *ctx, const struct dp_pkt *p, const struct dp_target *t)
 {
+	__u32 decider;
 	int lb;
 
 	if (!p || !t)
 		return XDP_ABORTED;
 	lb = t->hop != DP_NO_HOP;
+	decider = lb ? DP_DECIDER_BACKEND | t->hop : DP_DECIDER_NONE;
 	if (!dp_unchanged(p, t) && nat_rewrite(ctx, p, t->side, t->to.addr, t->to.port))
-		return dp_done(ctx, p, DP_VERDICT_ABORTED, DP_REASON_NONE, lb ? DP_DECIDER_BACKEND | t->hop : 0);
+		return dp_done(ctx, p, DP_VERDICT_ABORTED, DP_REASON_NONE, decider);
 	return dp_done(ctx, p, dp_forward(ctx, p, lb ? lb_hop(t->hop) : 0, lb ? lb_backend_addr(t->hop) : 0, t->tag, t->egress),
-		       DP_REASON_NONE, lb ? DP_DECIDER_BACKEND | t->hop : 0);
+		       DP_REASON_NONE, decider);
 }
 
 /* The steps after the firewall let the packet through, each a global function: the

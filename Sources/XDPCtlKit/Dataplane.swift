@@ -85,6 +85,20 @@ public final class Dataplane {
         return state
     }
 
+    /// reportState, for a command that needs something applied.
+    func appliedState() throws(DataplaneError) -> DataplaneState {
+        guard let state = try reportState() else { throw .state("nothing applied under \(root.path)") }
+        return state
+    }
+
+    /// Interface `name` of `state`, or an error naming the attached ones.
+    func attached(_ name: String, in state: DataplaneState) throws(DataplaneError) -> InterfaceState {
+        guard let s = state.interfaces.first(where: { $0.name == name }) else {
+            throw .state("\(name) is not attached under \(root.path) (attached: \(state.interfaces.map(\.name).joined(separator: ", ")))")
+        }
+        return s
+    }
+
     private func decodedReportState() throws(DataplaneError) -> DataplaneState? {
         guard let state = try state(config: false) else { return nil }
         guard state.interfaces.contains(where: { $0.summary == nil }), var full = try self.state(config: true) else { return state }

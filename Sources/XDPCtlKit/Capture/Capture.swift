@@ -62,7 +62,7 @@ extension Dataplane {
     /// applied, the names do not resolve, or another capture runs.
     public func capture(_ request: CaptureRequest, filter: PacketFilter?, started: () -> Void = {}, stop: () -> Bool,
                         each: (CapturedPacket) -> Bool) throws(DataplaneError) -> CaptureSummary {
-        guard let state = try reportState() else { throw .state("nothing applied under \(root.path)") }
+        let state = try appliedState()
         let names = CaptureNames(state)
         var cfg = dp_capture_cfg()
         cfg.on = 1
@@ -73,9 +73,7 @@ extension Dataplane {
         cfg.reasons = request.reasons.isEmpty ? ~0 : Self.mask(request.reasons, InterfaceStats.reasonNames)
         var backends: Set<UInt32>?
         if let name = request.interface {
-            guard let s = state.interfaces.first(where: { $0.name == name }) else {
-                throw .state("\(name) is not attached under \(root.path) (attached: \(state.interfaces.map(\.name).joined(separator: ", ")))")
-            }
+            let s = try attached(name, in: state)
             cfg.ifindex = UInt32(bitPattern: s.ifindex)
             if let rule = request.rule {
                 let decider = try names.decider(rule, on: s)

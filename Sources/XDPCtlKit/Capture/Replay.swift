@@ -33,11 +33,9 @@ extension Dataplane {
     /// lock.
     public func replay(interface: String, next: () throws(PcapReader.Failure) -> PcapReader.Packet?,
                        each: (ReplayedPacket) -> Void) throws(DataplaneError) -> ReplaySummary {
-        guard let state = try reportState() else { throw .state("nothing applied under \(root.path)") }
+        let state = try appliedState()
         try enterRecordedNetns(state)
-        guard let s = state.interfaces.first(where: { $0.name == interface }) else {
-            throw .state("\(interface) is not attached under \(root.path) (attached: \(state.interfaces.map(\.name).joined(separator: ", ")))")
-        }
+        let s = try attached(interface, in: state)
         let program: OwnedDescriptor
         do {
             program = attaches ? try XDPLink.program(pinPath: root.link(interface)) : try XDPLink.pinnedProgram(root.program(interface))
